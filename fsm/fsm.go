@@ -1,0 +1,204 @@
+// Package fsm is what user action code imports: the Action interface, the
+// Context an action reads and writes, and the errors that steer retries.
+//
+// An action is a thin shim over code you already have:
+//
+//	func Charge(ctx context.Context, c *fsm.Context) (string, error) {
+//		var order Order
+//		if err := c.Decode("order", &order); err != nil {
+//			return "", fsm.Permanent(err) // bad input: retrying will not help
+//		}
+//		id, err := payments.Charge(ctx, order)
+//		if err != nil {
+//			return "", err // retried with backoff, up to max_retries
+//		}
+//		c.Set("payment_id", id)
+//		return "done", nil
+//	}
+//
+// The returned event picks the next transition. Returning "" from a do action of
+// a non-final state leaves the execution waiting for an outside event.
+//
+// Package fsm imports nothing but the standard library.
+package fsm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Action is one entry, do, exit or transition action.
+type Action interface {
+	Execute(ctx context.Context, c *Context) (event string, err error)
+}
+
+// ActionFunc adapts a function to Action.
+type ActionFunc func(ctx context.Context, c *Context) (event string, err error)
+
+// Execute calls f.
+func (f ActionFunc) Execute(ctx context.Context, c *Context) (string, error) { return f(ctx, c) }
+
+// Facts are the read-only facts of the step an action runs in.
+type Facts struct {
+	Machine       string
+	State         string
+	Event         string
+	CorrelationID string
+	// Steps counts the messages of the execution dispatched so far (0 for the start).
+	Steps int
+	// Retries counts earlier failed attempts of this step.
+	Retries int
+	// Fence is the lease's fence token: pass it to shared resources so that they
+	// can refuse writes from a worker whose lease was taken over.
+	Fence int64
+}
+
+// Context is the user context of an execution (a JSON object carried from step to
+// step) plus the facts of the current step. It is not safe for concurrent use.
+type Context struct {
+	facts  Facts
+	values map[string]any
+	logger *slog.Logger
+	delay  time.Duration
+}
+
+// NewContext returns a Context holding values (which it takes ownership of; nil
+// means empty). The engine uses it, and so can tests of your actions.
+func NewContext(facts Facts, values map[string]any, logger *slog.Logger) *Context {
+	if values == nil {
+		values = map[string]any{}
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Context{facts: facts, values: values, logger: logger}
+}
+
+// Machine is the machine's name.
+func (c *Context) Machine() string { return c.facts.Machine }
+
+// State is the state whose action runs.
+func (c *Context) State() string { return c.facts.State }
+
+// Event is the event that led to this step.
+func (c *Context) Event() string { return c.facts.Event }
+
+// CorrelationID identifies the execution.
+func (c *Context) CorrelationID() string { return c.facts.CorrelationID }
+
+// Steps is the number of messages dispatched so far.
+func (c *Context) Steps() int { return c.facts.Steps }
+
+// Retries is the number of earlier failed attempts of this step.
+func (c *Context) Retries() int { return c.facts.Retries }
+
+// Fence is the lease's fence token for this step.
+func (c *Context) Fence() int64 { return c.facts.Fence }
+
+// Facts returns all facts at once.
+func (c *Context) Facts() Facts { return c.facts }
+
+// Logger carries machine, state, event, correlation_id, steps and retries.
+func (c *Context) Logger() *slog.Logger { return c.logger }
+
+// Get returns the raw value under key (as decoded from JSON: string, float64,
+// bool, nil, []any, map[string]any, or whatever an earlier action Set).
+func (c *Context) Get(key string) (any, bool) {
+	v, ok := c.values[key]
+	return v, ok
+}
+
+// Set stores v under key. v must be JSON-encodable; it is encoded when the next
+// message is sent.
+func (c *Context) Set(key string, v any) { c.values[key] = v }
+
+// Delete removes key.
+func (c *Context) Delete(key string) { delete(c.values, key) }
+
+// Keys returns the keys, sorted.
+func (c *Context) Keys() []string { return slices.Sorted(maps.Keys(c.values)) }
+
+// Values returns the user context itself (not a copy).
+func (c *Context) Values() map[string]any { return c.values }
+
+// ErrMissingKey is returned by Decode when the key is absent.
+var ErrMissingKey = errors.New("key not in context")
+
+// Decode decodes the value under key into out (a pointer), through JSON, so that
+// a value written by an earlier step as a map can be read as a struct.
+func (c *Context) Decode(key string, out any) error {
+	v, ok := c.values[key]
+	if !ok {
+		return fmt.Errorf("decode %q: %w", key, ErrMissingKey)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("decode %q: %w", key, err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("decode %q: %w", key, err)
+	}
+	return nil
+}
+
+// String returns the value under key if it is a string.
+func (c *Context) String(key string) (string, bool) {
+	s, ok := c.values[key].(string)
+	return s, ok
+}
+
+// Int returns the value under key as an int if it is a whole number.
+func (c *Context) Int(key string) (int, bool) {
+	switch v := c.values[key].(type) {
+	case int:
+		return v, true
+	case int64:
+		return int(v), true
+	case float64:
+		if v == float64(int(v)) {
+			return int(v), true
+		}
+	case json.Number:
+		n, err := v.Int64()
+		return int(n), err == nil
+	}
+	return 0, false
+}
+
+// Delay asks for the next message to be delivered no earlier than d from now
+// (a timer). The largest request of a step wins. Backends cap it (SQS: 900 s).
+func (c *Context) Delay(d time.Duration) {
+	if d > c.delay {
+		c.delay = d
+	}
+}
+
+// RequestedDelay is the delay asked for with Delay during this step.
+func (c *Context) RequestedDelay() time.Duration { return c.delay }
+
+// PermanentError marks an error that retrying cannot fix.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err so the engine fails the execution at once instead of
+// retrying. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// IsPermanent reports whether err is, or wraps, a PermanentError.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}

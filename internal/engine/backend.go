@@ -1,0 +1,258 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// The engine's seams. The engine declares what it needs from the outside world
+// here; packages under internal/backend implement it (memory, sqlite, and later
+// DynamoDB/Kinesis/SQS/SNS/Redis/Memcached), and wrappers (chaos, failover)
+// compose them. See docs/design.md for why they have this shape.
+
+// Status is the lifecycle state of one execution.
+type Status string
+
+// Execution statuses.
+const (
+	// StatusRunning: a message for the execution is in flight or being processed.
+	StatusRunning Status = "running"
+	// StatusWaiting: a non-final state yielded no event; the execution is parked
+	// until an outside event is delivered (lfsm send).
+	StatusWaiting Status = "waiting"
+	// StatusDone: a final state was reached and its exit action ran.
+	StatusDone Status = "done"
+	// StatusFailed: a fatal error, or retries were exhausted. Resume restarts it.
+	StatusFailed Status = "failed"
+	// StatusStopped: aborted by an operator. Resume restarts it.
+	StatusStopped Status = "stopped"
+)
+
+// Terminal reports whether no further message is expected without operator action.
+func (s Status) Terminal() bool {
+	return s == StatusDone || s == StatusFailed || s == StatusStopped
+}
+
+// Sentinel errors a Store returns and the engine branches on.
+var (
+	// ErrDuplicate: the step was already done, or a later step holds or finished
+	// the execution (a stale or duplicated message). The engine drops the message.
+	ErrDuplicate = errors.New("duplicate or stale message")
+	// ErrLeaseHeld: another worker holds an unexpired lease for the same step
+	// (a concurrent duplicate). The engine drops the message; the holder finishes it.
+	ErrLeaseHeld = errors.New("lease held by another worker")
+	// ErrFenceLost: at commit, the lease was taken over by someone else (our lease
+	// expired). Nothing was written.
+	ErrFenceLost = errors.New("fence token no longer current")
+	// ErrNotFound: no such execution.
+	ErrNotFound = errors.New("execution not found")
+	// ErrInactive: the execution is stopped (or otherwise refuses new steps).
+	ErrInactive = errors.New("execution is not active")
+)
+
+// AcquireRequest asks for the lease of one execution to run one attempt of a step.
+type AcquireRequest struct {
+	CorrelationID string
+	Machine       string
+	// Step is the message's steps counter (0 for the start message).
+	Step int
+	// Retries is the message's attempt number of that step (0 for the first).
+	Retries int
+	// Now and Expires bound the lease: Expires = Now + lease timeout.
+	Now     time.Time
+	Expires time.Time
+}
+
+// Lease is a granted lease. Fence increases by one with every grant for the
+// execution, so a holder that lost its lease can be told apart.
+type Lease struct {
+	Fence int64
+}
+
+// Outcome is what a processed step leads to.
+type Outcome string
+
+// Outcomes recorded at commit.
+const (
+	// OutcomeNext: the next message was sent; the step is done.
+	OutcomeNext Outcome = "next"
+	// OutcomeWait: no event; the execution waits for an outside event.
+	OutcomeWait Outcome = "wait"
+	// OutcomeDone: the execution finished.
+	OutcomeDone Outcome = "done"
+	// OutcomeRetry: the attempt failed; a retry of the same step was scheduled.
+	OutcomeRetry Outcome = "retry"
+	// OutcomeFailed: fatal error or retries exhausted; the execution failed.
+	OutcomeFailed Outcome = "failed"
+)
+
+// Commit records the end of one attempt, atomically: step done marker (unless the
+// outcome is a retry), lease release (only if Fence still matches), execution
+// status, checkpoint and one history entry.
+type Commit struct {
+	CorrelationID string
+	Machine       string
+	Step          int
+	Retries       int
+	Fence         int64
+	Outcome       Outcome
+	// Status the execution moves to.
+	Status Status
+	// State and Event after the step: where the execution now is.
+	State string
+	Event string
+	// Checkpoint is the wire-format message to restart from: the message sent
+	// (next), the parked message (wait), or the failed message (failed/retry).
+	Checkpoint []byte
+	// SendReceipt is the queue's identifier of the sent message, if any
+	// (Kinesis shard id and sequence number, SQS message id, row id).
+	SendReceipt string
+	// Error is the last error's text for retry/failed outcomes.
+	Error   string
+	History HistoryEntry
+	Now     time.Time
+}
+
+// HistoryEntry describes one invocation (one λ) of an execution.
+type HistoryEntry struct {
+	Step     int           `json:"step"`
+	Retries  int           `json:"retries"`
+	Fence    int64         `json:"fence"`
+	From     string        `json:"from"`
+	Event    string        `json:"event"`
+	To       string        `json:"to"`
+	Actions  []string      `json:"actions"`
+	Outcome  Outcome       `json:"outcome"`
+	Error    string        `json:"error,omitempty"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Execution is the stored record of one execution, as inspect shows it.
+type Execution struct {
+	CorrelationID string `json:"correlation_id"`
+	Machine       string `json:"machine"`
+	Status        Status `json:"status"`
+	State         string `json:"state"`
+	Event         string `json:"event"`
+	// DoneStep is the highest step committed as done (-1 when none).
+	DoneStep int   `json:"done_step"`
+	Retries  int   `json:"retries"`
+	Fence    int64 `json:"fence"`
+	// LeaseStep and LeaseExpires describe the current lease; LeaseExpires is zero
+	// when the lease is open.
+	LeaseStep    int       `json:"lease_step"`
+	LeaseExpires time.Time `json:"lease_expires,omitzero"`
+	LastError    string    `json:"last_error,omitempty"`
+	Checkpoint   []byte    `json:"-"`
+	SendReceipt  string    `json:"send_receipt,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// ListFilter selects executions for List (zero values match all).
+type ListFilter struct {
+	Machine string
+	Status  Status
+	Limit   int
+}
+
+// Store keeps execution records: leases with fence tokens, done markers,
+// checkpoints and history. It is the one seam that decides idempotency.
+type Store interface {
+	// Create records a new execution in status running before its first message is
+	// sent. It fails if the correlation id exists and is not terminal.
+	Create(ctx context.Context, e Execution) error
+	// Acquire grants the lease for (Step, Retries) iff the execution is not
+	// stopped, DoneStep < Step, no unexpired lease is held for a step >= Step,
+	// and no attempt of Step numbered >= Retries has already failed. It returns
+	// ErrDuplicate, ErrLeaseHeld or ErrInactive otherwise. An execution without a
+	// record (a message from another producer, e.g. the Python framework) is
+	// created on the fly.
+	Acquire(ctx context.Context, r AcquireRequest) (Lease, error)
+	// Commit applies c atomically, or returns ErrFenceLost and writes nothing.
+	Commit(ctx context.Context, c Commit) error
+	// Get returns one execution or ErrNotFound.
+	Get(ctx context.Context, correlationID string) (Execution, error)
+	// History returns an execution's entries, oldest first.
+	History(ctx context.Context, correlationID string) ([]HistoryEntry, error)
+	// List returns executions, most recently updated first.
+	List(ctx context.Context, f ListFilter) ([]Execution, error)
+	// SetStatus changes the status of a non-done execution (stop, resume), with
+	// the checkpoint to keep. It does not touch leases.
+	SetStatus(ctx context.Context, correlationID string, s Status, reason string, now time.Time) error
+}
+
+// OutMessage is one message to send to the event stream.
+type OutMessage struct {
+	// Key orders and partitions messages (the correlation id).
+	Key     string
+	Payload []byte
+	// Delay postpones delivery; backends that cannot delay return an error for
+	// a positive Delay (callers then use a Retrier that can).
+	Delay time.Duration
+}
+
+// Queue sends messages to the event stream that drives the engine. On AWS the
+// Lambda event source mapping receives them; locally a Source does.
+type Queue interface {
+	// Send sends one message and returns the backend's receipt for checkpoints.
+	Send(ctx context.Context, m OutMessage) (receipt string, err error)
+}
+
+// Retrier schedules a failed message to be run again no earlier than m.Delay
+// from now. Locally the queue itself does it (delayed delivery); on AWS a
+// DynamoDB table or SQS with DelaySeconds.
+type Retrier interface {
+	ScheduleRetry(ctx context.Context, m OutMessage) error
+}
+
+// Delivery is one received message of a local Source.
+type Delivery struct {
+	Payload []byte
+	// Receipt identifies the delivery for Ack/Extend.
+	Receipt string
+	// Attempts counts how many times this message was delivered.
+	Attempts int
+}
+
+// Source is the receive side of a local queue: at-least-once delivery with a
+// visibility timeout, so a crashed worker's message comes back.
+type Source interface {
+	// Receive waits up to wait for at most max messages and hides each for
+	// visibility. It returns an empty slice when nothing arrived.
+	Receive(ctx context.Context, max int, visibility, wait time.Duration) ([]Delivery, error)
+	// Ack deletes a processed delivery.
+	Ack(ctx context.Context, receipt string) error
+}
+
+// Metric names counted by the engine (REFERENCE.md §4), one per problem kind.
+const (
+	MetricDispatch  = "dispatch"
+	MetricError     = "error"
+	MetricFatal     = "fatal"
+	MetricRetry     = "retry"
+	MetricDuplicate = "duplicate"
+	MetricCache     = "cache"
+	MetricDone      = "done"
+)
+
+// MetricKey names a counter and its dimensions.
+type MetricKey struct {
+	Name    string
+	Machine string
+	State   string
+	Event   string
+}
+
+// Metrics receives counters. Implementations must be cheap and non-blocking
+// (aggregate in memory, flush elsewhere).
+type Metrics interface {
+	Add(k MetricKey, n int64)
+}
+
+// Clock tells the time; tests inject a fake.
+type Clock interface {
+	Now() time.Time
+}
