@@ -1,0 +1,179 @@
+package graph
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/goccy/go-graphviz"
+
+	"github.com/lfsm/lfsm/internal/spec"
+)
+
+// Format is an output format of Render.
+type Format string
+
+// Formats Render writes.
+const (
+	FormatDOT     Format = "dot"
+	FormatSVG     Format = "svg"
+	FormatPNG     Format = "png"
+	FormatMermaid Format = "mermaid"
+	FormatListing Format = "listing"
+)
+
+// Formats lists every Format, in the order help text shows them.
+var Formats = []Format{FormatDOT, FormatSVG, FormatPNG, FormatMermaid, FormatListing}
+
+// Binary reports whether f is not text (and should not be written to a terminal).
+func (f Format) Binary() bool {
+	return f == FormatPNG
+}
+
+// Options says what Render draws and how.
+type Options struct {
+	// Machine names the machine to draw; "" draws all of them (dot, mermaid and
+	// listing only: svg and png need a single machine).
+	Machine string
+	// Lambdas numbers the edges with their λ (REFERENCE.md §2).
+	Lambdas bool
+	// Format is the output format; "" means dot.
+	Format Format
+}
+
+// ErrMachineNeeded is returned by Render when an image format is asked for a spec
+// with several machines and no Options.Machine.
+var ErrMachineNeeded = errors.New("svg and png draw one machine: pass -m to choose one")
+
+// UnknownMachineError reports an Options.Machine the spec does not define.
+type UnknownMachineError struct {
+	Name string
+	// Known lists the spec's machines, in declaration order.
+	Known []string
+}
+
+func (e *UnknownMachineError) Error() string {
+	return fmt.Sprintf("machine %q not found (the spec defines %q)", e.Name, e.Known)
+}
+
+// Render writes the diagram(s) of s in opts.Format. svg/png need a single machine:
+// with Machine=="" and more than one machine it returns an error saying to pass -m.
+func Render(ctx context.Context, w io.Writer, s *spec.Spec, opts Options) error {
+	machines, err := selectMachines(s, opts.Machine)
+	if err != nil {
+		return err
+	}
+	switch opts.Format {
+	case FormatDOT, "":
+		bw := bufio.NewWriter(w)
+		for i, m := range machines {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if i > 0 {
+				bw.WriteByte('\n')
+			}
+			writeDOT(bw, DOT(m, opts.Lambdas))
+		}
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("write dot: %w", err)
+		}
+		return nil
+	case FormatMermaid:
+		return WriteMermaid(w, machines, opts.Lambdas)
+	case FormatListing:
+		bw := bufio.NewWriter(w)
+		for i, m := range machines {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if len(machines) > 1 {
+				if i > 0 {
+					bw.WriteByte('\n')
+				}
+				fmt.Fprintf(bw, "# %s\n\n", m.Name)
+			}
+			writeListing(bw, Lambdas(m))
+		}
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("write listing: %w", err)
+		}
+		return nil
+	case FormatSVG, FormatPNG:
+		if len(machines) != 1 {
+			return ErrMachineNeeded
+		}
+		return renderImage(ctx, w, machines[0], opts)
+	default:
+		return fmt.Errorf("unknown graph format %q (want one of %q)", opts.Format, Formats)
+	}
+}
+
+func selectMachines(s *spec.Spec, name string) ([]*spec.Machine, error) {
+	if name == "" {
+		if len(s.Machines) == 0 {
+			return nil, errors.New("the spec defines no machine")
+		}
+		return s.Machines, nil
+	}
+	if m := s.Machine(name); m != nil {
+		return []*spec.Machine{m}, nil
+	}
+	known := make([]string, 0, len(s.Machines))
+	for _, m := range s.Machines {
+		known = append(known, m.Name)
+	}
+	return nil, &UnknownMachineError{Name: name, Known: known}
+}
+
+// renderImage lays out the DOT of m with Graphviz (compiled to WebAssembly, so no
+// system Graphviz is needed) and writes it as SVG or PNG.
+func renderImage(ctx context.Context, w io.Writer, m *spec.Machine, opts Options) (err error) {
+	var dot bytes.Buffer
+	bw := bufio.NewWriter(&dot)
+	ast, ids := dotGraph(m, opts.Lambdas)
+	writeDOT(bw, ast)
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write dot: %w", err)
+	}
+	gv, err := graphviz.New(ctx)
+	if err != nil {
+		return fmt.Errorf("start graphviz: %w", err)
+	}
+	defer func() {
+		if cerr := gv.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close graphviz: %w", cerr)
+		}
+	}()
+	g, err := graphviz.ParseBytes(dot.Bytes())
+	if err != nil {
+		return fmt.Errorf("parse dot of machine %s: %w", m.Name, err)
+	}
+	defer func() {
+		if cerr := g.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close graph: %w", cerr)
+		}
+	}()
+	// The parser gives every node with an empty label its name as label; the
+	// pseudo nodes are meant to be bare circles.
+	for _, name := range []string{ids.startName, ids.endName} {
+		n, err := g.NodeByName(name)
+		if err != nil {
+			return fmt.Errorf("find node %s: %w", name, err)
+		}
+		if n != nil {
+			n.SetLabel("")
+		}
+	}
+	format := graphviz.SVG
+	if opts.Format == FormatPNG {
+		format = graphviz.PNG
+	}
+	if err := gv.Render(ctx, g, format, w); err != nil {
+		return fmt.Errorf("render machine %s as %s: %w", m.Name, opts.Format, err)
+	}
+	return nil
+}
