@@ -1,0 +1,89 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// FileName is the name of the project settings file looked up in the working
+// directory when no --config flag names another.
+const FileName = "lfsm.yaml"
+
+// DefaultSpecFile is the spec file commands read when no -f/--file is given.
+const DefaultSpecFile = "fsm.yaml"
+
+// EnvPrefix prefixes the environment variables that set lfsm options:
+// LFSM_OUTPUT sets --output, LFSM_LAMBDA_ARN sets --lambda-arn.
+const EnvPrefix = "LFSM"
+
+// Target says where executions run and state lives.
+type Target string
+
+// Targets. Only local is implemented so far; aws is accepted so that project
+// files and scripts can name it before it lands.
+const (
+	TargetLocal Target = "local"
+	TargetAWS   Target = "aws"
+)
+
+// Targets lists the valid targets, in the order help text shows them.
+func Targets() []Target { return []Target{TargetLocal, TargetAWS} }
+
+// ParseTarget returns the Target named by s.
+func ParseTarget(s string) (Target, error) {
+	t := Target(s)
+	if slices.Contains(Targets(), t) {
+		return t, nil
+	}
+	names := make([]string, 0, len(Targets()))
+	for _, t := range Targets() {
+		names = append(names, string(t))
+	}
+	return "", fmt.Errorf("unknown target %q: want one of %s", s, strings.Join(names, ", "))
+}
+
+// Config is the content of lfsm.yaml. Every key may also be given as a flag of
+// the same name or as an LFSM_ environment variable (dashes become underscores).
+type Config struct {
+	// File is the spec file (flag -f/--file).
+	File string `mapstructure:"file" json:"file"`
+	// Machine is the machine commands act on when -m/--machine is not given.
+	Machine string `mapstructure:"machine" json:"machine"`
+	// Target is where executions run (flag --target).
+	Target Target `mapstructure:"target" json:"target"`
+	// Output is the preferred output format of commands that print results
+	// (flag --output). Commands reject formats they do not support.
+	Output string `mapstructure:"output" json:"output"`
+	// LambdaARN is the deployed function that Step Functions exports call
+	// (flag --lambda-arn).
+	LambdaARN string `mapstructure:"lambda-arn" json:"lambda_arn"`
+}
+
+// Default returns the settings used when nothing else sets them.
+func Default() Config {
+	return Config{File: DefaultSpecFile, Target: TargetLocal, Output: "text"}
+}
+
+// Keys lists the keys lfsm.yaml may hold, sorted.
+func Keys() []string {
+	return []string{"file", "lambda-arn", "machine", "output", "target"}
+}
+
+// Validate checks values whose shape is known without a command's context. It
+// reports every problem it finds.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Target != "" {
+		if _, err := ParseTarget(string(c.Target)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.LambdaARN != "" {
+		if _, err := ParseLambdaARN(c.LambdaARN); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,96 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseLambdaARN(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    LambdaARN
+		wantErr string // substring of the reason; empty means success
+	}{
+		{in: "arn:aws:lambda:us-east-1:123456789012:function:orders",
+			want: LambdaARN{Partition: "aws", Region: "us-east-1", Account: "123456789012", Function: "orders"}},
+		{in: "arn:aws-cn:lambda:cn-north-1:123456789012:function:my_fn-2:live",
+			want: LambdaARN{Partition: "aws-cn", Region: "cn-north-1", Account: "123456789012", Function: "my_fn-2", Qualifier: "live"}},
+		{in: "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:f:$LATEST",
+			want: LambdaARN{Partition: "aws-us-gov", Region: "us-gov-west-1", Account: "123456789012", Function: "f", Qualifier: "$LATEST"}},
+		{in: "orders", wantErr: "not of the form"},
+		{in: "arn:aws:lambda:us-east-1:123456789012:function", wantErr: "not of the form"},
+		{in: "arn:gcp:lambda:us-east-1:123456789012:function:f", wantErr: `bad partition "gcp"`},
+		{in: "arn:aws:sqs:us-east-1:123456789012:function:f", wantErr: `service is "sqs"`},
+		{in: "arn:aws:lambda:useast1:123456789012:function:f", wantErr: `bad region "useast1"`},
+		{in: "arn:aws:lambda:us-east-1:1234:function:f", wantErr: "not 12 digits"},
+		{in: "arn:aws:lambda:us-east-1:123456789012:layer:f", wantErr: `resource type is "layer"`},
+		{in: "arn:aws:lambda:us-east-1:123456789012:function:a.b", wantErr: `bad function name "a.b"`},
+		{in: "arn:aws:lambda:us-east-1:123456789012:function:f:a:b", wantErr: "not of the form"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseLambdaARN(tt.in)
+			if tt.wantErr != "" {
+				var ae *ARNError
+				if !errors.As(err, &ae) || !strings.Contains(ae.Reason, tt.wantErr) {
+					t.Fatalf("ParseLambdaARN(%q) error = %v, want an ARNError with %q", tt.in, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseLambdaARN(%q): %v", tt.in, err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("ParseLambdaARN(%q) mismatch (-want +got):\n%s", tt.in, diff)
+			}
+			if got.String() != tt.in {
+				t.Errorf("String() = %q, want %q", got.String(), tt.in)
+			}
+		})
+	}
+}
+
+func TestParseTarget(t *testing.T) {
+	for _, s := range []string{"local", "aws"} {
+		if got, err := ParseTarget(s); err != nil || string(got) != s {
+			t.Errorf("ParseTarget(%q) = %q, %v", s, got, err)
+		}
+	}
+	if _, err := ParseTarget("gcp"); err == nil || !strings.Contains(err.Error(), "local, aws") {
+		t.Errorf("ParseTarget(gcp) error = %v, want one naming the allowed targets", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		c    Config
+		want []string // substrings of the error, all must appear; none means valid
+	}{
+		{name: "default", c: Default()},
+		{name: "bad target and arn", c: Config{Target: "gcp", LambdaARN: "nope"},
+			want: []string{`unknown target "gcp"`, `invalid Lambda function ARN "nope"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.c.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want errors %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %v, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
