@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Run lfsm's checks and test suite from the repository root: go vet, then every
+# package's tests, uncached. Extra arguments are passed to go test (e.g. -run X).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+go vet ./...
+go test -count=1 "$@" ./...
