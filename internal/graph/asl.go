@@ -27,9 +27,9 @@ const aslMaxName = 80
 // (Step Functions retries it: States.ALL, 1 s, backoff 2.0, max_retries attempts),
 // followed by a Choice state "S-choices" that routes on the state and event the
 // invocation returned. Both are needed because local transitions run inside the
-// invocation and can leave the execution past S. Each final state F also gets a
-// Task "F-final" that runs its exit action when the invocation returns
-// current_event pseudo_final. Choices of final states default to a Succeed state;
+// invocation and can leave the execution past S. Each final state F with an exit
+// action also gets a Task "F-final" that runs it when the invocation returns
+// current_event pseudo_final (the seed's last λ). Choices of final states default to a Succeed state;
 // the others default to a Fail state, since no transition matched. States Step
 // Functions could never reach are left out. Names that would collide with a state
 // get underscores appended.
@@ -152,7 +152,7 @@ func (b *aslBuilder) build() (*aslDoc, error) {
 	finalOf := map[spec.StateName]string{}
 	for _, s := range b.m.States {
 		choiceOf[s.Name] = b.name(string(s.Name) + "-choices")
-		if s.Final {
+		if s.Final && s.ExitAction != nil {
 			finalOf[s.Name] = b.name(string(s.Name) + "-final")
 		}
 	}
@@ -177,8 +177,8 @@ func (b *aslBuilder) build() (*aslDoc, error) {
 			return nil, err
 		}
 		states = append(states, aslNamed{choiceOf[s.Name], choice})
-		if s.Final {
-			states = append(states, aslNamed{finalOf[s.Name], task(
+		if final, ok := finalOf[s.Name]; ok {
+			states = append(states, aslNamed{final, task(
 				fmt.Sprintf("run the exit action of final state %s", s.Name), succeed)})
 		}
 	}
@@ -221,8 +221,8 @@ func (b *aslBuilder) choice(s *spec.State, finalOf map[spec.StateName]string, su
 		}
 	}
 	for _, x := range closure {
-		if x.Final {
-			c.Choices = append(c.Choices, stateAndEvent(x.Name, spec.PseudoFinal, finalOf[x.Name]))
+		if final, ok := finalOf[x.Name]; ok {
+			c.Choices = append(c.Choices, stateAndEvent(x.Name, spec.PseudoFinal, final))
 		}
 	}
 	// A final state reached locally ends the execution on any other event, as
