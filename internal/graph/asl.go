@@ -29,10 +29,11 @@ const aslMaxName = 80
 // invocation returned. Both are needed because local transitions run inside the
 // invocation and can leave the execution past S. Each final state F with an exit
 // action also gets a Task "F-final" that runs it when the invocation returns
-// current_event pseudo_final (the seed's last λ). Choices of final states default to a Succeed state;
-// the others default to a Fail state, since no transition matched. States Step
-// Functions could never reach are left out. Names that would collide with a state
-// get underscores appended.
+// current_event pseudo_final (the seed's last λ). Choices of final states default
+// to a Succeed state, the others to a Fail state, since no transition matched; a
+// state with nothing to choose goes straight there. States Step Functions could
+// never reach are left out, as it rejects them. Names that would collide with a
+// state get underscores appended.
 func ASL(m *spec.Machine, lambdaARN string) ([]byte, error) {
 	if lambdaARN == "" {
 		return nil, errors.New("export asl: no lambda arn")
@@ -170,13 +171,20 @@ func (b *aslBuilder) build() (*aslDoc, error) {
 	}
 	var states aslStates
 	for _, s := range b.m.States {
-		states = append(states, aslNamed{string(s.Name), task(
-			fmt.Sprintf("dispatch the event that leads into %s", s.Name), choiceOf[s.Name])})
 		choice, err := b.choice(s, finalOf, succeed, fail)
 		if err != nil {
 			return nil, err
 		}
-		states = append(states, aslNamed{choiceOf[s.Name], choice})
+		// A Choice state needs at least one rule; with none, the task goes
+		// straight to where the choice would default.
+		if len(choice.Choices) == 0 {
+			states = append(states, aslNamed{string(s.Name), task(
+				fmt.Sprintf("dispatch the event that leads into %s", s.Name), choice.Default)})
+		} else {
+			states = append(states,
+				aslNamed{string(s.Name), task(fmt.Sprintf("dispatch the event that leads into %s", s.Name), choiceOf[s.Name])},
+				aslNamed{choiceOf[s.Name], choice})
+		}
 		if final, ok := finalOf[s.Name]; ok {
 			states = append(states, aslNamed{final, task(
 				fmt.Sprintf("run the exit action of final state %s", s.Name), succeed)})
