@@ -156,7 +156,7 @@ func checkActions(ctx context.Context, dir string, env []string, s *spec.Spec) (
 			Context: ctx,
 			Dir:     dir,
 			Env:     env,
-			Mode:    packages.NeedName | packages.NeedFiles | packages.NeedTypes | packages.NeedImports,
+			Mode:    packages.NeedName | packages.NeedFiles | packages.NeedSyntax | packages.NeedTypes | packages.NeedTypesInfo,
 		}
 		pkgs, err := packages.Load(cfg, pkgPaths...)
 		if err != nil {
@@ -240,16 +240,11 @@ func judge(pkg *types.Package, pkgPath, ident string) verdict {
 			summary: fmt.Sprintf("%s is not exported", ref),
 			hint:    fmt.Sprintf("rename it to %s so that the generated main package can use it", exportedName(ident))}
 	}
-	iface, sig := actionTypes(pkg)
 	wrong := func(what string) verdict {
 		return verdict{code: CodeWrongActionType,
 			summary: fmt.Sprintf("%s is %s, not an action", ref, what),
 			detail:  fmt.Sprintf("an action is a type implementing fsm.Action (method Execute(ctx context.Context, c *fsm.Context) (string, error)), a function %s, or a package-level variable holding an fsm.Action", actionSignature),
 		}
-	}
-	if iface == nil {
-		// The package does not import fsm, so nothing in it can be an action.
-		return wrong(describe(obj))
 	}
 	switch o := obj.(type) {
 	case *types.TypeName:
@@ -260,10 +255,10 @@ func judge(pkg *types.Package, pkgPath, ident string) verdict {
 		if types.IsInterface(t) {
 			return wrong("an interface type")
 		}
-		if types.Implements(t, iface) {
+		if implementsAction(t) {
 			return verdict{kind: RefValue}
 		}
-		if types.Implements(types.NewPointer(t), iface) {
+		if implementsAction(types.NewPointer(t)) {
 			return verdict{kind: RefPointer}
 		}
 		v := wrong(describe(obj))
@@ -271,22 +266,22 @@ func judge(pkg *types.Package, pkgPath, ident string) verdict {
 		return v
 	case *types.Func:
 		fs, _ := o.Type().(*types.Signature)
-		if fs != nil && fs.TypeParams().Len() == 0 && types.Identical(fs, sig) {
+		if isActionSignature(fs) {
 			return verdict{kind: RefFunc}
 		}
-		v := wrong(fmt.Sprintf("a function %s", types.TypeString(o.Type(), types.RelativeTo(pkg))))
-		v.summary = fmt.Sprintf("function %s has the wrong signature", ref)
-		v.hint = "an action function has the signature " + actionSignature
-		return v
+		return verdict{code: CodeWrongActionType,
+			summary: fmt.Sprintf("function %s has the wrong signature", ref),
+			detail:  fmt.Sprintf("got %s, want %s", types.TypeString(o.Type(), shortQualifier), actionSignature),
+			hint:    "an action function has the signature " + actionSignature}
 	case *types.Var:
 		t := o.Type()
-		if types.Implements(t, iface) {
+		if implementsAction(t) {
 			return verdict{kind: RefVar}
 		}
-		if s, ok := t.Underlying().(*types.Signature); ok && types.Identical(s, sig) {
+		if s, ok := t.Underlying().(*types.Signature); ok && isActionSignature(s) {
 			return verdict{kind: RefFunc}
 		}
-		if types.Implements(types.NewPointer(t), iface) {
+		if implementsAction(types.NewPointer(t)) {
 			return verdict{kind: RefVarPointer}
 		}
 		v := wrong(describe(obj))
@@ -296,42 +291,39 @@ func judge(pkg *types.Package, pkgPath, ident string) verdict {
 	return wrong(describe(obj))
 }
 
-// actionTypes finds fsm.Action and the action signature among the packages
-// pkg imports, directly or not; both are nil when fsm is not among them.
-func actionTypes(pkg *types.Package) (*types.Interface, *types.Signature) {
-	seen := map[*types.Package]bool{}
-	var find func(p *types.Package) *types.Package
-	find = func(p *types.Package) *types.Package {
-		if seen[p] {
-			return nil
-		}
-		seen[p] = true
-		if p.Path() == FSMPackage {
-			return p
-		}
-		for _, q := range p.Imports() {
-			if f := find(q); f != nil {
-				return f
-			}
-		}
-		return nil
+// isActionSignature reports whether sig is func(context.Context, *fsm.Context)
+// (string, error), parameter names aside. It compares by name rather than by
+// type identity, so that it holds whichever way go/packages loaded fsm.
+func isActionSignature(sig *types.Signature) bool {
+	if sig == nil || sig.TypeParams().Len() > 0 || sig.Variadic() {
+		return false
 	}
-	f := find(pkg)
-	if f == nil {
-		return nil, nil
-	}
-	a, _ := f.Scope().Lookup("Action").(*types.TypeName)
-	af, _ := f.Scope().Lookup("ActionFunc").(*types.TypeName)
-	if a == nil || af == nil {
-		return nil, nil
-	}
-	iface, _ := a.Type().Underlying().(*types.Interface)
-	sig, _ := af.Type().Underlying().(*types.Signature)
-	if iface == nil || sig == nil {
-		return nil, nil
-	}
-	return iface, sig
+	return tupleString(sig.Params()) == "context.Context, *"+FSMPackage+".Context" &&
+		tupleString(sig.Results()) == "string, error"
 }
+
+func tupleString(t *types.Tuple) string {
+	parts := make([]string, t.Len())
+	for i := range t.Len() {
+		parts[i] = types.TypeString(t.At(i).Type(), nil)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// implementsAction reports whether the method set of t has an Execute method
+// with the action signature.
+func implementsAction(t types.Type) bool {
+	ms := types.NewMethodSet(t)
+	sel := ms.Lookup(nil, "Execute")
+	if sel == nil {
+		return false
+	}
+	sig, _ := sel.Type().(*types.Signature)
+	return isActionSignature(sig)
+}
+
+// shortQualifier writes package names instead of import paths.
+func shortQualifier(p *types.Package) string { return p.Name() }
 
 // describe says what kind of object obj is, for messages.
 func describe(obj types.Object) string {
