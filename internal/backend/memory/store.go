@@ -1,0 +1,356 @@
+package memory
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lfsm/lfsm/internal/engine"
+)
+
+// Options configure a Backend.
+type Options struct {
+	// Clock tells the queue the time (delays and visibility timeouts); nil means
+	// time.Now. The Store does not use it: its requests carry the time.
+	Clock func() time.Time
+}
+
+// Backend is an in-memory engine.Store, engine.Queue, engine.Retrier,
+// engine.Source and engine.Tailer. The zero value is not usable; call New.
+// It is safe for concurrent use.
+type Backend struct {
+	clock func() time.Time
+
+	smu   sync.Mutex
+	execs map[string]*record
+	log   historyLog
+
+	q queue
+}
+
+// record is one execution plus what the rule needs beyond engine.Execution.
+type record struct {
+	e engine.Execution
+	// failedStep and failedAttempt remember the highest failed attempt of the
+	// step that last failed with a retry outcome (-1 when none).
+	failedStep    int
+	failedAttempt int
+	// hist indexes this execution's rows in Backend.log, oldest first.
+	hist []int
+}
+
+var (
+	_ engine.Store   = (*Backend)(nil)
+	_ engine.Queue   = (*Backend)(nil)
+	_ engine.Retrier = (*Backend)(nil)
+	_ engine.Source  = (*Backend)(nil)
+	_ engine.Tailer  = (*Backend)(nil)
+)
+
+// New returns an empty Backend.
+func New(opts Options) *Backend {
+	clock := opts.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	b := &Backend{clock: clock, execs: make(map[string]*record)}
+	b.q.init()
+	return b
+}
+
+// Create records a new execution, or replaces a terminal one with the same
+// correlation id (its history is kept and its fence keeps counting up, so a
+// holder from the old run can never commit). It returns engine.ErrExists if the
+// execution is running or waiting. The done marker starts at -1 whatever
+// e.DoneStep says; an empty e.Status means running.
+func (b *Backend) Create(ctx context.Context, e engine.Execution) error {
+	if e.CorrelationID == "" {
+		return fmt.Errorf("create execution: empty correlation id")
+	}
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	old := b.execs[e.CorrelationID]
+	if old != nil && !old.e.Status.Terminal() {
+		return fmt.Errorf("create execution %s (status %s): %w", e.CorrelationID, old.e.Status, engine.ErrExists)
+	}
+	r := &record{e: e, failedStep: -1, failedAttempt: -1}
+	normalizeNew(&r.e)
+	r.e.Checkpoint = clone(e.Checkpoint)
+	if old != nil {
+		r.e.Fence = max(r.e.Fence, old.e.Fence)
+		r.hist = old.hist
+	}
+	b.execs[e.CorrelationID] = r
+	return nil
+}
+
+// normalizeNew sets the fields of a freshly created execution the way every
+// backend does (see storetest).
+func normalizeNew(e *engine.Execution) {
+	if e.Status == "" {
+		e.Status = engine.StatusRunning
+	}
+	e.DoneStep = -1
+	e.LeaseStep = -1
+	e.LeaseExpires = time.Time{}
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = e.UpdatedAt
+	}
+	if e.UpdatedAt.IsZero() {
+		e.UpdatedAt = e.CreatedAt
+	}
+}
+
+// Acquire implements engine.Store.
+func (b *Backend) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.Lease, error) {
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	r := b.execs[q.CorrelationID]
+	if r == nil {
+		r = &record{
+			e: engine.Execution{
+				CorrelationID: q.CorrelationID,
+				Machine:       q.Machine,
+				Status:        engine.StatusRunning,
+				DoneStep:      -1,
+				LeaseStep:     -1,
+				CreatedAt:     q.Now,
+			},
+			failedStep:    -1,
+			failedAttempt: -1,
+		}
+		b.execs[q.CorrelationID] = r
+	}
+	e := &r.e
+	switch {
+	case e.Status == engine.StatusStopped:
+		return engine.Lease{}, fmt.Errorf("acquire %s step %d: %w", q.CorrelationID, q.Step, engine.ErrInactive)
+	case e.DoneStep >= q.Step:
+		return engine.Lease{}, fmt.Errorf("acquire %s step %d: step %d done: %w", q.CorrelationID, q.Step, e.DoneStep, engine.ErrDuplicate)
+	case !e.LeaseExpires.IsZero() && q.Now.Before(e.LeaseExpires) && e.LeaseStep >= q.Step:
+		if e.LeaseStep == q.Step {
+			return engine.Lease{}, fmt.Errorf("acquire %s step %d: %w", q.CorrelationID, q.Step, engine.ErrLeaseHeld)
+		}
+		return engine.Lease{}, fmt.Errorf("acquire %s step %d: step %d holds the lease: %w", q.CorrelationID, q.Step, e.LeaseStep, engine.ErrDuplicate)
+	case r.failedStep == q.Step && r.failedAttempt >= q.Retries:
+		return engine.Lease{}, fmt.Errorf("acquire %s step %d attempt %d: attempt %d failed: %w", q.CorrelationID, q.Step, q.Retries, r.failedAttempt, engine.ErrDuplicate)
+	}
+	e.Fence++
+	e.LeaseStep = q.Step
+	e.LeaseExpires = q.Expires
+	e.Retries = q.Retries
+	e.Status = engine.StatusRunning
+	e.UpdatedAt = q.Now
+	if e.Machine == "" {
+		e.Machine = q.Machine
+	}
+	return engine.Lease{Fence: e.Fence}, nil
+}
+
+// Commit implements engine.Store. It refuses (engine.ErrFenceLost) when the
+// fence moved or the lease was already released by an earlier commit. A stopped
+// execution stays stopped: an operator's stop wins over the commit's status.
+// It copies c.Checkpoint and c.History.Actions.
+func (b *Backend) Commit(ctx context.Context, c engine.Commit) error {
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	r := b.execs[c.CorrelationID]
+	if r == nil || r.e.Fence != c.Fence || r.e.LeaseExpires.IsZero() {
+		return fmt.Errorf("commit %s step %d fence %d: %w", c.CorrelationID, c.Step, c.Fence, engine.ErrFenceLost)
+	}
+	e := &r.e
+	if c.Outcome == engine.OutcomeRetry {
+		if r.failedStep != c.Step {
+			r.failedStep, r.failedAttempt = c.Step, c.Retries
+		} else {
+			r.failedAttempt = max(r.failedAttempt, c.Retries)
+		}
+	} else if c.Step > e.DoneStep {
+		e.DoneStep = c.Step
+	}
+	e.LeaseExpires = time.Time{}
+	if e.Status != engine.StatusStopped {
+		e.Status = commitStatus(c)
+	}
+	e.State, e.Event = c.State, c.Event
+	if c.Checkpoint != nil {
+		e.Checkpoint = append(e.Checkpoint[:0], c.Checkpoint...)
+	}
+	if c.SendReceipt != "" {
+		e.SendReceipt = c.SendReceipt
+	}
+	if c.Error != "" || c.Outcome == engine.OutcomeRetry || c.Outcome == engine.OutcomeFailed {
+		e.LastError = c.Error
+	}
+	e.Retries = c.Retries
+	e.UpdatedAt = c.Now
+	if e.Machine == "" {
+		e.Machine = c.Machine
+	}
+	h := c.History
+	if len(h.Actions) > 0 {
+		h.Actions = slices.Clone(h.Actions)
+	}
+	r.hist = append(r.hist, b.log.n)
+	b.log.append(engine.HistoryRow{
+		CorrelationID: c.CorrelationID,
+		Machine:       e.Machine,
+		HistoryEntry:  h,
+	})
+	return nil
+}
+
+// commitStatus is the status a commit moves an execution to: c.Status, or when
+// that is empty, the one its outcome implies.
+func commitStatus(c engine.Commit) engine.Status {
+	if c.Status != "" {
+		return c.Status
+	}
+	switch c.Outcome {
+	case engine.OutcomeWait:
+		return engine.StatusWaiting
+	case engine.OutcomeDone:
+		return engine.StatusDone
+	case engine.OutcomeFailed:
+		return engine.StatusFailed
+	default:
+		return engine.StatusRunning
+	}
+}
+
+// Get implements engine.Store.
+func (b *Backend) Get(ctx context.Context, correlationID string) (engine.Execution, error) {
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	r := b.execs[correlationID]
+	if r == nil {
+		return engine.Execution{}, fmt.Errorf("get %s: %w", correlationID, engine.ErrNotFound)
+	}
+	e := r.e
+	e.Checkpoint = clone(e.Checkpoint)
+	return e, nil
+}
+
+// History implements engine.Store.
+func (b *Backend) History(ctx context.Context, correlationID string) ([]engine.HistoryEntry, error) {
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	r := b.execs[correlationID]
+	if r == nil {
+		return nil, fmt.Errorf("history of %s: %w", correlationID, engine.ErrNotFound)
+	}
+	out := make([]engine.HistoryEntry, 0, len(r.hist))
+	for _, i := range r.hist {
+		h := b.log.at(i).HistoryEntry
+		h.Actions = slices.Clone(h.Actions)
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// List implements engine.Store. Executions updated at the same time are ordered
+// by correlation id.
+func (b *Backend) List(ctx context.Context, f engine.ListFilter) ([]engine.Execution, error) {
+	b.smu.Lock()
+	out := make([]engine.Execution, 0)
+	for _, r := range b.execs {
+		if (f.Machine != "" && r.e.Machine != f.Machine) || (f.Status != "" && r.e.Status != f.Status) {
+			continue
+		}
+		e := r.e
+		e.Checkpoint = clone(e.Checkpoint)
+		out = append(out, e)
+	}
+	b.smu.Unlock()
+	slices.SortFunc(out, func(x, y engine.Execution) int {
+		if c := y.UpdatedAt.Compare(x.UpdatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.CorrelationID, y.CorrelationID)
+	})
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// SetStatus implements engine.Store. reason, if not empty, becomes the last
+// error. Resuming a failed execution (a non-terminal s) reopens the step that
+// failed: its done marker and failed attempts are forgotten, so the checkpoint
+// (the failed message) is accepted again.
+func (b *Backend) SetStatus(ctx context.Context, correlationID string, s engine.Status, reason string, now time.Time) error {
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	r := b.execs[correlationID]
+	if r == nil {
+		return fmt.Errorf("set status of %s: %w", correlationID, engine.ErrNotFound)
+	}
+	e := &r.e
+	if e.Status == engine.StatusDone {
+		return fmt.Errorf("set status of %s to %s: execution is done: %w", correlationID, s, engine.ErrInactive)
+	}
+	if e.Status == engine.StatusFailed && !s.Terminal() {
+		if e.DoneStep >= e.LeaseStep {
+			e.DoneStep = e.LeaseStep - 1
+		}
+		r.failedStep, r.failedAttempt = -1, -1
+	}
+	e.Status = s
+	if reason != "" {
+		e.LastError = reason
+	}
+	e.UpdatedAt = now
+	return nil
+}
+
+// HistorySince implements engine.Tailer.
+func (b *Backend) HistorySince(ctx context.Context, afterID int64, f engine.HistoryFilter) ([]engine.HistoryRow, error) {
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	out := make([]engine.HistoryRow, 0)
+	for i := int(max(afterID, 0)); i < b.log.n; i++ {
+		row := *b.log.at(i)
+		if (f.Machine != "" && row.Machine != f.Machine) || (f.CorrelationID != "" && row.CorrelationID != f.CorrelationID) {
+			continue
+		}
+		row.Actions = slices.Clone(row.Actions)
+		out = append(out, row)
+		if f.Limit > 0 && len(out) == f.Limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// clone copies b, keeping nil as nil.
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte{}, b...)
+}
+
+// historyLog is every history row in commit order, in fixed-size chunks so that
+// appending never copies what is already there. Row i has ID i+1.
+type historyLog struct {
+	chunks [][]engine.HistoryRow
+	n      int
+}
+
+const chunkSize = 1024
+
+func (l *historyLog) append(row engine.HistoryRow) {
+	if l.n%chunkSize == 0 {
+		l.chunks = append(l.chunks, make([]engine.HistoryRow, chunkSize))
+	}
+	row.ID = int64(l.n) + 1
+	l.chunks[l.n/chunkSize][l.n%chunkSize] = row
+	l.n++
+}
+
+func (l *historyLog) at(i int) *engine.HistoryRow {
+	return &l.chunks[i/chunkSize][i%chunkSize]
+}
