@@ -25,7 +25,6 @@ type queue struct {
 	wake chan struct{}
 }
 
-
 type message struct {
 	id        int64
 	key       string
