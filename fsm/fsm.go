@@ -44,10 +44,24 @@ type ActionFunc func(ctx context.Context, c *Context) (event string, err error)
 // Execute calls f.
 func (f ActionFunc) Execute(ctx context.Context, c *Context) (string, error) { return f(ctx, c) }
 
+// ActionKind says which slot of the spec an action runs in.
+type ActionKind string
+
+// Action kinds, named after the spec's keys.
+const (
+	KindEntry      ActionKind = "entry_action"
+	KindDo         ActionKind = "do_action"
+	KindExit       ActionKind = "exit_action"
+	KindTransition ActionKind = "action"
+)
+
 // Facts are the read-only facts of the step an action runs in.
 type Facts struct {
-	Machine       string
-	State         string
+	Machine string
+	State   string
+	// Kind is the slot the running action fills (entry, do, exit or transition);
+	// only the do action's returned event picks the next transition.
+	Kind          ActionKind
 	Event         string
 	CorrelationID string
 	// Steps counts the messages of the execution dispatched so far (0 for the start).
@@ -103,6 +117,11 @@ func (c *Context) Fence() int64 { return c.facts.Fence }
 
 // Facts returns all facts at once.
 func (c *Context) Facts() Facts { return c.facts }
+
+// SetFacts replaces the facts. The engine calls it as an invocation moves from
+// action to action (so one Context serves a whole chain of local transitions);
+// tests of actions may call it too. Actions themselves should not.
+func (c *Context) SetFacts(f Facts) { c.facts = f }
 
 // Logger carries machine, state, event, correlation_id, steps and retries.
 func (c *Context) Logger() *slog.Logger { return c.logger }

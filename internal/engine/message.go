@@ -1,0 +1,561 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// WireVersion is the wire format version lfsm reads and writes (REFERENCE.md §3).
+const WireVersion = "0.1"
+
+// Message is one wire-format message: the system context the engine owns and
+// the user context actions read and write.
+type Message struct {
+	Version string
+	System  SystemContext
+	// User is the user context (a JSON object). Decoding never leaves it nil.
+	User map[string]any
+	// Extra holds unknown top-level keys verbatim, so that they survive a round trip.
+	Extra map[string]json.RawMessage
+}
+
+// UnixTime is a point in time as seconds since the Unix epoch, the way the
+// Python framework wrote started_at and friends. The zero value means absent.
+type UnixTime float64
+
+// UnixTimeOf converts t (the zero time gives the zero UnixTime).
+func UnixTimeOf(t time.Time) UnixTime {
+	if t.IsZero() {
+		return 0
+	}
+	return UnixTime(float64(t.UnixMicro()) / 1e6)
+}
+
+// Time converts u to a time.Time (zero for the zero UnixTime).
+func (u UnixTime) Time() time.Time {
+	if u == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(int64(math.Round(float64(u) * 1e6)))
+}
+
+// SystemContext is the "system_context" object of a message. Optional keys are
+// absent when zero (nil for MaxRetries and LeasePrimary, whose zero is meaningful).
+type SystemContext struct {
+	MachineName   string
+	CurrentState  string
+	CurrentEvent  string
+	CorrelationID string
+	// Steps counts dispatched messages of the execution (0 for the start message).
+	Steps int
+	// Retries counts earlier failed attempts of the current step.
+	Retries int
+	// MaxRetries overrides the machine's max_retries when set.
+	MaxRetries *int
+	// LeasePrimary is false when the execution took its lease on a secondary cache.
+	LeasePrimary *bool
+	// AdditionalDelaySeconds delays every message of the execution.
+	AdditionalDelaySeconds float64
+	// LeaseTimeout overrides the engine's lease timeout, in seconds.
+	LeaseTimeout float64
+	StartedAt    UnixTime
+	FinishedAt   UnixTime
+	RestartedAt  UnixTime
+	// Extra holds unknown system keys verbatim, so that they survive a round trip.
+	Extra map[string]json.RawMessage
+}
+
+// Wire-format keys.
+const (
+	keyVersion                = "version"
+	keySystem                 = "system_context"
+	keyUser                   = "user_context"
+	keyMachineName            = "machine_name"
+	keyCurrentState           = "current_state"
+	keyCurrentEvent           = "current_event"
+	keyCorrelationID          = "correlation_id"
+	keySteps                  = "steps"
+	keyRetries                = "retries"
+	keyMaxRetries             = "max_retries"
+	keyLeasePrimary           = "lease_primary"
+	keyAdditionalDelaySeconds = "additional_delay_seconds"
+	keyLeaseTimeout           = "lease_timeout"
+	keyStartedAt              = "started_at"
+	keyFinishedAt             = "finished_at"
+	keyRestartedAt            = "restarted_at"
+)
+
+// DecodeError says what is wrong with a message that cannot be decoded.
+type DecodeError struct {
+	// Key is the offending key ("system_context.steps"), empty for the whole message.
+	Key string
+	// Problem is a lowercase description.
+	Problem string
+	Err     error
+}
+
+func (e *DecodeError) Error() string {
+	s := "decode message: "
+	if e.Key != "" {
+		s += e.Key + ": "
+	}
+	s += e.Problem
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// DecodeMessage parses a wire-format message. It checks the types of every
+// known key and names the first problem it finds; it never panics.
+func DecodeMessage(data []byte) (Message, error) {
+	var m Message
+	if !json.Valid(data) {
+		return m, &DecodeError{Problem: "not JSON"}
+	}
+	var sysRaw, userRaw []byte
+	err := members(data, func(key string, val []byte) error {
+		switch key {
+		case keyVersion:
+			s, err := decodeString(val)
+			if err != nil {
+				return &DecodeError{Key: key, Problem: "want a string, got " + kindOf(val)}
+			}
+			m.Version = s
+		case keySystem:
+			sysRaw = val
+		case keyUser:
+			userRaw = val
+		default:
+			if m.Extra == nil {
+				m.Extra = map[string]json.RawMessage{}
+			}
+			m.Extra[key] = bytes.Clone(val)
+		}
+		return nil
+	})
+	if err != nil {
+		return Message{}, err
+	}
+	switch {
+	case m.Version == "":
+		return Message{}, &DecodeError{Key: keyVersion, Problem: "missing"}
+	case m.Version != WireVersion:
+		return Message{}, &DecodeError{Key: keyVersion, Problem: fmt.Sprintf("unsupported version %q (want %q)", m.Version, WireVersion)}
+	case sysRaw == nil:
+		return Message{}, &DecodeError{Key: keySystem, Problem: "missing"}
+	}
+	if err := decodeSystem(sysRaw, &m.System); err != nil {
+		return Message{}, err
+	}
+	switch {
+	case userRaw == nil, string(userRaw) == "null", string(userRaw) == "{}":
+		m.User = map[string]any{}
+	case userRaw[0] != '{':
+		return Message{}, &DecodeError{Key: keyUser, Problem: "want an object, got " + kindOf(userRaw)}
+	default:
+		if err := json.Unmarshal(userRaw, &m.User); err != nil {
+			return Message{}, &DecodeError{Key: keyUser, Problem: "invalid", Err: err}
+		}
+	}
+	return m, nil
+}
+
+func decodeSystem(data []byte, s *SystemContext) error {
+	if data[0] != '{' {
+		return &DecodeError{Key: keySystem, Problem: "want an object, got " + kindOf(data)}
+	}
+	var seen struct{ machine, state, event, id bool }
+	err := members(data, func(key string, val []byte) error {
+		var err error
+		switch key {
+		case keyMachineName:
+			s.MachineName, err = systemString(key, val)
+			seen.machine = true
+		case keyCurrentState:
+			s.CurrentState, err = systemString(key, val)
+			seen.state = true
+		case keyCurrentEvent:
+			s.CurrentEvent, err = systemString(key, val)
+			seen.event = true
+		case keyCorrelationID:
+			s.CorrelationID, err = systemString(key, val)
+			seen.id = true
+		case keySteps:
+			s.Steps, err = systemCount(key, val)
+		case keyRetries:
+			s.Retries, err = systemCount(key, val)
+		case keyMaxRetries:
+			if string(val) == "null" {
+				s.MaxRetries = nil
+				return nil
+			}
+			var n int
+			n, err = systemCount(key, val)
+			s.MaxRetries = &n
+		case keyLeasePrimary:
+			switch string(val) {
+			case "true", "false":
+				b := string(val) == "true"
+				s.LeasePrimary = &b
+			case "null":
+				s.LeasePrimary = nil
+			default:
+				return systemTypeError(key, "a boolean", val)
+			}
+		case keyAdditionalDelaySeconds:
+			s.AdditionalDelaySeconds, err = systemNumber(key, val)
+		case keyLeaseTimeout:
+			s.LeaseTimeout, err = systemNumber(key, val)
+		case keyStartedAt:
+			err = systemTime(key, val, &s.StartedAt)
+		case keyFinishedAt:
+			err = systemTime(key, val, &s.FinishedAt)
+		case keyRestartedAt:
+			err = systemTime(key, val, &s.RestartedAt)
+		default:
+			if s.Extra == nil {
+				s.Extra = map[string]json.RawMessage{}
+			}
+			s.Extra[key] = bytes.Clone(val)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	missing := func(k string) error {
+		return &DecodeError{Key: keySystem + "." + k, Problem: "missing"}
+	}
+	switch {
+	case !seen.machine:
+		return missing(keyMachineName)
+	case !seen.state:
+		return missing(keyCurrentState)
+	case !seen.event:
+		return missing(keyCurrentEvent)
+	case !seen.id || s.CorrelationID == "":
+		return missing(keyCorrelationID)
+	}
+	return nil
+}
+
+func systemTypeError(key, want string, val []byte) error {
+	return &DecodeError{Key: keySystem + "." + key, Problem: "want " + want + ", got " + kindOf(val)}
+}
+
+func systemString(key string, val []byte) (string, error) {
+	s, err := decodeString(val)
+	if err != nil {
+		return "", systemTypeError(key, "a string", val)
+	}
+	return s, nil
+}
+
+// systemCount reads a non-negative whole number (1 and 1.0 alike).
+func systemCount(key string, val []byte) (int, error) {
+	if len(val) > 0 && (val[0] == '-' || val[0] >= '0' && val[0] <= '9') {
+		if n, err := strconv.Atoi(string(val)); err == nil && n >= 0 {
+			return n, nil
+		}
+		f, err := strconv.ParseFloat(string(val), 64)
+		if err == nil && f >= 0 && f == math.Trunc(f) && f <= math.MaxInt32 {
+			return int(f), nil
+		}
+	}
+	return 0, systemTypeError(key, "a non-negative integer", val)
+}
+
+func systemNumber(key string, val []byte) (float64, error) {
+	if string(val) == "null" {
+		return 0, nil
+	}
+	if len(val) > 0 && (val[0] == '-' || val[0] >= '0' && val[0] <= '9') {
+		f, err := strconv.ParseFloat(string(val), 64)
+		if err == nil && f >= 0 {
+			return f, nil
+		}
+	}
+	return 0, systemTypeError(key, "a non-negative number", val)
+}
+
+func systemTime(key string, val []byte, out *UnixTime) error {
+	f, err := systemNumber(key, val)
+	*out = UnixTime(f)
+	return err
+}
+
+// kindOf names the JSON type of a valid JSON value, for error messages.
+func kindOf(val []byte) string {
+	if len(val) == 0 {
+		return "nothing"
+	}
+	switch val[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	default:
+		return "number"
+	}
+}
+
+// decodeString decodes a JSON string value without allocating more than the
+// result when it needs no unescaping.
+func decodeString(val []byte) (string, error) {
+	if len(val) < 2 || val[0] != '"' {
+		return "", errors.New("not a string")
+	}
+	inner := val[1 : len(val)-1]
+	simple := true
+	for _, c := range inner {
+		if c == '\\' || c >= utf8.RuneSelf {
+			simple = false
+			break
+		}
+	}
+	if simple {
+		return string(inner), nil
+	}
+	var s string
+	err := json.Unmarshal(val, &s)
+	return s, err
+}
+
+// members calls fn for each member of the JSON object data, which must be valid
+// JSON (json.Valid). It reports a DecodeError if data is not an object.
+func members(data []byte, fn func(key string, val []byte) error) error {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return &DecodeError{Problem: "want a JSON object, got " + kindOf(data[i:])}
+	}
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == '}' {
+		return nil
+	}
+	for i < len(data) {
+		end := skipString(data, i)
+		key, err := decodeString(data[i:end])
+		if err != nil {
+			return &DecodeError{Problem: "bad object key", Err: err}
+		}
+		i = skipSpace(data, end)
+		i = skipSpace(data, i+1) // ':'
+		vend := skipValue(data, i)
+		if err := fn(key, data[i:vend]); err != nil {
+			return err
+		}
+		i = skipSpace(data, vend)
+		if i >= len(data) || data[i] == '}' {
+			return nil
+		}
+		i = skipSpace(data, i+1) // ','
+	}
+	return nil
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at data[i] == '"'.
+func skipString(data []byte, i int) int {
+	for i++; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(data)
+}
+
+// skipValue returns the index after the valid JSON value starting at data[i].
+func skipValue(data []byte, i int) int {
+	if i >= len(data) {
+		return i
+	}
+	switch data[i] {
+	case '"':
+		return skipString(data, i)
+	case '{', '[':
+		depth := 0
+		for i < len(data) {
+			switch data[i] {
+			case '"':
+				i = skipString(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	default:
+		for i < len(data) {
+			switch data[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// EncodeMessage renders m in the wire format: known keys in a fixed order, then
+// extra keys sorted, so that equal messages encode to equal bytes.
+func EncodeMessage(m Message) ([]byte, error) {
+	return AppendMessage(make([]byte, 0, 256), m)
+}
+
+// AppendMessage is EncodeMessage appending to b.
+func AppendMessage(b []byte, m Message) ([]byte, error) {
+	v := m.Version
+	if v == "" {
+		v = WireVersion
+	}
+	b = append(b, `{"version":`...)
+	b = appendString(b, v)
+	b = append(b, `,"system_context":{"machine_name":`...)
+	s := &m.System
+	b = appendString(b, s.MachineName)
+	b = append(b, `,"current_state":`...)
+	b = appendString(b, s.CurrentState)
+	b = append(b, `,"current_event":`...)
+	b = appendString(b, s.CurrentEvent)
+	b = append(b, `,"correlation_id":`...)
+	b = appendString(b, s.CorrelationID)
+	b = append(b, `,"steps":`...)
+	b = strconv.AppendInt(b, int64(s.Steps), 10)
+	b = append(b, `,"retries":`...)
+	b = strconv.AppendInt(b, int64(s.Retries), 10)
+	if s.MaxRetries != nil {
+		b = append(b, `,"max_retries":`...)
+		b = strconv.AppendInt(b, int64(*s.MaxRetries), 10)
+	}
+	if s.LeasePrimary != nil {
+		b = append(b, `,"lease_primary":`...)
+		b = strconv.AppendBool(b, *s.LeasePrimary)
+	}
+	b = appendNumber(b, keyAdditionalDelaySeconds, s.AdditionalDelaySeconds)
+	b = appendNumber(b, keyLeaseTimeout, s.LeaseTimeout)
+	b = appendNumber(b, keyStartedAt, float64(s.StartedAt))
+	b = appendNumber(b, keyFinishedAt, float64(s.FinishedAt))
+	b = appendNumber(b, keyRestartedAt, float64(s.RestartedAt))
+	b = appendExtra(b, s.Extra, true)
+	b = append(b, `},"user_context":`...)
+	if len(m.User) == 0 {
+		b = append(b, "{}"...)
+	} else {
+		u, err := json.Marshal(m.User)
+		if err != nil {
+			return nil, fmt.Errorf("encode user context: %w", err)
+		}
+		b = append(b, u...)
+	}
+	b = appendExtra(b, m.Extra, false)
+	return append(b, '}'), nil
+}
+
+func appendNumber(b []byte, key string, f float64) []byte {
+	if f == 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return strconv.AppendFloat(b, f, 'f', -1, 64)
+}
+
+func appendExtra(b []byte, extra map[string]json.RawMessage, system bool) []byte {
+	if len(extra) == 0 {
+		return b
+	}
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		if !reserved(k, system) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := extra[k]
+		if !json.Valid(v) {
+			continue // not ours to repair; dropping keeps the message valid
+		}
+		b = append(b, ',')
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = append(b, v...)
+	}
+	return b
+}
+
+// reserved reports whether an extra key would clash with a key the encoder writes.
+func reserved(k string, system bool) bool {
+	if !system {
+		return k == keyVersion || k == keySystem || k == keyUser
+	}
+	switch k {
+	case keyMachineName, keyCurrentState, keyCurrentEvent, keyCorrelationID, keySteps, keyRetries,
+		keyMaxRetries, keyLeasePrimary, keyAdditionalDelaySeconds, keyLeaseTimeout,
+		keyStartedAt, keyFinishedAt, keyRestartedAt:
+		return true
+	}
+	return false
+}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // marshalling a string cannot fail
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// NewCorrelationID returns a random (version 4) UUID as 32 hex characters.
+func NewCorrelationID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:]) // crypto/rand.Read never fails
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return hex.EncodeToString(u[:])
+}
