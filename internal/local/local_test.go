@@ -1,0 +1,164 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/lfsm/lfsm/fsm"
+	"github.com/lfsm/lfsm/internal/backend/memory"
+	"github.com/lfsm/lfsm/internal/engine"
+	"github.com/lfsm/lfsm/internal/spec"
+)
+
+func loadExample(t *testing.T) *spec.Spec {
+	t.Helper()
+	s, diags := spec.Load("testdata/example.yaml")
+	for _, d := range diags {
+		if d.Severity == spec.SeverityError {
+			t.Fatalf("load: %+v", d)
+		}
+	}
+	return s
+}
+
+// seedActions are the seed's actions: Action2 stores mff (and returns the
+// event given in context["first"], default done), Action5 needs it.
+func seedActions(ref string) (fsm.Action, error) {
+	name := ref[strings.LastIndexByte(ref, '.')+1:]
+	switch name {
+	case "Action2":
+		return fsm.ActionFunc(func(ctx context.Context, c *fsm.Context) (string, error) {
+			if c.Values()["nomff"] == nil {
+				c.Set("mff", "fancy")
+			}
+			if ev, ok := c.String("first"); ok {
+				return ev, nil
+			}
+			return "done", nil
+		}), nil
+	case "Action5":
+		return fsm.ActionFunc(func(ctx context.Context, c *fsm.Context) (string, error) {
+			if _, ok := c.String("mff"); !ok {
+				return "", fsm.Permanent(errors.New("mff missing"))
+			}
+			return "done", nil
+		}), nil
+	case "Action8":
+		return fsm.ActionFunc(func(ctx context.Context, c *fsm.Context) (string, error) { return "done", nil }), nil
+	}
+	return fsm.ActionFunc(func(ctx context.Context, c *fsm.Context) (string, error) { return "", nil }), nil
+}
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+var durations = regexp.MustCompile(`\d+\.\d+m?s`)
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		name    string
+		context map[string]any
+		status  engine.Status
+	}{
+		{"done-done", map[string]any{"arg1": 1.0}, engine.StatusDone},
+		{"skip", map[string]any{"first": "skip"}, engine.StatusDone},
+		{"fail", map[string]any{"nomff": true}, engine.StatusFailed},
+		{"wait", map[string]any{"first": ""}, engine.StatusWaiting},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			res, err := Run(t.Context(), RunOptions{
+				Spec: loadExample(t), Resolve: seedActions, Backend: memory.New(memory.Options{}),
+				Machine: "Example", Context: tt.context, CorrelationID: "c0ffee", Out: &out,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != tt.status {
+				t.Errorf("status = %s, want %s", res.Status, tt.status)
+			}
+			got := durations.ReplaceAllString(out.String(), "Xms")
+			got = strings.ReplaceAll(got, "c0ffee", "ID")
+			golden := filepath.Join("testdata", "run-"+tt.name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(string(want), got); d != "" {
+				t.Errorf("trace (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestRunJSON(t *testing.T) {
+	var out bytes.Buffer
+	res, err := Run(t.Context(), RunOptions{
+		Spec: loadExample(t), Resolve: seedActions, Backend: memory.New(memory.Options{}),
+		Machine: "Example", Context: map[string]any{"arg1": 1}, Out: &out, JSON: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		FormatVersion string         `json:"format_version"`
+		Status        string         `json:"status"`
+		CorrelationID string         `json:"correlation_id"`
+		Context       map[string]any `json:"context"`
+		Lambdas       []struct {
+			Number  int      `json:"number"`
+			Actions []string `json:"actions"`
+		} `json:"lambdas"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatalf("output is not one JSON document: %v\n%s", err, out.String())
+	}
+	var nums []int
+	for _, l := range doc.Lambdas {
+		nums = append(nums, l.Number)
+	}
+	if doc.FormatVersion != "1" || doc.Status != "done" || doc.CorrelationID != res.CorrelationID ||
+		fmt.Sprint(nums) != "[1 2 4 5]" || doc.Context["mff"] != "fancy" {
+		t.Errorf("unexpected document:\n%s", out.String())
+	}
+}
+
+func TestRunSimulate(t *testing.T) {
+	res, err := Run(t.Context(), RunOptions{
+		Spec: loadExample(t), Simulate: &engine.SimulateOptions{Events: []string{"skip"}},
+		Backend: memory.New(memory.Options{}), Machine: "Example",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nums []int
+	for _, l := range res.Lambdas {
+		nums = append(nums, l.Number)
+	}
+	if res.Status != engine.StatusDone || fmt.Sprint(nums) != "[1 3 5]" {
+		t.Errorf("status %s, λs %v; want done, [1 3 5]", res.Status, nums)
+	}
+}
+
+func TestRunUnknownMachine(t *testing.T) {
+	_, err := Run(t.Context(), RunOptions{Spec: loadExample(t), Resolve: seedActions, Backend: memory.New(memory.Options{}), Machine: "Nope"})
+	if !errors.Is(err, ErrUnknownMachine) {
+		t.Errorf("err = %v, want ErrUnknownMachine", err)
+	}
+}
