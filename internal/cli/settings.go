@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/lfsm/lfsm/internal/config"
+)
+
+// envName is the environment variable that sets the flag or key name.
+func envName(name string) string {
+	return config.EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// bindSettings merges flags, LFSM_* environment variables and the settings
+// file into cmd's flags and f.Config, with that precedence. A flag the user did
+// not set takes its value from the environment, else from the settings file,
+// else keeps its default; so commands only ever read their flags.
+func bindSettings(cmd *cobra.Command, f *Factory) error {
+	v := viper.New()
+	v.SetEnvPrefix(config.EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+
+	path, err := configPath(cmd, f)
+	if err != nil {
+		return err
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return fmt.Errorf("read settings %s: %w", path, err)
+		}
+		// Only the file's keys are known at this point: nothing is bound yet.
+		var unknown []string
+		for _, k := range v.AllKeys() {
+			if !slices.Contains(config.Keys(), k) {
+				unknown = append(unknown, k)
+			}
+		}
+		if len(unknown) > 0 {
+			slices.Sort(unknown)
+			return fmt.Errorf("read settings %s: unknown keys %s (known: %s)", path,
+				strings.Join(unknown, ", "), strings.Join(config.Keys(), ", "))
+		}
+	}
+	f.ConfigFile = path
+	f.sources = map[string]string{}
+
+	var errs []error
+	cmd.Flags().VisitAll(func(fl *pflag.Flag) {
+		if fl.Name == "config" || fl.Name == "help" {
+			return
+		}
+		if err := v.BindPFlag(fl.Name, fl); err != nil {
+			errs = append(errs, err)
+			return
+		}
+		// IsSet ignores flag defaults: true means the environment or the file.
+		if fl.Changed || !v.IsSet(fl.Name) {
+			return
+		}
+		source := filepath.Base(path)
+		if os.Getenv(envName(fl.Name)) != "" {
+			source = envName(fl.Name)
+		}
+		if err := cmd.Flags().Set(fl.Name, v.GetString(fl.Name)); err != nil {
+			errs = append(errs, usageErrorf("invalid value %q for --%s (set by %s): %w",
+				v.GetString(fl.Name), fl.Name, source, err))
+			return
+		}
+		f.sources[fl.Name] = source
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, k := range config.Keys() {
+		if err := v.BindEnv(k); err != nil {
+			return fmt.Errorf("bind settings: %w", err)
+		}
+	}
+
+	cfg := config.Default()
+	if err := v.Unmarshal(&cfg); err != nil {
+		return fmt.Errorf("decode settings: %w", err)
+	}
+	if _, err := config.ParseTarget(string(cfg.Target)); err != nil {
+		return usageErrorf("invalid --target%s: %w", f.sourceNote("target"), err)
+	}
+	f.Config = cfg
+	return nil
+}
+
+// configPath returns the settings file to read: --config, else LFSM_CONFIG,
+// else lfsm.yaml in the working directory if there is one, else "".
+func configPath(cmd *cobra.Command, f *Factory) (string, error) {
+	named, _ := cmd.Flags().GetString("config")
+	if named == "" {
+		named = os.Getenv(envName("config"))
+	}
+	if named != "" {
+		if _, err := os.Stat(named); err != nil {
+			return "", fmt.Errorf("read settings: %w", err)
+		}
+		return named, nil
+	}
+	path := filepath.Join(f.WorkDir, config.FileName)
+	_, err := os.Stat(path)
+	switch {
+	case err == nil:
+		return path, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return "", nil
+	default:
+		return "", fmt.Errorf("read settings: %w", err)
+	}
+}
+
+// sourceNote says where a flag's value came from when it was not the command
+// line, for error messages: " (set by LFSM_OUTPUT)".
+func (f *Factory) sourceNote(flag string) string {
+	if s, ok := f.sources[flag]; ok {
+		return fmt.Sprintf(" (set by %s)", s)
+	}
+	return ""
+}
+
+// checkEnum returns a usage error unless value is one of allowed.
+func checkEnum(f *Factory, flag, value string, allowed []string) error {
+	if slices.Contains(allowed, value) {
+		return nil
+	}
+	return usageErrorf("invalid --%s %q%s: allowed values are %s",
+		flag, value, f.sourceNote(flag), strings.Join(allowed, ", "))
+}
