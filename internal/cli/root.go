@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/lfsm/lfsm/internal/config"
 )
 
 // Execute runs the lfsm command line with args (without the program name),
@@ -54,10 +56,14 @@ func NewRootCmd(f *Factory) *cobra.Command {
 			Machines are written in YAML (fsm.yaml); their entry, do, exit and
 			transition actions are Go functions, referenced by import path.
 
-			Every option can also be set by an environment variable (LFSM_ and the
-			flag's name in capitals, dashes as underscores: LFSM_OUTPUT=json) or by
-			a key of the same name in lfsm.yaml. A flag beats the environment, which
-			beats lfsm.yaml, which beats the default.
+			Every flag can also be set by an environment variable: LFSM_ and the
+			flag's name in capitals, dashes as underscores (LFSM_OUTPUT=json).
+			The settings file lfsm.yaml in the working directory (or --config FILE)
+			may set file, machine, target, output and lambda-arn. A flag beats the
+			environment, which beats lfsm.yaml, which beats the default.
+
+			Exit status: 0 ok, 1 failure (including an invalid spec), 2 usage
+			error, 130 interrupted.
 		`),
 		Example: example(`
 			# Check a spec and report every problem at file:line:col
@@ -90,7 +96,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 
 	pf := cmd.PersistentFlags()
 	pf.String("config", "", "read settings from `FILE` (default ./lfsm.yaml if present)")
-	pf.String("target", "local", "where executions run: local|aws")
+	pf.String("target", string(config.TargetLocal), "where executions run (`TARGET`: local|aws)")
 
 	cmd.AddCommand(
 		newVersionCmd(f, nil),
