@@ -1,0 +1,366 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/lfsm/lfsm/internal/spec"
+)
+
+// Defaults of Options.
+const (
+	DefaultLeaseTimeout = 300 * time.Second
+	DefaultMaxLocalHops = 1000
+	// MaxRetryDelay caps the full-jitter backoff of retries.
+	MaxRetryDelay = 60 * time.Second
+	// maxRecordedActions caps the actions one history entry lists; a long chain
+	// of local transitions is summarised after that.
+	maxRecordedActions = 256
+)
+
+// Sentinel errors of the operator calls (Start, Send, Stop, Resume).
+var (
+	// ErrUnknownMachine: the engine has no machine of that name.
+	ErrUnknownMachine = errors.New("unknown machine")
+	// ErrNotWaiting: Send was called for an execution that is not waiting.
+	ErrNotWaiting = errors.New("execution is not waiting")
+	// ErrNotResumable: Resume was called for an execution that is neither failed
+	// nor stopped.
+	ErrNotResumable = errors.New("execution is neither failed nor stopped")
+	// ErrUnknownEvent: the event has no transition from the execution's state.
+	ErrUnknownEvent = errors.New("no transition for event")
+)
+
+// Options configure an Engine. Machines, Store and Queue are required.
+type Options struct {
+	Machines []*Machine
+	Store    Store
+	Queue    Queue
+	// Retrier schedules retries; nil means Queue, which must then implement
+	// Retrier or accept a positive OutMessage.Delay.
+	Retrier Retrier
+	// Metrics receives counters; nil discards them.
+	Metrics Metrics
+	// Clock tells the time; nil means the system clock.
+	Clock Clock
+	// Logger logs failures with stable keys; nil discards.
+	Logger *slog.Logger
+	// Rand draws retry delays (full jitter); nil means a randomly seeded source.
+	// The engine serialises its use.
+	Rand *rand.Rand
+	// LeaseTimeout bounds how long a step may run before another worker may take
+	// it over; it must outlive the function timeout. Default 300 s.
+	LeaseTimeout time.Duration
+	// MaxLocalHops caps local transitions in one invocation (runaway guard).
+	// Default 1000.
+	MaxLocalHops int
+}
+
+// Engine runs executions of compiled machines, one message at a time. It is
+// safe for concurrent use: Handle may run for many messages at once.
+type Engine struct {
+	machines     map[string]*Machine
+	store        Store
+	queue        Queue
+	retrier      Retrier
+	metrics      Metrics
+	clock        Clock
+	logger       *slog.Logger
+	logEnabled   bool
+	randMu       sync.Mutex
+	rand         *rand.Rand
+	leaseTimeout time.Duration
+	maxLocalHops int
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+type discardMetrics struct{}
+
+func (discardMetrics) Add(MetricKey, int64) {}
+
+// queueRetrier retries through a Queue's delayed send.
+type queueRetrier struct{ q Queue }
+
+func (r queueRetrier) ScheduleRetry(ctx context.Context, m OutMessage) error {
+	_, err := r.q.Send(ctx, m)
+	return err
+}
+
+// New returns an Engine.
+func New(o Options) (*Engine, error) {
+	if o.Store == nil || o.Queue == nil {
+		return nil, errors.New("new engine: Store and Queue are required")
+	}
+	e := &Engine{
+		machines:     make(map[string]*Machine, len(o.Machines)),
+		store:        o.Store,
+		queue:        o.Queue,
+		retrier:      o.Retrier,
+		metrics:      o.Metrics,
+		clock:        o.Clock,
+		logger:       o.Logger,
+		rand:         o.Rand,
+		leaseTimeout: o.LeaseTimeout,
+		maxLocalHops: o.MaxLocalHops,
+	}
+	for _, m := range o.Machines {
+		if m == nil {
+			return nil, errors.New("new engine: nil machine")
+		}
+		if _, dup := e.machines[m.name]; dup {
+			return nil, fmt.Errorf("new engine: duplicate machine %q", m.name)
+		}
+		e.machines[m.name] = m
+	}
+	if e.retrier == nil {
+		if r, ok := o.Queue.(Retrier); ok {
+			e.retrier = r
+		} else {
+			e.retrier = queueRetrier{o.Queue}
+		}
+	}
+	if e.metrics == nil {
+		e.metrics = discardMetrics{}
+	}
+	if e.clock == nil {
+		e.clock = systemClock{}
+	}
+	if e.logger == nil {
+		e.logger = slog.New(slog.DiscardHandler)
+	}
+	e.logEnabled = e.logger.Handler().Enabled(context.Background(), slog.LevelError)
+	if e.rand == nil {
+		e.rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	if e.leaseTimeout <= 0 {
+		e.leaseTimeout = DefaultLeaseTimeout
+	}
+	if e.maxLocalHops <= 0 {
+		e.maxLocalHops = DefaultMaxLocalHops
+	}
+	return e, nil
+}
+
+// Machine returns the engine's machine of that name, or nil.
+func (e *Engine) Machine(name string) *Machine { return e.machines[name] }
+
+// StartRequest starts one execution.
+type StartRequest struct {
+	Machine string
+	// Context is the initial user context; the engine takes ownership.
+	Context map[string]any
+	// CorrelationID identifies the execution; empty means a new random one.
+	CorrelationID string
+	// MaxRetries overrides the machine's max_retries for this execution.
+	MaxRetries *int
+}
+
+// Start records a new execution and sends its start message (state and event
+// pseudo_init, steps 0). It returns the correlation id.
+func (e *Engine) Start(ctx context.Context, r StartRequest) (string, error) {
+	m := e.machines[r.Machine]
+	if m == nil {
+		return "", fmt.Errorf("start %q: %w", r.Machine, ErrUnknownMachine)
+	}
+	id := r.CorrelationID
+	if id == "" {
+		id = NewCorrelationID()
+	}
+	now := e.clock.Now()
+	msg := Message{
+		Version: WireVersion,
+		System: SystemContext{
+			MachineName:   m.name,
+			CurrentState:  spec.PseudoInit,
+			CurrentEvent:  spec.PseudoInit,
+			CorrelationID: id,
+			MaxRetries:    r.MaxRetries,
+			StartedAt:     UnixTimeOf(now),
+		},
+		User: r.Context,
+	}
+	payload, err := EncodeMessage(msg)
+	if err != nil {
+		return "", fmt.Errorf("start %s: %w", m.name, err)
+	}
+	err = e.store.Create(ctx, Execution{
+		CorrelationID: id,
+		Machine:       m.name,
+		Status:        StatusRunning,
+		State:         spec.PseudoInit,
+		Event:         spec.PseudoInit,
+		DoneStep:      -1,
+		Checkpoint:    payload,
+		CreatedAt:     now,
+		UpdatedAt:     now,
+	})
+	if err != nil {
+		return "", fmt.Errorf("start %s %s: %w", m.name, id, err)
+	}
+	if _, err := e.queue.Send(ctx, OutMessage{Key: id, Payload: payload, Delay: additionalDelay(&msg.System)}); err != nil {
+		// Leave it resumable rather than running with no message in flight.
+		e.setStatusAfterFailure(ctx, id, StatusFailed, "start message not sent: "+err.Error())
+		return "", fmt.Errorf("start %s %s: send start message: %w", m.name, id, err)
+	}
+	return id, nil
+}
+
+// setStatusAfterFailure is a best-effort status change on a failure path.
+func (e *Engine) setStatusAfterFailure(ctx context.Context, id string, s Status, reason string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := e.store.SetStatus(ctx, id, s, reason, e.clock.Now()); err != nil {
+		e.logger.LogAttrs(ctx, slog.LevelError, "cannot record status", slog.String("correlation_id", id),
+			slog.String("status", string(s)), slog.Any("err", err))
+	}
+}
+
+// Send delivers event to a waiting execution: it sends the next message built
+// from the parked checkpoint (its state and user context, steps + 1). It fails
+// with ErrNotWaiting unless the execution is waiting, and with ErrUnknownEvent
+// (sending nothing) if the state has no transition for event.
+func (e *Engine) Send(ctx context.Context, correlationID, event string) error {
+	x, err := e.store.Get(ctx, correlationID)
+	if err != nil {
+		return fmt.Errorf("send %q to %s: %w", event, correlationID, err)
+	}
+	if x.Status != StatusWaiting {
+		return fmt.Errorf("send %q to %s (status %s): %w", event, correlationID, x.Status, ErrNotWaiting)
+	}
+	msg, err := DecodeMessage(x.Checkpoint)
+	if err != nil {
+		return fmt.Errorf("send %q to %s: checkpoint: %w", event, correlationID, err)
+	}
+	if m := e.machines[msg.System.MachineName]; m != nil {
+		i, ok := m.state(msg.System.CurrentState)
+		if ok && m.states[i].transition(event) == nil {
+			return fmt.Errorf("send %q to %s: state %q: %w %q", event, correlationID, msg.System.CurrentState, ErrUnknownEvent, event)
+		}
+	}
+	msg.System.CurrentEvent = event
+	msg.System.Steps++
+	msg.System.Retries = 0
+	payload, err := EncodeMessage(msg)
+	if err != nil {
+		return fmt.Errorf("send %q to %s: %w", event, correlationID, err)
+	}
+	if _, err := e.queue.Send(ctx, OutMessage{Key: correlationID, Payload: payload, Delay: additionalDelay(&msg.System)}); err != nil {
+		return fmt.Errorf("send %q to %s: %w", event, correlationID, err)
+	}
+	return nil
+}
+
+// Stop marks an execution stopped: its later messages are dropped. Resume
+// restarts it from its checkpoint.
+func (e *Engine) Stop(ctx context.Context, correlationID string) error {
+	if err := e.store.SetStatus(ctx, correlationID, StatusStopped, "stopped by operator", e.clock.Now()); err != nil {
+		return fmt.Errorf("stop %s: %w", correlationID, err)
+	}
+	return nil
+}
+
+// Resume restarts a failed or stopped execution: it marks it running again and
+// re-sends its checkpoint with retries reset to 0 and restarted_at set. A
+// stopped execution that was waiting goes back to waiting.
+func (e *Engine) Resume(ctx context.Context, correlationID string) error {
+	x, err := e.store.Get(ctx, correlationID)
+	if err != nil {
+		return fmt.Errorf("resume %s: %w", correlationID, err)
+	}
+	if x.Status != StatusFailed && x.Status != StatusStopped {
+		return fmt.Errorf("resume %s (status %s): %w", correlationID, x.Status, ErrNotResumable)
+	}
+	msg, err := DecodeMessage(x.Checkpoint)
+	if err != nil {
+		return fmt.Errorf("resume %s: checkpoint: %w", correlationID, err)
+	}
+	now := e.clock.Now()
+	if msg.System.CurrentEvent == "" && x.Status == StatusStopped {
+		// Parked: nothing to re-send; it waits for an outside event again.
+		if err := e.store.SetStatus(ctx, correlationID, StatusWaiting, "", now); err != nil {
+			return fmt.Errorf("resume %s: %w", correlationID, err)
+		}
+		return nil
+	}
+	msg.System.Retries = 0
+	msg.System.RestartedAt = UnixTimeOf(now)
+	msg.System.FinishedAt = 0
+	payload, err := EncodeMessage(msg)
+	if err != nil {
+		return fmt.Errorf("resume %s: %w", correlationID, err)
+	}
+	if err := e.store.SetStatus(ctx, correlationID, StatusRunning, "", now); err != nil {
+		return fmt.Errorf("resume %s: %w", correlationID, err)
+	}
+	if _, err := e.queue.Send(ctx, OutMessage{Key: correlationID, Payload: payload}); err != nil {
+		e.setStatusAfterFailure(ctx, correlationID, x.Status, "resume message not sent: "+err.Error())
+		return fmt.Errorf("resume %s: %w", correlationID, err)
+	}
+	return nil
+}
+
+func additionalDelay(s *SystemContext) time.Duration {
+	if s.AdditionalDelaySeconds <= 0 {
+		return 0
+	}
+	return time.Duration(s.AdditionalDelaySeconds * float64(time.Second))
+}
+
+// retryDelay draws a full-jitter delay for the retry numbered retries (1 for
+// the first): uniform(0, min(60 s, 1 s * 2^retries)).
+func (e *Engine) retryDelay(retries int) time.Duration {
+	ceiling := RetryDelayBound(retries)
+	e.randMu.Lock()
+	f := e.rand.Float64()
+	e.randMu.Unlock()
+	return time.Duration(f * float64(ceiling))
+}
+
+// RetryDelayBound is the upper bound of the delay before the retry numbered
+// retries (1 for the first): min(60 s, 1 s * 2^retries).
+func RetryDelayBound(retries int) time.Duration {
+	if retries >= 6 {
+		return MaxRetryDelay
+	}
+	return min(MaxRetryDelay, time.Second<<retries)
+}
+
+// PanicError is a panic in a user action, recovered; it is retried like any
+// other action error.
+type PanicError struct {
+	Action string
+	Value  any
+	Stack  []byte
+}
+
+func (p *PanicError) Error() string {
+	return fmt.Sprintf("action %s panicked: %v", p.Action, p.Value)
+}
+
+// FatalError fails an execution at once, without retries: an unknown event, a
+// runaway machine, a permanent action error.
+type FatalError struct {
+	Reason string
+	Err    error
+}
+
+func (f *FatalError) Error() string {
+	if f.Err == nil {
+		return f.Reason
+	}
+	return f.Reason + ": " + f.Err.Error()
+}
+
+func (f *FatalError) Unwrap() error { return f.Err }
+
+func fatalf(format string, args ...any) error {
+	return &FatalError{Reason: fmt.Sprintf(format, args...)}
+}

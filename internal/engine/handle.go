@@ -1,0 +1,456 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/lfsm/lfsm/fsm"
+	"github.com/lfsm/lfsm/internal/spec"
+)
+
+// DropReason says why Handle did not process a message (or why its commit did
+// not count).
+type DropReason string
+
+// Reasons for dropping a message.
+const (
+	// DropMalformed: the payload is not a wire-format message. Redelivery cannot help.
+	DropMalformed DropReason = "malformed"
+	// DropDuplicate: the step was already done or a later step took over.
+	DropDuplicate DropReason = "duplicate"
+	// DropLeaseHeld: another worker holds the lease for this step. A local worker
+	// leaves such a message unacknowledged: it comes back after its visibility
+	// timeout, when the holder has finished (it is then a duplicate) or died (its
+	// lease has expired and the step is taken over).
+	DropLeaseHeld DropReason = "lease_held"
+	// DropInactive: the execution is stopped.
+	DropInactive DropReason = "inactive"
+	// DropFenceLost: the actions ran but the lease was taken over before the
+	// commit, so nothing was recorded; the worker that took over carries on.
+	DropFenceLost DropReason = "fence_lost"
+)
+
+// Result describes what Handle did with one message.
+type Result struct {
+	CorrelationID string
+	Machine       string
+	// Step and Retries are the message's steps and retries.
+	Step    int
+	Retries int
+	Fence   int64
+	// Dropped is why the message was not processed; empty when it was.
+	Dropped DropReason
+	// Outcome of the step; empty when the message was dropped before running.
+	Outcome Outcome
+	// State and Event: where the execution is after the step (the next
+	// message's state and event for OutcomeNext).
+	State string
+	Event string
+	// Actions lists the actions run, as "State.entry_action" and the like.
+	Actions []string
+	// Err is the decode error of a malformed message, or the action error of a
+	// retry or failed outcome.
+	Err error
+	// Delay postpones the message sent (next or retry).
+	Delay time.Duration
+}
+
+// Handle processes one message: the per-message protocol of docs/design.md.
+// It returns an error only for infrastructure failures (store or queue down)
+// after which the caller should let the message be delivered again; failures of
+// user actions are retried or recorded, and reported in the Result.
+func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
+	started := e.clock.Now()
+	msg, err := DecodeMessage(payload)
+	if err != nil {
+		e.metrics.Add(MetricKey{Name: MetricError}, 1)
+		if e.logEnabled {
+			e.logger.LogAttrs(ctx, slog.LevelWarn, "dropped malformed message", slog.Any("err", err))
+		}
+		return Result{Dropped: DropMalformed, Err: err}, nil
+	}
+	sys := &msg.System
+	res := Result{CorrelationID: sys.CorrelationID, Machine: sys.MachineName, Step: sys.Steps, Retries: sys.Retries}
+	key := MetricKey{Machine: sys.MachineName, State: sys.CurrentState, Event: sys.CurrentEvent}
+	leaseTimeout := e.leaseTimeout
+	if sys.LeaseTimeout > 0 {
+		leaseTimeout = time.Duration(sys.LeaseTimeout * float64(time.Second))
+	}
+	lease, err := e.store.Acquire(ctx, AcquireRequest{
+		CorrelationID: sys.CorrelationID,
+		Machine:       sys.MachineName,
+		Step:          sys.Steps,
+		Retries:       sys.Retries,
+		Now:           started,
+		Expires:       started.Add(leaseTimeout),
+	})
+	if err != nil {
+		switch {
+		case errors.Is(err, ErrDuplicate):
+			res.Dropped = DropDuplicate
+		case errors.Is(err, ErrLeaseHeld):
+			res.Dropped = DropLeaseHeld
+		case errors.Is(err, ErrInactive):
+			res.Dropped = DropInactive
+			return res, nil
+		default:
+			e.count(key, MetricCache)
+			return res, fmt.Errorf("handle %s step %d: acquire lease: %w", sys.CorrelationID, sys.Steps, err)
+		}
+		e.count(key, MetricDuplicate)
+		return res, nil
+	}
+	res.Fence = lease.Fence
+	e.count(key, MetricDispatch)
+
+	inv := invocation{
+		facts: fsm.Facts{
+			Machine:       sys.MachineName,
+			Event:         sys.CurrentEvent,
+			CorrelationID: sys.CorrelationID,
+			Steps:         sys.Steps,
+			Retries:       sys.Retries,
+			Fence:         lease.Fence,
+		},
+	}
+	logger := e.logger
+	if e.logEnabled {
+		logger = logger.With(slog.String("machine", sys.MachineName), slog.String("correlation_id", sys.CorrelationID),
+			slog.Int("steps", sys.Steps), slog.Int("retries", sys.Retries))
+	}
+	inv.c = fsm.NewContext(inv.facts, msg.User, logger)
+	var end stepEnd
+	if m := e.machines[sys.MachineName]; m != nil {
+		inv.m = m
+		end = e.run(ctx, &inv, sys)
+	} else {
+		end = stepEnd{state: -1, err: &FatalError{Reason: fmt.Sprintf("unknown machine %q", sys.MachineName)}}
+	}
+	res.Actions = inv.recorded()
+	c := Commit{
+		CorrelationID: sys.CorrelationID,
+		Machine:       sys.MachineName,
+		Step:          sys.Steps,
+		Retries:       sys.Retries,
+		Fence:         lease.Fence,
+		History: HistoryEntry{
+			Step:    sys.Steps,
+			Retries: sys.Retries,
+			Fence:   lease.Fence,
+			From:    sys.CurrentState,
+			Event:   sys.CurrentEvent,
+			Actions: res.Actions,
+			Started: started,
+		},
+	}
+	from, fromEvent := sys.CurrentState, sys.CurrentEvent
+	to := from
+	if end.state >= 0 {
+		to = inv.m.states[end.state].name
+	}
+
+	if end.err == nil && end.outcome == OutcomeNext && sys.Steps+1 > inv.m.maxSteps {
+		end.err = fatalf("max_steps %d exceeded in state %q (event %q)", inv.m.maxSteps, to, end.event)
+	}
+	sent := false
+	if end.err == nil {
+		// The next message is this one moved on (system keys it does not own kept).
+		nm := msg
+		ns := &nm.System
+		ns.CurrentState = to
+		ns.Retries = 0
+		nm.User = inv.c.Values()
+		switch end.outcome {
+		case OutcomeNext:
+			ns.CurrentEvent = end.event
+			ns.Steps++
+		case OutcomeWait:
+			ns.CurrentEvent = ""
+		case OutcomeDone:
+			ns.CurrentEvent = end.event
+			ns.FinishedAt = UnixTimeOf(e.clock.Now())
+		}
+		next, err := EncodeMessage(nm)
+		if err != nil {
+			end.err = &FatalError{Reason: fmt.Sprintf("state %q", to), Err: err}
+		} else {
+			c.Outcome = end.outcome
+			c.State, c.Event = to, end.event
+			c.Checkpoint = next
+			switch end.outcome {
+			case OutcomeNext:
+				c.Status = StatusRunning
+				res.Delay = inv.c.RequestedDelay() + additionalDelay(sys)
+				receipt, err := e.queue.Send(ctx, OutMessage{Key: sys.CorrelationID, Payload: next, Delay: res.Delay})
+				if err != nil {
+					e.count(key, MetricCache)
+					end.err = fmt.Errorf("send next message: %w", err)
+				} else {
+					c.SendReceipt = receipt
+					sent = true
+				}
+			case OutcomeWait:
+				c.Status = StatusWaiting
+			case OutcomeDone:
+				c.Status = StatusDone
+			}
+		}
+	}
+	if end.err != nil {
+		res.Err = end.err
+		c.Error = end.err.Error()
+		c.State, c.Event = from, fromEvent
+		maxRetries := e.maxRetries(inv.m, sys)
+		if isFatal(end.err) || sys.Retries+1 > maxRetries {
+			c.Outcome, c.Status = OutcomeFailed, StatusFailed
+			c.Checkpoint = payload
+			e.count(key, MetricFatal)
+			if e.logEnabled {
+				e.logger.LogAttrs(ctx, slog.LevelError, "execution failed", e.stepAttrs(sys, from, fromEvent, slog.Any("err", end.err))...)
+			}
+		} else {
+			// Retry the original message, not the context the actions mutated.
+			orig, err := DecodeMessage(payload)
+			if err != nil {
+				return res, fmt.Errorf("handle %s step %d: decode for retry: %w", res.CorrelationID, res.Step, err)
+			}
+			orig.System.Retries++
+			res.Delay = e.retryDelay(orig.System.Retries)
+			retry, err := EncodeMessage(orig)
+			if err != nil {
+				return res, fmt.Errorf("handle %s step %d: encode retry: %w", res.CorrelationID, res.Step, err)
+			}
+			if err := e.retrier.ScheduleRetry(ctx, OutMessage{Key: res.CorrelationID, Payload: retry, Delay: res.Delay}); err != nil {
+				e.count(key, MetricCache)
+				return res, fmt.Errorf("handle %s step %d: schedule retry: %w", res.CorrelationID, res.Step, err)
+			}
+			sent = true
+			c.Outcome, c.Status = OutcomeRetry, StatusRunning
+			c.Checkpoint = retry
+			e.count(key, MetricRetry)
+			if e.logEnabled {
+				e.logger.LogAttrs(ctx, slog.LevelWarn, "step failed, retry scheduled", e.stepAttrs(sys, from, fromEvent,
+					slog.Duration("delay", res.Delay), slog.Any("err", end.err))...)
+			}
+		}
+		e.count(key, MetricError)
+	}
+	res.Outcome = c.Outcome
+	res.State, res.Event = c.State, c.Event
+	now := e.clock.Now()
+	c.Now = now
+	c.History.To = c.State
+	c.History.Outcome = c.Outcome
+	c.History.Error = c.Error
+	c.History.Duration = now.Sub(started)
+	if err := e.store.Commit(ctx, c); err != nil {
+		if errors.Is(err, ErrFenceLost) {
+			res.Dropped = DropFenceLost
+			e.count(key, MetricDuplicate)
+			return res, nil
+		}
+		e.count(key, MetricCache)
+		if sent {
+			// The message sent carries on: its acquire takes the lease over and
+			// its commit records the execution. Redelivering this one cannot help.
+			if e.logEnabled {
+				e.logger.LogAttrs(ctx, slog.LevelWarn, "commit failed after send", e.stepAttrs(sys, from, fromEvent, slog.Any("err", err))...)
+			}
+			return res, nil
+		}
+		return res, fmt.Errorf("handle %s step %d: commit: %w", res.CorrelationID, res.Step, err)
+	}
+	if c.Outcome == OutcomeDone {
+		e.count(key, MetricDone)
+	}
+	return res, nil
+}
+
+func (e *Engine) count(k MetricKey, name string) {
+	k.Name = name
+	e.metrics.Add(k, 1)
+}
+
+func (e *Engine) stepAttrs(sys *SystemContext, state, event string, more ...slog.Attr) []slog.Attr {
+	return append([]slog.Attr{
+		slog.String("machine", sys.MachineName),
+		slog.String("state", state),
+		slog.String("event", event),
+		slog.String("correlation_id", sys.CorrelationID),
+		slog.Int("steps", sys.Steps),
+		slog.Int("retries", sys.Retries),
+	}, more...)
+}
+
+// maxRetries is the message's max_retries if set, else the machine's.
+func (e *Engine) maxRetries(m *Machine, sys *SystemContext) int {
+	switch {
+	case sys.MaxRetries != nil:
+		return *sys.MaxRetries
+	case m != nil:
+		return m.maxRetries
+	default:
+		return spec.DefaultMaxRetries
+	}
+}
+
+func isFatal(err error) bool {
+	var f *FatalError
+	return errors.As(err, &f) || fsm.IsPermanent(err)
+}
+
+// invocation is the state of one Handle call while actions run.
+type invocation struct {
+	m       *Machine
+	c       *fsm.Context
+	facts   fsm.Facts
+	actions []string
+	more    int // actions run beyond maxRecordedActions
+}
+
+// stepEnd is where running the actions of one message ended.
+type stepEnd struct {
+	outcome Outcome
+	// state is the index of the state the execution is in (-1: not in one).
+	state int
+	// event is the next message's event (OutcomeNext), or the last event.
+	event string
+	err   error
+}
+
+func (inv *invocation) recorded() []string {
+	if inv.more > 0 {
+		inv.actions = append(inv.actions, fmt.Sprintf("(%d more actions)", inv.more))
+	}
+	if inv.actions == nil {
+		return []string{}
+	}
+	return inv.actions
+}
+
+// run executes the actions of one message (REFERENCE.md §2), following local
+// transitions in-process.
+func (e *Engine) run(ctx context.Context, inv *invocation, sys *SystemContext) stepEnd {
+	m := inv.m
+	var (
+		cur int
+		ev  string
+		err error
+	)
+	if sys.CurrentState == spec.PseudoInit {
+		if sys.CurrentEvent != spec.PseudoInit {
+			return stepEnd{state: -1, err: fatalf("state %q has no transition for event %q", spec.PseudoInit, sys.CurrentEvent)}
+		}
+		cur = m.initial
+		st := &m.states[cur]
+		if _, err = inv.call(ctx, &st.entry, st.name, sys.CurrentEvent); err == nil {
+			ev, err = inv.call(ctx, &st.do, st.name, sys.CurrentEvent)
+		}
+	} else {
+		i, ok := m.state(sys.CurrentState)
+		if !ok {
+			return stepEnd{state: -1, err: fatalf("machine %q has no state %q", m.name, sys.CurrentState)}
+		}
+		st := &m.states[i]
+		switch sys.CurrentEvent {
+		case spec.PseudoFinal:
+			if !st.final {
+				return stepEnd{state: i, err: fatalf("state %q is not final but got event %q", st.name, spec.PseudoFinal)}
+			}
+			_, err = inv.call(ctx, &st.exit, st.name, sys.CurrentEvent)
+			return stepEnd{outcome: OutcomeDone, state: i, event: spec.PseudoFinal, err: err}
+		case "":
+			// A parked message (a resumed waiting execution): park again.
+			return stepEnd{outcome: OutcomeWait, state: i}
+		}
+		t := st.transition(sys.CurrentEvent)
+		if t == nil {
+			return stepEnd{state: i, err: fatalf("state %q has no transition for event %q", st.name, sys.CurrentEvent)}
+		}
+		cur, ev, err = inv.dispatch(ctx, i, t, sys.CurrentEvent)
+	}
+	for hops := 0; ; {
+		if err != nil {
+			return stepEnd{state: cur, event: ev, err: err}
+		}
+		st := &m.states[cur]
+		var t *transition
+		if ev != "" {
+			t = st.transition(ev)
+		}
+		if t == nil {
+			switch {
+			case st.final && st.exit.fn != nil:
+				return stepEnd{outcome: OutcomeNext, state: cur, event: spec.PseudoFinal}
+			case st.final:
+				return stepEnd{outcome: OutcomeDone, state: cur, event: ev}
+			case ev == "":
+				return stepEnd{outcome: OutcomeWait, state: cur}
+			default:
+				return stepEnd{state: cur, event: ev, err: fatalf("state %q has no transition for event %q", st.name, ev)}
+			}
+		}
+		if !t.local {
+			return stepEnd{outcome: OutcomeNext, state: cur, event: ev}
+		}
+		if hops++; hops > e.maxLocalHops {
+			return stepEnd{state: cur, event: ev, err: fatalf("more than %d local transitions in one invocation (state %q, event %q)", e.maxLocalHops, st.name, ev)}
+		}
+		cur, ev, err = inv.dispatch(ctx, cur, t, ev)
+	}
+}
+
+// dispatch takes transition t out of state from on event ev: the source's
+// exit, the transition's action, the target's entry and do actions. It
+// returns the target and the event its do action returned.
+func (inv *invocation) dispatch(ctx context.Context, from int, t *transition, ev string) (int, string, error) {
+	src := &inv.m.states[from]
+	if _, err := inv.call(ctx, &src.exit, src.name, ev); err != nil {
+		return from, "", err
+	}
+	if _, err := inv.call(ctx, &t.action, src.name, ev); err != nil {
+		return from, "", err
+	}
+	dst := &inv.m.states[t.target]
+	if _, err := inv.call(ctx, &dst.entry, dst.name, ev); err != nil {
+		return t.target, "", err
+	}
+	next, err := inv.call(ctx, &dst.do, dst.name, ev)
+	return t.target, next, err
+}
+
+// call runs one action (if the slot has one) and records it.
+func (inv *invocation) call(ctx context.Context, a *action, state, event string) (ev string, err error) {
+	if a.fn == nil {
+		return "", nil
+	}
+	if len(inv.actions) < maxRecordedActions {
+		if inv.actions == nil {
+			inv.actions = make([]string, 0, 4)
+		}
+		inv.actions = append(inv.actions, a.label)
+	} else {
+		inv.more++
+	}
+	inv.facts.State = state
+	inv.facts.Event = event
+	inv.facts.Kind = a.kind
+	inv.c.SetFacts(inv.facts)
+	defer func() {
+		if p := recover(); p != nil {
+			stack := debug.Stack()
+			err = &PanicError{Action: a.label, Value: p, Stack: stack}
+			inv.c.Logger().LogAttrs(ctx, slog.LevelError, "action panicked", slog.String("state", state),
+				slog.String("event", event), slog.String("action", a.label), slog.Any("err", err), slog.String("stack", string(stack)))
+		}
+	}()
+	ev, err = a.fn.Execute(ctx, inv.c)
+	if err != nil {
+		err = fmt.Errorf("%s: %w", a.label, err)
+	}
+	return ev, err
+}

@@ -1,0 +1,252 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/lfsm/lfsm/fsm"
+	"github.com/lfsm/lfsm/internal/spec"
+)
+
+// Resolver maps an action reference of the spec to the action to run.
+type Resolver func(ref string) (fsm.Action, error)
+
+// Machine is a compiled, immutable machine: states and transitions indexed so
+// that dispatching costs map lookups and no allocation. Safe for concurrent use.
+type Machine struct {
+	name       string
+	maxRetries int
+	maxSteps   int
+	initial    int
+	states     []state
+	byName     map[string]int
+	spec       *spec.Machine
+}
+
+type state struct {
+	name   string
+	final  bool
+	entry  action
+	do     action
+	exit   action
+	trans  []transition
+	events map[string]int
+}
+
+type transition struct {
+	event  string
+	target int
+	local  bool
+	action action
+}
+
+// action is one resolved action and the label history entries record for it,
+// built once here so that running it builds no string.
+type action struct {
+	fn    fsm.Action
+	label string
+	kind  fsm.ActionKind
+}
+
+// Name is the machine's name.
+func (m *Machine) Name() string { return m.name }
+
+// MaxRetries is the machine's max_retries (the default when the spec omits it).
+func (m *Machine) MaxRetries() int { return m.maxRetries }
+
+// MaxSteps is the machine's max_steps (the default when the spec omits it).
+func (m *Machine) MaxSteps() int { return m.maxSteps }
+
+// Spec is the spec machine m was compiled from.
+func (m *Machine) Spec() *spec.Machine { return m.spec }
+
+func (m *Machine) state(name string) (int, bool) {
+	i, ok := m.byName[name]
+	return i, ok
+}
+
+func (s *state) transition(event string) *transition {
+	i, ok := s.events[event]
+	if !ok {
+		return nil
+	}
+	return &s.trans[i]
+}
+
+// CompileError lists every problem Compile found.
+type CompileError struct {
+	Machine  string
+	Problems []string
+}
+
+func (e *CompileError) Error() string {
+	s := fmt.Sprintf("compile machine %q: %s", e.Machine, e.Problems[0])
+	if n := len(e.Problems) - 1; n > 0 {
+		s += fmt.Sprintf(" (and %d more)", n)
+	}
+	return s
+}
+
+// Compile turns a spec machine into a runtime machine, resolving every action
+// reference with resolve. It reports structural problems that would make the
+// machine unrunnable (no initial state, unknown targets, duplicate names or
+// events, reserved names, unresolvable actions); spec.Validate reports more.
+func Compile(m *spec.Machine, resolve Resolver) (*Machine, error) {
+	if m == nil {
+		return nil, errors.New("compile machine: nil machine")
+	}
+	cm := &Machine{
+		name:       m.Name,
+		maxRetries: m.EffectiveMaxRetries(),
+		maxSteps:   m.EffectiveMaxSteps(),
+		initial:    -1,
+		states:     make([]state, len(m.States)),
+		byName:     make(map[string]int, len(m.States)),
+		spec:       m,
+	}
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if m.Name == "" {
+		bad("machine has no name")
+	}
+	for i, s := range m.States {
+		name := string(s.Name)
+		switch {
+		case name == "":
+			bad("state %d has no name", i+1)
+		case name == spec.PseudoInit || name == spec.PseudoFinal:
+			bad("state name %q is reserved", name)
+		}
+		if _, dup := cm.byName[name]; dup {
+			bad("duplicate state %q", name)
+		}
+		cm.byName[name] = i
+		if s.Initial && cm.initial < 0 {
+			cm.initial = i
+		}
+	}
+	if cm.initial < 0 {
+		bad("no initial state")
+	}
+	resolveRef := func(ref *spec.ActionRef, label string, kind fsm.ActionKind) action {
+		if ref == nil || ref.Ref == "" {
+			return action{}
+		}
+		if resolve == nil {
+			bad("%s: no resolver for action %q", label, ref.Ref)
+			return action{}
+		}
+		fn, err := resolve(ref.Ref)
+		if err != nil {
+			bad("%s: resolve action %q: %v", label, ref.Ref, err)
+			return action{}
+		}
+		if fn == nil {
+			bad("%s: action %q resolved to nil", label, ref.Ref)
+		}
+		return action{fn: fn, label: label, kind: kind}
+	}
+	for i, s := range m.States {
+		name := string(s.Name)
+		st := &cm.states[i]
+		st.name = name
+		st.final = s.Final
+		st.entry = resolveRef(s.EntryAction, name+"."+string(fsm.KindEntry), fsm.KindEntry)
+		st.do = resolveRef(s.DoAction, name+"."+string(fsm.KindDo), fsm.KindDo)
+		st.exit = resolveRef(s.ExitAction, name+"."+string(fsm.KindExit), fsm.KindExit)
+		st.trans = make([]transition, 0, len(s.Transitions))
+		st.events = make(map[string]int, len(s.Transitions))
+		for _, t := range s.Transitions {
+			ev := string(t.Event)
+			if ev == spec.PseudoInit || ev == spec.PseudoFinal || ev == "" {
+				bad("state %q: event name %q is reserved", name, ev)
+				continue
+			}
+			if _, dup := st.events[ev]; dup {
+				bad("state %q: duplicate transition for event %q", name, ev)
+				continue
+			}
+			target, ok := cm.byName[string(t.Target)]
+			if !ok {
+				bad("state %q: transition %q targets unknown state %q", name, ev, t.Target)
+				continue
+			}
+			st.events[ev] = len(st.trans)
+			st.trans = append(st.trans, transition{
+				event:  ev,
+				target: target,
+				local:  t.Local,
+				action: resolveRef(t.Action, name+"."+ev+"."+string(fsm.KindTransition), fsm.KindTransition),
+			})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &CompileError{Machine: m.Name, Problems: problems}
+	}
+	return cm, nil
+}
+
+// SimulateOptions configures SimulateActions.
+type SimulateOptions struct {
+	// Events are returned by do actions in order (e.g. done, done). When they run
+	// out, do actions return no event: a non-final state waits, a final state ends.
+	Events []string
+	// Rand, when Events is nil, drives a random walk: each do action returns the
+	// event of one of its state's transitions, uniformly (a final state may also
+	// end). Nil means a walk seeded with 1.
+	Rand *rand.Rand
+}
+
+// SimulateActions returns a resolver for lfsm run --simulate: every reference
+// resolves to an action that does nothing but, as a do action of machine m,
+// returns the next event of opts. The events list is shared by every execution
+// the resolver's actions run in.
+func SimulateActions(m *spec.Machine, opts SimulateOptions) Resolver {
+	sim := &simulator{machine: m, events: opts.Events, rnd: opts.Rand}
+	if sim.rnd == nil {
+		sim.rnd = rand.New(rand.NewPCG(1, 2))
+	}
+	return func(ref string) (fsm.Action, error) { return sim, nil }
+}
+
+type simulator struct {
+	machine *spec.Machine
+	mu      sync.Mutex
+	events  []string
+	rnd     *rand.Rand
+}
+
+func (s *simulator) Execute(_ context.Context, c *fsm.Context) (string, error) {
+	if c.Facts().Kind != fsm.KindDo {
+		return "", nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.events != nil {
+		if len(s.events) == 0 {
+			return "", nil
+		}
+		ev := s.events[0]
+		s.events = s.events[1:]
+		return ev, nil
+	}
+	st := s.machine.State(spec.StateName(c.State()))
+	if st == nil {
+		return "", nil
+	}
+	n := len(st.Transitions)
+	if st.Final {
+		n++ // the extra choice ends the execution
+	}
+	if n == 0 {
+		return "", nil
+	}
+	i := s.rnd.IntN(n)
+	if i == len(st.Transitions) {
+		return "", nil
+	}
+	return string(st.Transitions[i].Event), nil
+}

@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// WorkerOptions configure RunWorker. Zero values take the defaults.
+type WorkerOptions struct {
+	// Concurrency is how many messages are handled at once (default 4).
+	Concurrency int
+	// Visibility hides a received message from other receivers until it is
+	// acknowledged; an unacknowledged message comes back after it (default 30 s).
+	Visibility time.Duration
+	// Wait is how long one Receive waits for messages (default 1 s).
+	Wait time.Duration
+	// Batch is the most messages one Receive returns (default 10).
+	Batch int
+	// Logger logs receive and acknowledge failures; nil discards.
+	Logger *slog.Logger
+}
+
+// RunWorker receives messages from src and handles them with e until ctx is
+// cancelled. A message is acknowledged when handled (or dropped for good); after
+// an infrastructure error, or when another worker holds its step's lease, it is
+// left to come back after the visibility timeout. On cancellation RunWorker
+// stops receiving, lets the messages in flight finish, and returns nil.
+func RunWorker(ctx context.Context, src Source, e *Engine, o WorkerOptions) error {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.Visibility <= 0 {
+		o.Visibility = 30 * time.Second
+	}
+	if o.Wait <= 0 {
+		o.Wait = time.Second
+	}
+	if o.Batch <= 0 {
+		o.Batch = 10
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	// In-flight messages finish even when ctx is cancelled.
+	hctx := context.WithoutCancel(ctx)
+	sem := make(chan struct{}, o.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		ds, err := src.Receive(ctx, o.Batch, o.Visibility, o.Wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			logger.LogAttrs(ctx, slog.LevelWarn, "receive failed", slog.Any("err", err))
+			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		backoff = 0
+		for _, d := range ds {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				// Unhandled deliveries come back after their visibility timeout.
+				return nil
+			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				handleDelivery(hctx, src, e, d, logger)
+			}()
+		}
+	}
+	return nil
+}
+
+func handleDelivery(ctx context.Context, src Source, e *Engine, d Delivery, logger *slog.Logger) {
+	res, err := e.Handle(ctx, d.Payload)
+	if err != nil {
+		logger.LogAttrs(ctx, slog.LevelWarn, "message left for redelivery", slog.String("correlation_id", res.CorrelationID),
+			slog.Int("steps", res.Step), slog.Int("retries", res.Retries), slog.Any("err", err))
+		return
+	}
+	if res.Dropped == DropLeaseHeld {
+		return
+	}
+	if err := src.Ack(ctx, d.Receipt); err != nil {
+		logger.LogAttrs(ctx, slog.LevelWarn, "ack failed", slog.String("correlation_id", res.CorrelationID),
+			slog.Int("steps", res.Step), slog.Any("err", err))
+	}
+}
