@@ -1,0 +1,197 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/lfsm/lfsm/fsm"
+	"github.com/lfsm/lfsm/internal/engine"
+	"github.com/lfsm/lfsm/internal/local"
+	"github.com/lfsm/lfsm/internal/spec"
+)
+
+// Config is what a generated main package passes to Main.
+type Config struct {
+	// Spec is the JSON encoding of the project's loaded *spec.Spec.
+	Spec string
+	// Actions maps every action reference of the spec to its action.
+	Actions map[string]fsm.Action
+}
+
+// Exit codes of the binary.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+// Main runs the command line of os.Args and exits. On the first SIGINT or
+// SIGTERM the steps in flight finish and the program stops; on a second it
+// exits at once with status 130.
+func Main(cfg Config) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		fmt.Fprintln(os.Stderr, "interrupted: finishing the steps in flight (again to abort)")
+		cancel()
+		<-sigs
+		os.Exit(exitInterrupted)
+	}()
+	code := run(ctx, cfg, os.Args[1:], os.Stdout, os.Stderr)
+	cancel()
+	os.Exit(code)
+}
+
+// run is Main without the process: it returns the exit code.
+func run(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) int {
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var s spec.Spec
+	if err := json.Unmarshal([]byte(cfg.Spec), &s); err != nil {
+		fmt.Fprintf(stderr, "error: decode compiled-in spec: %v\n", err)
+		return exitFailure
+	}
+	resolve := func(ref string) (fsm.Action, error) {
+		if a, ok := cfg.Actions[ref]; ok && a != nil {
+			return a, nil
+		}
+		return nil, fmt.Errorf("action %q is not linked into this binary (run lfsm build)", ref)
+	}
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(ctx, &s, resolve, args[1:], stdout, stderr, logger)
+	case "worker":
+		return workerCmd(ctx, &s, resolve, args[1:], stderr, logger)
+	case "machines":
+		for _, m := range s.Machines {
+			fmt.Fprintln(stdout, m.Name)
+		}
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "error: unknown command %q\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  run -m MACHINE [--context JSON|@FILE] [--correlation-id ID] [--db PATH] [--output text|json]
+  worker [--workers N] [--db PATH]
+  machines
+`)
+}
+
+func runCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []string, stdout, stderr io.Writer, logger *slog.Logger) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	machine := fs.String("m", "", "machine to start")
+	fs.StringVar(machine, "machine", "", "machine to start")
+	ctxArg := fs.String("context", "", "initial context: a JSON object, or @FILE")
+	id := fs.String("correlation-id", "", "correlation id (default: a new random one)")
+	db := fs.String("db", local.DefaultDBPath, "SQLite database of the local store")
+	output := fs.String("output", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *machine == "" || fs.NArg() > 0 || (*output != "text" && *output != "json") {
+		fmt.Fprintln(stderr, "error: run needs -m MACHINE and no arguments; --output is text or json")
+		return exitUsage
+	}
+	uc, err := parseContext(*ctxArg)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: --context: %v\n", err)
+		return exitUsage
+	}
+	res, err := local.Run(ctx, local.RunOptions{
+		Spec: s, Resolve: resolve, DBPath: *db, Machine: *machine, Context: uc,
+		CorrelationID: *id, Out: stdout, JSON: *output == "json", Logger: logger,
+	})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		fmt.Fprintf(stderr, "interrupted: execution %s left as it was (lfsm inspect %s)\n", res.CorrelationID, res.CorrelationID)
+		return exitInterrupted
+	case errors.Is(err, local.ErrUnknownMachine):
+		fmt.Fprintf(stderr, "error: %v (machines: %s)\n", err, machineNames(s))
+		return exitUsage
+	case err != nil:
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitFailure
+	}
+	if res.Status == engine.StatusDone || res.Status == engine.StatusWaiting {
+		return exitOK
+	}
+	return exitFailure
+}
+
+func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []string, stderr io.Writer, logger *slog.Logger) int {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	workers := fs.Int("workers", 4, "messages handled at once")
+	db := fs.String("db", local.DefaultDBPath, "SQLite database of the local store")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 || *workers < 1 {
+		fmt.Fprintln(stderr, "error: worker takes no arguments and --workers >= 1")
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "worker: %d workers on %s (machines: %s)\n", *workers, *db, machineNames(s))
+	err := local.Worker(ctx, local.WorkerOptions{Spec: s, Resolve: resolve, DBPath: *db, Workers: *workers, Logger: logger})
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitFailure
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "worker: stopped")
+		return exitInterrupted
+	}
+	return exitOK
+}
+
+// parseContext reads the initial user context: a JSON object, or @FILE.
+func parseContext(arg string) (map[string]any, error) {
+	if arg == "" {
+		return map[string]any{}, nil
+	}
+	b := []byte(arg)
+	if name, ok := strings.CutPrefix(arg, "@"); ok {
+		var err error
+		if b, err = os.ReadFile(name); err != nil {
+			return nil, err
+		}
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %w", err)
+	}
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m, nil
+}
+
+func machineNames(s *spec.Spec) string {
+	names := make([]string, len(s.Machines))
+	for i, m := range s.Machines {
+		names[i] = m.Name
+	}
+	return strings.Join(names, ", ")
+}

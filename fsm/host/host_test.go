@@ -1,0 +1,60 @@
+package host
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/lfsm/lfsm/internal/spec"
+)
+
+func testConfig(t *testing.T) Config {
+	t.Helper()
+	b, err := json.Marshal(&spec.Spec{Machines: []*spec.Machine{{Name: "Example"}, {Name: "Other"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{Spec: string(b)}
+}
+
+func TestCommandLine(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"no command", nil, exitUsage, "", "usage:"},
+		{"unknown command", []string{"frobnicate"}, exitUsage, "", `unknown command "frobnicate"`},
+		{"machines", []string{"machines"}, exitOK, "Example\nOther\n", ""},
+		{"run without machine", []string{"run"}, exitUsage, "", "run needs -m MACHINE"},
+		{"run bad output", []string{"run", "-m", "Example", "--output", "yaml"}, exitUsage, "", "--output is text or json"},
+		{"run bad context", []string{"run", "-m", "Example", "--context", "[1]"}, exitUsage, "", "--context: not a JSON object"},
+		{"run unknown flag", []string{"run", "--nope"}, exitUsage, "", "flag provided but not defined"},
+		{"worker bad workers", []string{"worker", "--workers", "0"}, exitUsage, "", "--workers >= 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), testConfig(t), tt.args, &stdout, &stderr)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, tt.code, stderr.String())
+			}
+			if tt.stdout != "" && stdout.String() != tt.stdout {
+				t.Errorf("stdout %q, want %q", stdout.String(), tt.stdout)
+			}
+			if !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), tt.stderr)
+			}
+		})
+	}
+}
+
+func TestCompiledSpecMustDecode(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := run(t.Context(), Config{Spec: "{"}, []string{"machines"}, &bytes.Buffer{}, &stderr); code != exitFailure {
+		t.Errorf("exit code %d, want %d", code, exitFailure)
+	}
+}
