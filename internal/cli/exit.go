@@ -21,8 +21,10 @@ type UsageError struct {
 	Err error
 }
 
+// Error returns the message of the wrapped error.
 func (e *UsageError) Error() string { return e.Err.Error() }
 
+// Unwrap returns the wrapped error.
 func (e *UsageError) Unwrap() error { return e.Err }
 
 // usageErrorf returns a *UsageError with a formatted message.

@@ -47,6 +47,7 @@ type ARNError struct {
 	Reason string
 }
 
+// Error says which part of the ARN is wrong and shows the expected shape.
 func (e *ARNError) Error() string {
 	return fmt.Sprintf("invalid Lambda function ARN %q: %s (want %s)", e.ARN, e.Reason, LambdaARNShape)
 }
