@@ -11,7 +11,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/mod/module"
 	"golang.org/x/tools/go/packages"
 
 	"github.com/lfsm/lfsm/internal/spec"
@@ -97,23 +96,21 @@ func actionRefs(s *spec.Spec) []refUse {
 	return uses
 }
 
-// ParseGoRef splits "import/path.Identifier" into its package path and
-// identifier. ok is false for anything else (a dotted Python class path has no
-// "/", for one).
-func ParseGoRef(ref string) (pkgPath, ident string, ok bool) {
-	slash := strings.LastIndex(ref, "/")
-	if slash < 0 {
+// splitGoRef splits "import/path.Identifier" as spec.ParseGoRef does, but
+// also accepts an unexported identifier, so that CheckActions can say "not
+// exported" rather than "not a Go symbol".
+func splitGoRef(ref string) (pkgPath, ident string, ok bool) {
+	if p, id, ok := spec.ParseGoRef(ref); ok {
+		return p, id, true
+	}
+	dot := strings.LastIndexByte(ref, '.')
+	if dot < 0 || !token.IsIdentifier(ref[dot+1:]) {
 		return "", "", false
 	}
-	dot := strings.Index(ref[slash:], ".")
-	if dot < 0 {
-		return "", "", false
+	if p, _, ok := spec.ParseGoRef(ref[:dot] + ".X"); ok {
+		return p, ref[dot+1:], true
 	}
-	pkgPath, ident = ref[:slash+dot], ref[slash+dot+1:]
-	if !token.IsIdentifier(ident) || module.CheckImportPath(pkgPath) != nil {
-		return "", "", false
-	}
-	return pkgPath, ident, true
+	return "", "", false
 }
 
 // CheckActions type-checks every action reference of s against the Go module
@@ -138,7 +135,7 @@ func checkActions(ctx context.Context, dir string, env []string, s *spec.Spec) (
 	targets := map[string]target{}
 	var pkgPaths []string
 	for _, u := range uses {
-		p, id, ok := ParseGoRef(u.ref)
+		p, id, ok := splitGoRef(u.ref)
 		if !ok {
 			continue
 		}

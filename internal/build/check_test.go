@@ -12,24 +12,24 @@ import (
 	"github.com/lfsm/lfsm/internal/spec"
 )
 
-func TestParseGoRef(t *testing.T) {
+func TestSplitGoRef(t *testing.T) {
 	tests := []struct {
 		ref, pkg, ident string
 		ok              bool
 	}{
 		{"example.com/shop/actions.ChargeCard", "example.com/shop/actions", "ChargeCard", true},
-		{"github.com/a/b.v2/c.D", "github.com/a/b.v2/c", "D", true},
+		{"example.com/shop/actions.helper", "example.com/shop/actions", "helper", true},
+		{"gopkg.in/yaml.v3.Node", "gopkg.in/yaml.v3", "Node", true},
 		{"path.to.Action1", "", "", false},
 		{"example.com/shop/actions", "", "", false},
 		{"example.com/shop/actions.", "", "", false},
-		{"example.com/shop/actions.a.b", "", "", false},
 		{"", "", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.ref, func(t *testing.T) {
-			pkg, ident, ok := ParseGoRef(tt.ref)
+			pkg, ident, ok := splitGoRef(tt.ref)
 			if pkg != tt.pkg || ident != tt.ident || ok != tt.ok {
-				t.Errorf("ParseGoRef(%q) = %q, %q, %v; want %q, %q, %v", tt.ref, pkg, ident, ok, tt.pkg, tt.ident, tt.ok)
+				t.Errorf("splitGoRef(%q) = %q, %q, %v; want %q, %q, %v", tt.ref, pkg, ident, ok, tt.pkg, tt.ident, tt.ok)
 			}
 		})
 	}

@@ -57,7 +57,7 @@ func Generate(s *spec.Spec, mod ModuleInfo) ([]byte, error) {
 	var entries []entry
 	var pkgs []string
 	for _, ref := range refs {
-		pkgPath, _, ok := ParseGoRef(ref)
+		pkgPath, _, ok := splitGoRef(ref)
 		if !ok {
 			return nil, fmt.Errorf("action %q is not a Go symbol reference", ref)
 		}
@@ -94,7 +94,7 @@ func Generate(s *spec.Spec, mod ModuleInfo) ([]byte, error) {
 	fmt.Fprintf(&b, "const specJSON = %s\n\n", strconv.Quote(string(specJSON)))
 	b.WriteString("func main() {\n\thost.Main(host.Config{\n\t\tSpec: specJSON,\n\t\tActions: map[string]fsm.Action{\n")
 	for _, e := range entries {
-		pkgPath, ident, _ := ParseGoRef(e.ref)
+		pkgPath, ident, _ := splitGoRef(e.ref)
 		sym := aliases[pkgPath] + "." + ident
 		var expr string
 		switch mod.Refs[e.ref] {

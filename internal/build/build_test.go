@@ -1,0 +1,140 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/mod/modfile"
+)
+
+var (
+	builtOnce sync.Once
+	builtRes  Result
+	builtErr  error
+)
+
+// builtShop builds the shared project once per test binary.
+func builtShop(t *testing.T) (shop, Result) {
+	t.Helper()
+	p := sharedShop(t)
+	builtOnce.Do(func() {
+		res, diags, err := Build(context.Background(), BuildOptions{Dir: p.dir, CacheDir: p.cache})
+		if err == nil && hasErrors(diags) {
+			err = errors.New("diagnostics:\n" + renderDiags(p.dir, diags))
+		}
+		builtRes, builtErr = res, err
+	})
+	if builtErr != nil {
+		t.Fatalf("build test project: %v", builtErr)
+	}
+	return p, builtRes
+}
+
+func TestBuildRunsSeedExample(t *testing.T) {
+	p, res := builtShop(t)
+	if want := filepath.Join(p.dir, ".lfsm", "bin", "shop"); res.Binary != want {
+		t.Errorf("binary %s, want %s", res.Binary, want)
+	}
+	tests := []struct {
+		name    string
+		context string
+		code    int
+		lambdas []string
+		summary string
+	}{
+		{"done done", `{"arg1":1}`, 0, []string{"λ1", "λ2", "λ4", "λ5"}, ": done in "},
+		{"arg1 missing", `{}`, 1, []string{"λ1"}, ": failed in pseudo_init: FirstState.do_action: arg1 missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "lfsm.db")
+			cmd := exec.CommandContext(t.Context(), res.Binary, "run", "-m", "Example", "--context", tt.context, "--db", db)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, &stdout, &stderr)
+			}
+			out := stdout.String()
+			got := regexp.MustCompile(`(?m)^λ\d+`).FindAllString(out, -1)
+			if strings.Join(got, " ") != strings.Join(tt.lambdas, " ") {
+				t.Errorf("λs %v, want %v\n%s", got, tt.lambdas, out)
+			}
+			if !strings.Contains(out, tt.summary) {
+				t.Errorf("output lacks %q:\n%s", tt.summary, out)
+			}
+		})
+	}
+	// The seed's listing: which actions run in λ2.
+	if gm, err := os.ReadFile(filepath.Join(res.GenDir, "main.go")); err != nil || !bytes.Contains(gm, []byte("&actions.Action4{}")) {
+		t.Errorf("generated main.go (err %v) lacks the pointer form of Action4", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(p.dir, ".lfsm", ".gitignore")); err != nil || !strings.Contains(string(b), "*") {
+		t.Errorf(".lfsm/.gitignore: %q, %v", b, err)
+	}
+	gomod, err := os.ReadFile(filepath.Join(p.dir, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := modfile.Parse("go.mod", gomod, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Replace) > 0 {
+		t.Errorf("go.mod has replace directives:\n%s", gomod)
+	}
+	found := false
+	for _, r := range f.Require {
+		found = found || (r.Mod.Path == ModulePath && r.Mod.Version == res.LFSMVersion)
+	}
+	if !found {
+		t.Errorf("go.mod does not require %s %s:\n%s", ModulePath, res.LFSMVersion, gomod)
+	}
+}
+
+func TestBuildReproducibleAndStamped(t *testing.T) {
+	p, first := builtShop(t)
+	again, diags, err := Build(t.Context(), BuildOptions{Dir: p.dir, CacheDir: p.cache})
+	if err != nil || hasErrors(diags) {
+		t.Fatalf("rebuild: %v %v", err, diags)
+	}
+	if !again.UpToDate || again.InputHash != first.InputHash {
+		t.Errorf("unchanged project rebuilt: up to date %v, hash %s then %s", again.UpToDate, first.InputHash, again.InputHash)
+	}
+	out2 := filepath.Join(t.TempDir(), "shop2")
+	second, diags, err := Build(t.Context(), BuildOptions{Dir: p.dir, CacheDir: p.cache, Out: out2, Force: true})
+	if err != nil || hasErrors(diags) {
+		t.Fatalf("second build: %v %v", err, diags)
+	}
+	if second.UpToDate {
+		t.Error("forced build reported up to date")
+	}
+	if a, b := fileSum(t, first.Binary), fileSum(t, second.Binary); a != b {
+		t.Errorf("same sources, different binaries: %x vs %x", a, b)
+	}
+}
+
+func fileSum(t *testing.T, p string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
