@@ -162,3 +162,59 @@ func TestRunUnknownMachine(t *testing.T) {
 		t.Errorf("err = %v, want ErrUnknownMachine", err)
 	}
 }
+
+func TestRunOnSQLite(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "sub", "lfsm.db")
+	res, err := Run(t.Context(), RunOptions{
+		Spec: loadExample(t), Resolve: seedActions, DBPath: db,
+		Machine: "Example", Context: map[string]any{"arg1": 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nums []int
+	for _, l := range res.Lambdas {
+		nums = append(nums, l.Number)
+	}
+	if res.Status != engine.StatusDone || fmt.Sprint(nums) != "[1 2 4 5]" {
+		t.Errorf("status %s, λs %v; want done, [1 2 4 5]", res.Status, nums)
+	}
+}
+
+func TestWorker(t *testing.T) {
+	b := memory.New(memory.Options{})
+	s := loadExample(t)
+	finalExit := make(chan struct{}, 1)
+	resolve := func(ref string) (fsm.Action, error) {
+		if strings.HasSuffix(ref, ".Action9") {
+			return fsm.ActionFunc(func(ctx context.Context, c *fsm.Context) (string, error) {
+				finalExit <- struct{}{}
+				return "", nil
+			}), nil
+		}
+		return seedActions(ref)
+	}
+	e, err := newEngine(s, resolve, nil, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := e.Start(t.Context(), engine.StartRequest{Machine: "Example", Context: map[string]any{"arg1": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- Worker(ctx, WorkerOptions{Spec: s, Resolve: resolve, Backend: b, Workers: 2}) }()
+	<-finalExit
+	cancel() // the step in flight (λ5) still commits
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ex, err := b.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex.Status != engine.StatusDone {
+		t.Errorf("status %s, want done", ex.Status)
+	}
+}

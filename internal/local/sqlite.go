@@ -2,10 +2,16 @@ package local
 
 import (
 	"context"
-	"errors"
+
+	"github.com/lfsm/lfsm/internal/backend/sqlite"
 )
 
-// openSQLite opens the embedded store. TODO: wire internal/backend/sqlite.
+// openSQLite opens (creating it if needed) the embedded store at path.
 func openSQLite(ctx context.Context, path string) (Backend, func(), error) {
-	return nil, nil, errors.New("open " + path + ": sqlite backend not available yet")
+	db, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	// Close errors after a run are not actionable: the data is committed.
+	return db, func() { db.Close() }, nil
 }
