@@ -168,18 +168,37 @@ type pair struct {
 	key, val *yaml.Node
 }
 
+// fields holds the known keys of one mapping: vals[i] is the pair of known[i],
+// with a nil key when absent. Specs have few keys per mapping, so a linear
+// lookup beats a map and allocates nothing.
+type fields struct {
+	known []string
+	vals  [8]pair
+}
+
+// get returns the pair of key k and whether the mapping has it.
+func (f *fields) get(k string) (pair, bool) {
+	for i, name := range f.known {
+		if name == k {
+			return f.vals[i], f.vals[i].key != nil
+		}
+	}
+	return pair{}, false
+}
+
 // pairs returns the known keys of mapping n, first occurrence of each, with YAML
 // merge keys ("<<: *base") expanded. It reports unknown, duplicate and
 // non-string keys. what names the mapping in messages ("state \"A\"").
-func (p *parser) pairs(n *yaml.Node, what string, known []string, extraHint string) map[string]pair {
-	out := make(map[string]pair, len(n.Content)/2)
-	p.collect(n, what, known, extraHint, out, 0)
-	return out
+func (p *parser) pairs(n *yaml.Node, what string, known []string, extraHint string) *fields {
+	f := &fields{known: known}
+	p.collect(n, what, extraHint, f, 0)
+	return f
 }
 
-func (p *parser) collect(n *yaml.Node, what string, known []string, extraHint string, out map[string]pair, depth int) {
+func (p *parser) collect(n *yaml.Node, what string, extraHint string, out *fields, depth int) {
 	var merges []*yaml.Node
-	seen := make(map[string]bool, len(n.Content)/2)
+	var seen fields // keys set by this mapping itself, for duplicate detection
+	seen.known = out.known
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if !p.visit() {
 			return
@@ -192,30 +211,32 @@ func (p *parser) collect(n *yaml.Node, what string, known []string, extraHint st
 		rk := resolve(k)
 		if rk.Kind != yaml.ScalarNode || isNull(rk) {
 			p.add(diag(CodeWrongType, p.src.rangeOf(k), fmt.Sprintf("a key of %s is %s, not a name", what, describe(rk)), "",
-				"keys are plain words such as "+strconv.Quote(known[0])))
+				"keys are plain words such as "+strconv.Quote(out.known[0])))
 			continue
 		}
 		name := rk.Value
-		if seen[name] {
-			p.add(diag(CodeDuplicateKey, p.src.rangeOf(k), fmt.Sprintf("key %q appears more than once in %s", name, what),
-				"only the first occurrence is used", "remove the repeated key"))
-			continue
-		}
-		seen[name] = true
 		if strings.HasPrefix(name, extensionPrefix) {
 			continue
 		}
-		if !contains(known, name) {
-			hint := didYouMean(name, known, extraHint)
+		idx := slices.Index(out.known, name)
+		if idx < 0 {
+			hint := didYouMean(name, out.known, extraHint)
 			if hint == "" {
-				hint = "valid keys here: " + strings.Join(known, ", ")
+				hint = "valid keys here: " + strings.Join(out.known, ", ")
 			}
 			p.add(diag(CodeUnknownKey, p.src.rangeOf(k), fmt.Sprintf("unknown key %q in %s", name, what), "", hint))
 			continue
 		}
-		out[name] = pair{key: k, val: v}
+		if seen.vals[idx].key != nil {
+			p.add(diag(CodeDuplicateKey, p.src.rangeOf(k), fmt.Sprintf("key %q appears more than once in %s", name, what),
+				"only the first occurrence is used", "remove the repeated key"))
+			continue
+		}
+		seen.vals[idx] = pair{key: k, val: v}
+		// Explicit keys win over merged ones.
+		out.vals[idx] = pair{key: k, val: v}
 	}
-	// Explicit keys win over merged ones, and earlier merges over later ones.
+	// Earlier merges win over later ones; none override explicit keys.
 	for _, m := range merges {
 		m = resolve(m)
 		var sources []*yaml.Node
@@ -225,6 +246,9 @@ func (p *parser) collect(n *yaml.Node, what string, known []string, extraHint st
 		case yaml.SequenceNode:
 			sources = m.Content
 		}
+		if len(sources) == 0 {
+			sources = []*yaml.Node{m}
+		}
 		for _, src := range sources {
 			src = resolve(src)
 			if src.Kind != yaml.MappingNode || depth > 8 {
@@ -232,24 +256,15 @@ func (p *parser) collect(n *yaml.Node, what string, known []string, extraHint st
 					"write <<: *anchor where the anchor names a mapping"))
 				continue
 			}
-			sub := make(map[string]pair)
-			p.collect(src, what, known, extraHint, sub, depth+1)
-			for k, v := range sub {
-				if _, ok := out[k]; !ok {
-					out[k] = v
+			sub := &fields{known: out.known}
+			p.collect(src, what, extraHint, sub, depth+1)
+			for i := range out.known {
+				if out.vals[i].key == nil {
+					out.vals[i] = sub.vals[i]
 				}
 			}
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // top walks the document: a mapping with a machines list.
@@ -271,7 +286,7 @@ func (p *parser) top(f *file, doc *yaml.Node) {
 		return
 	}
 	kv := p.pairs(root, "the top level", topKeys, "")
-	ms, ok := kv["machines"]
+	ms, ok := kv.get("machines")
 	if !ok {
 		p.add(diag(CodeNoMachines, p.src.rangeOf(root), "the file has no machines key", "",
 			"list the machines under a top-level machines: key"))
@@ -324,24 +339,25 @@ func (p *parser) importEntry(n *yaml.Node) *importEntry {
 		return nil
 	}
 	kv := p.pairs(n, "an import entry", importKeys, "an import entry holds only the import key; declare machines in their own list item")
-	v := resolve(kv["import"].val)
+	imp, _ := kv.get("import")
+	v := resolve(imp.val)
 	switch {
 	case isNull(v) || (v.Kind == yaml.ScalarNode && strings.TrimSpace(v.Value) == ""):
-		p.add(diag(CodeMissingField, p.src.rangeOf(kv["import"].key), "import has no path", "",
+		p.add(diag(CodeMissingField, p.src.rangeOf(imp.key), "import has no path", "",
 			"name the file to import, relative to this file: import: other/fsm.yaml"))
 		return nil
 	case v.Kind != yaml.ScalarNode:
-		p.add(diag(CodeWrongType, p.src.rangeOf(kv["import"].val), fmt.Sprintf("import must be a file path, not %s", describe(v)), "",
+		p.add(diag(CodeWrongType, p.src.rangeOf(imp.val), fmt.Sprintf("import must be a file path, not %s", describe(v)), "",
 			"import one file per entry: - import: other/fsm.yaml"))
 		return nil
 	}
-	return &importEntry{path: v.Value, rng: p.src.rangeOf(kv["import"].val)}
+	return &importEntry{path: v.Value, rng: p.src.rangeOf(imp.val)}
 }
 
 // name reads a required name-like value (a non-empty scalar). The bool is false
 // when the value is missing or malformed (a diagnostic was then added).
-func (p *parser) name(kv map[string]pair, key, what string, at *yaml.Node, hint string) (string, Range, bool) {
-	pr, ok := kv[key]
+func (p *parser) name(kv *fields, key, what string, at *yaml.Node, hint string) (string, Range, bool) {
+	pr, ok := kv.get(key)
 	if !ok {
 		p.add(diag(CodeMissingField, p.src.rangeOf(at), fmt.Sprintf("%s has no %s", what, key), "", hint))
 		return "", Range{}, false
@@ -365,8 +381,8 @@ var yaml11Bools = map[string]bool{
 }
 
 // boolean reads an optional boolean; absent or null is false.
-func (p *parser) boolean(kv map[string]pair, key, what string) bool {
-	pr, ok := kv[key]
+func (p *parser) boolean(kv *fields, key, what string) bool {
+	pr, ok := kv.get(key)
 	if !ok {
 		return false
 	}
@@ -391,8 +407,8 @@ func (p *parser) boolean(kv map[string]pair, key, what string) bool {
 }
 
 // integer reads an optional integer >= minimum; nil when absent or invalid.
-func (p *parser) integer(kv map[string]pair, key, what, code string, minimum int, hint string) *int {
-	pr, ok := kv[key]
+func (p *parser) integer(kv *fields, key, what, code string, minimum int, hint string) *int {
+	pr, ok := kv.get(key)
 	if !ok {
 		return nil
 	}
@@ -417,8 +433,8 @@ func (p *parser) integer(kv map[string]pair, key, what, code string, minimum int
 }
 
 // action reads an optional action reference.
-func (p *parser) action(kv map[string]pair, key, what string) *ActionRef {
-	pr, ok := kv[key]
+func (p *parser) action(kv *fields, key, what string) *ActionRef {
+	pr, ok := kv.get(key)
 	if !ok {
 		return nil
 	}
@@ -439,8 +455,8 @@ func (p *parser) action(kv map[string]pair, key, what string) *ActionRef {
 }
 
 // list returns the items of an optional list value; nil when absent or null.
-func (p *parser) list(kv map[string]pair, key, what, hint string) []*yaml.Node {
-	pr, ok := kv[key]
+func (p *parser) list(kv *fields, key, what, hint string) []*yaml.Node {
+	pr, ok := kv.get(key)
 	if !ok {
 		return nil
 	}
