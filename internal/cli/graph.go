@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -91,11 +92,15 @@ func runGraph(ctx context.Context, opts *GraphOptions) error {
 	if err != nil {
 		return err
 	}
-	return writeResult(opts.IO, opts.Out, format.Binary(), func(w io.Writer) error {
+	err = writeResult(opts.IO, opts.Out, format.Binary(), func(w io.Writer) error {
 		return graph.Render(ctx, w, s, graph.Options{
 			Machine: opts.Machine,
 			Lambdas: opts.Lambdas,
 			Format:  format,
 		})
 	})
+	if errors.Is(err, graph.ErrMachineNeeded) {
+		return &UsageError{Err: err}
+	}
+	return err
 }
