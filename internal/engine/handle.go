@@ -310,6 +310,8 @@ type invocation struct {
 	facts   fsm.Facts
 	actions []string
 	more    int // actions run beyond maxRecordedActions
+	// running is the action being run, for recoverAction.
+	running *action
 }
 
 // stepEnd is where running the actions of one message ended.
@@ -334,7 +336,8 @@ func (inv *invocation) recorded() []string {
 
 // run executes the actions of one message (REFERENCE.md §2), following local
 // transitions in-process.
-func (e *Engine) run(ctx context.Context, inv *invocation, sys *SystemContext) stepEnd {
+func (e *Engine) run(ctx context.Context, inv *invocation, sys *SystemContext) (end stepEnd) {
+	defer inv.recoverAction(ctx, &end)
 	m := inv.m
 	var (
 		cur int
@@ -423,8 +426,9 @@ func (inv *invocation) dispatch(ctx context.Context, from int, t *transition, ev
 	return t.target, next, err
 }
 
-// call runs one action (if the slot has one) and records it.
-func (inv *invocation) call(ctx context.Context, a *action, state, event string) (ev string, err error) {
+// call runs one action (if the slot has one) and records it. A panic is
+// recovered by run, which knows the running action from inv.running.
+func (inv *invocation) call(ctx context.Context, a *action, state, event string) (string, error) {
 	if a.fn == nil {
 		return "", nil
 	}
@@ -436,21 +440,35 @@ func (inv *invocation) call(ctx context.Context, a *action, state, event string)
 	} else {
 		inv.more++
 	}
-	inv.facts.State = state
-	inv.facts.Event = event
-	inv.facts.Kind = a.kind
-	inv.c.SetFacts(inv.facts)
-	defer func() {
-		if p := recover(); p != nil {
-			stack := debug.Stack()
-			err = &PanicError{Action: a.label, Value: p, Stack: stack}
-			inv.c.Logger().LogAttrs(ctx, slog.LevelError, "action panicked", slog.String("state", state),
-				slog.String("event", event), slog.String("action", a.label), slog.Any("err", err), slog.String("stack", string(stack)))
-		}
-	}()
-	ev, err = a.fn.Execute(ctx, inv.c)
+	// Hops of a local loop run the same action in the same state on the same
+	// event: leave the facts alone then.
+	if inv.facts.State != state || inv.facts.Event != event || inv.facts.Kind != a.kind {
+		inv.facts.State = state
+		inv.facts.Event = event
+		inv.facts.Kind = a.kind
+		inv.c.SetFacts(inv.facts)
+	}
+	inv.running = a
+	ev, err := a.fn.Execute(ctx, inv.c)
 	if err != nil {
 		err = fmt.Errorf("%s: %w", a.label, err)
 	}
 	return ev, err
+}
+
+// recoverAction turns a panic of the running action into a PanicError.
+func (inv *invocation) recoverAction(ctx context.Context, end *stepEnd) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	stack := debug.Stack()
+	label := ""
+	if inv.running != nil {
+		label = inv.running.label
+	}
+	err := &PanicError{Action: label, Value: p, Stack: stack}
+	inv.c.Logger().LogAttrs(ctx, slog.LevelError, "action panicked", slog.String("state", inv.facts.State),
+		slog.String("event", inv.facts.Event), slog.String("action", label), slog.Any("err", err), slog.String("stack", string(stack)))
+	*end = stepEnd{state: -1, err: err}
 }

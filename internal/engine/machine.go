@@ -27,14 +27,18 @@ type Machine struct {
 }
 
 type state struct {
-	name   string
-	final  bool
-	entry  action
-	do     action
-	exit   action
-	trans  []transition
+	name  string
+	final bool
+	entry action
+	do    action
+	exit  action
+	trans []transition
+	// events indexes trans by event when there are more than linearScanMax.
 	events map[string]int
 }
+
+// linearScanMax is the most transitions a state looks up by scanning.
+const linearScanMax = 8
 
 type transition struct {
 	event  string
@@ -69,6 +73,15 @@ func (m *Machine) state(name string) (int, bool) {
 }
 
 func (s *state) transition(event string) *transition {
+	if s.events == nil {
+		// Few transitions: a scan beats hashing the event.
+		for i := range s.trans {
+			if s.trans[i].event == event {
+				return &s.trans[i]
+			}
+		}
+		return nil
+	}
 	i, ok := s.events[event]
 	if !ok {
 		return nil
@@ -181,6 +194,9 @@ func Compile(m *spec.Machine, resolve Resolver) (*Machine, error) {
 				local:  t.Local,
 				action: resolveRef(t.Action, name+"."+ev+"."+string(fsm.KindTransition), fsm.KindTransition),
 			})
+		}
+		if len(st.trans) <= linearScanMax {
+			st.events = nil
 		}
 	}
 	if len(problems) > 0 {

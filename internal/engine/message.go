@@ -120,135 +120,185 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // DecodeMessage parses a wire-format message. It checks the types of every
 // known key and names the first problem it finds; it never panics.
 func DecodeMessage(data []byte) (Message, error) {
-	var m Message
-	if !json.Valid(data) {
-		return m, &DecodeError{Problem: "not JSON"}
+	var (
+		m        Message
+		problem  error // the first problem with a key; syntax errors win over it
+		sysSeen  bool
+		userSeen bool
+		seen     systemSeen
+	)
+	note := func(err error) {
+		if problem == nil {
+			problem = err
+		}
 	}
-	var sysRaw, userRaw []byte
-	err := members(data, func(key string, val []byte) error {
+	s := scanner{data: data}
+	if s.peek() != '{' {
+		raw, err := s.skip(0)
+		if err == nil {
+			err = s.end()
+		}
+		if err != nil {
+			return Message{}, &DecodeError{Problem: "not JSON", Err: err}
+		}
+		return Message{}, &DecodeError{Problem: "want a JSON object, got " + kindOf(raw)}
+	}
+	err := s.object(0, func(key string) error {
 		switch key {
 		case keyVersion:
-			s, err := decodeString(val)
+			raw, err := s.skip(1)
 			if err != nil {
-				return &DecodeError{Key: key, Problem: "want a string, got " + kindOf(val)}
+				return err
 			}
-			m.Version = s
+			v, err := decodeString(raw)
+			if err != nil {
+				note(&DecodeError{Key: key, Problem: "want a string, got " + kindOf(raw)})
+			}
+			m.Version = v
 		case keySystem:
-			sysRaw = val
+			if s.peek() != '{' {
+				raw, err := s.skip(1)
+				note(&DecodeError{Key: keySystem, Problem: "want an object, got " + kindOf(raw)})
+				return err
+			}
+			sysSeen = true
+			m.System = SystemContext{}
+			seen = systemSeen{}
+			return s.object(1, func(k string) error {
+				raw, err := s.skip(2)
+				if err != nil {
+					return err
+				}
+				if err := decodeSystemKey(&m.System, &seen, k, raw); err != nil {
+					note(err)
+				}
+				return nil
+			})
 		case keyUser:
-			userRaw = val
+			userSeen = true
+			switch s.peek() {
+			case '{':
+				v, err := s.parse(1)
+				if err != nil {
+					if !errors.Is(err, errSyntax) {
+						note(&DecodeError{Key: keyUser, Problem: "invalid", Err: err})
+						return nil
+					}
+					return err
+				}
+				m.User = v.(map[string]any)
+			case 'n':
+				m.User = nil
+				return s.literal("null")
+			default:
+				raw, err := s.skip(1)
+				note(&DecodeError{Key: keyUser, Problem: "want an object, got " + kindOf(raw)})
+				return err
+			}
 		default:
+			raw, err := s.skip(1)
+			if err != nil {
+				return err
+			}
 			if m.Extra == nil {
 				m.Extra = map[string]json.RawMessage{}
 			}
-			m.Extra[key] = bytes.Clone(val)
+			m.Extra[key] = bytes.Clone(raw)
 		}
 		return nil
 	})
+	if err == nil {
+		err = s.end()
+	}
 	if err != nil {
-		return Message{}, err
+		return Message{}, &DecodeError{Problem: "not JSON", Err: err}
+	}
+	if problem != nil {
+		return Message{}, problem
 	}
 	switch {
 	case m.Version == "":
 		return Message{}, &DecodeError{Key: keyVersion, Problem: "missing"}
 	case m.Version != WireVersion:
 		return Message{}, &DecodeError{Key: keyVersion, Problem: fmt.Sprintf("unsupported version %q (want %q)", m.Version, WireVersion)}
-	case sysRaw == nil:
+	case !sysSeen:
 		return Message{}, &DecodeError{Key: keySystem, Problem: "missing"}
-	}
-	if err := decodeSystem(sysRaw, &m.System); err != nil {
-		return Message{}, err
-	}
-	switch {
-	case userRaw == nil, string(userRaw) == "null", string(userRaw) == "{}":
-		m.User = map[string]any{}
-	case userRaw[0] != '{':
-		return Message{}, &DecodeError{Key: keyUser, Problem: "want an object, got " + kindOf(userRaw)}
-	default:
-		if err := json.Unmarshal(userRaw, &m.User); err != nil {
-			return Message{}, &DecodeError{Key: keyUser, Problem: "invalid", Err: err}
-		}
-	}
-	return m, nil
-}
-
-func decodeSystem(data []byte, s *SystemContext) error {
-	if data[0] != '{' {
-		return &DecodeError{Key: keySystem, Problem: "want an object, got " + kindOf(data)}
-	}
-	var seen struct{ machine, state, event, id bool }
-	err := members(data, func(key string, val []byte) error {
-		var err error
-		switch key {
-		case keyMachineName:
-			s.MachineName, err = systemString(key, val)
-			seen.machine = true
-		case keyCurrentState:
-			s.CurrentState, err = systemString(key, val)
-			seen.state = true
-		case keyCurrentEvent:
-			s.CurrentEvent, err = systemString(key, val)
-			seen.event = true
-		case keyCorrelationID:
-			s.CorrelationID, err = systemString(key, val)
-			seen.id = true
-		case keySteps:
-			s.Steps, err = systemCount(key, val)
-		case keyRetries:
-			s.Retries, err = systemCount(key, val)
-		case keyMaxRetries:
-			if string(val) == "null" {
-				s.MaxRetries = nil
-				return nil
-			}
-			var n int
-			n, err = systemCount(key, val)
-			s.MaxRetries = &n
-		case keyLeasePrimary:
-			switch string(val) {
-			case "true", "false":
-				b := string(val) == "true"
-				s.LeasePrimary = &b
-			case "null":
-				s.LeasePrimary = nil
-			default:
-				return systemTypeError(key, "a boolean", val)
-			}
-		case keyAdditionalDelaySeconds:
-			s.AdditionalDelaySeconds, err = systemNumber(key, val)
-		case keyLeaseTimeout:
-			s.LeaseTimeout, err = systemNumber(key, val)
-		case keyStartedAt:
-			err = systemTime(key, val, &s.StartedAt)
-		case keyFinishedAt:
-			err = systemTime(key, val, &s.FinishedAt)
-		case keyRestartedAt:
-			err = systemTime(key, val, &s.RestartedAt)
-		default:
-			if s.Extra == nil {
-				s.Extra = map[string]json.RawMessage{}
-			}
-			s.Extra[key] = bytes.Clone(val)
-		}
-		return err
-	})
-	if err != nil {
-		return err
 	}
 	missing := func(k string) error {
 		return &DecodeError{Key: keySystem + "." + k, Problem: "missing"}
 	}
 	switch {
 	case !seen.machine:
-		return missing(keyMachineName)
+		return Message{}, missing(keyMachineName)
 	case !seen.state:
-		return missing(keyCurrentState)
+		return Message{}, missing(keyCurrentState)
 	case !seen.event:
-		return missing(keyCurrentEvent)
-	case !seen.id || s.CorrelationID == "":
-		return missing(keyCorrelationID)
+		return Message{}, missing(keyCurrentEvent)
+	case !seen.id || m.System.CorrelationID == "":
+		return Message{}, missing(keyCorrelationID)
 	}
-	return nil
+	if !userSeen || m.User == nil {
+		m.User = map[string]any{}
+	}
+	return m, nil
+}
+
+type systemSeen struct{ machine, state, event, id bool }
+
+func decodeSystemKey(s *SystemContext, seen *systemSeen, key string, val []byte) error {
+	var err error
+	switch key {
+	case keyMachineName:
+		s.MachineName, err = systemString(key, val)
+		seen.machine = true
+	case keyCurrentState:
+		s.CurrentState, err = systemString(key, val)
+		seen.state = true
+	case keyCurrentEvent:
+		s.CurrentEvent, err = systemString(key, val)
+		seen.event = true
+	case keyCorrelationID:
+		s.CorrelationID, err = systemString(key, val)
+		seen.id = true
+	case keySteps:
+		s.Steps, err = systemCount(key, val)
+	case keyRetries:
+		s.Retries, err = systemCount(key, val)
+	case keyMaxRetries:
+		if string(val) == "null" {
+			s.MaxRetries = nil
+			return nil
+		}
+		var n int
+		n, err = systemCount(key, val)
+		s.MaxRetries = &n
+	case keyLeasePrimary:
+		switch string(val) {
+		case "true", "false":
+			b := string(val) == "true"
+			s.LeasePrimary = &b
+		case "null":
+			s.LeasePrimary = nil
+		default:
+			return systemTypeError(key, "a boolean", val)
+		}
+	case keyAdditionalDelaySeconds:
+		s.AdditionalDelaySeconds, err = systemNumber(key, val)
+	case keyLeaseTimeout:
+		s.LeaseTimeout, err = systemNumber(key, val)
+	case keyStartedAt:
+		err = systemTime(key, val, &s.StartedAt)
+	case keyFinishedAt:
+		err = systemTime(key, val, &s.FinishedAt)
+	case keyRestartedAt:
+		err = systemTime(key, val, &s.RestartedAt)
+	default:
+		if s.Extra == nil {
+			s.Extra = map[string]json.RawMessage{}
+		}
+		s.Extra[key] = bytes.Clone(val)
+	}
+	return err
 }
 
 func systemTypeError(key, want string, val []byte) error {
@@ -339,101 +389,6 @@ func decodeString(val []byte) (string, error) {
 	return s, err
 }
 
-// members calls fn for each member of the JSON object data, which must be valid
-// JSON (json.Valid). It reports a DecodeError if data is not an object.
-func members(data []byte, fn func(key string, val []byte) error) error {
-	i := skipSpace(data, 0)
-	if i >= len(data) || data[i] != '{' {
-		return &DecodeError{Problem: "want a JSON object, got " + kindOf(data[i:])}
-	}
-	i = skipSpace(data, i+1)
-	if i < len(data) && data[i] == '}' {
-		return nil
-	}
-	for i < len(data) {
-		end := skipString(data, i)
-		key, err := decodeString(data[i:end])
-		if err != nil {
-			return &DecodeError{Problem: "bad object key", Err: err}
-		}
-		i = skipSpace(data, end)
-		i = skipSpace(data, i+1) // ':'
-		vend := skipValue(data, i)
-		if err := fn(key, data[i:vend]); err != nil {
-			return err
-		}
-		i = skipSpace(data, vend)
-		if i >= len(data) || data[i] == '}' {
-			return nil
-		}
-		i = skipSpace(data, i+1) // ','
-	}
-	return nil
-}
-
-func skipSpace(data []byte, i int) int {
-	for i < len(data) {
-		switch data[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at data[i] == '"'.
-func skipString(data []byte, i int) int {
-	for i++; i < len(data); i++ {
-		switch data[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return len(data)
-}
-
-// skipValue returns the index after the valid JSON value starting at data[i].
-func skipValue(data []byte, i int) int {
-	if i >= len(data) {
-		return i
-	}
-	switch data[i] {
-	case '"':
-		return skipString(data, i)
-	case '{', '[':
-		depth := 0
-		for i < len(data) {
-			switch data[i] {
-			case '"':
-				i = skipString(data, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	default:
-		for i < len(data) {
-			switch data[i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return i
-			}
-			i++
-		}
-		return i
-	}
-}
-
 // EncodeMessage renders m in the wire format: known keys in a fixed order, then
 // extra keys sorted, so that equal messages encode to equal bytes.
 func EncodeMessage(m Message) ([]byte, error) {
@@ -479,11 +434,10 @@ func AppendMessage(b []byte, m Message) ([]byte, error) {
 	if len(m.User) == 0 {
 		b = append(b, "{}"...)
 	} else {
-		u, err := json.Marshal(m.User)
-		if err != nil {
+		var err error
+		if b, err = appendObject(b, m.User); err != nil {
 			return nil, fmt.Errorf("encode user context: %w", err)
 		}
-		b = append(b, u...)
 	}
 	b = appendExtra(b, m.Extra, false)
 	return append(b, '}'), nil

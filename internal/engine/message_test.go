@@ -97,7 +97,8 @@ func TestDecodeMessageErrors(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
-		{"not json", `{"version":`, "decode message: not JSON"},
+		{"not json", `{"version":`, "decode message: not JSON: invalid JSON: unexpected end of input"},
+		{"trailing garbage", `{"version":"0.1"} x`, `decode message: not JSON: invalid JSON: invalid character after top-level value 'x' at offset 18`},
 		{"array", `[1]`, "decode message: want a JSON object, got array"},
 		{"missing version", `{"system_context":{}}`, "decode message: version: missing"},
 		{"version not string", `{"version":1}`, "decode message: version: want a string, got number"},

@@ -1,0 +1,402 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+)
+
+// A small JSON reader and writer for the message hot path. One message crosses
+// the queue per transition, and encoding/json's validation pass plus its
+// reflection cost more than the rest of a transition; this code validates and
+// decodes in one pass and writes the common value types without reflection.
+// It has encoding/json's semantics (checked by FuzzParseJSON against it): values
+// decode to string, float64, bool, nil, []any and map[string]any; strings with
+// escapes or non-ASCII bytes are handed to encoding/json.
+
+// maxDepth bounds nesting, as encoding/json does.
+const maxDepth = 10000
+
+var errSyntax = errors.New("invalid JSON")
+
+type scanner struct {
+	data []byte
+	pos  int
+}
+
+func (s *scanner) syntaxError(what string) error {
+	if s.pos >= len(s.data) {
+		return fmt.Errorf("%w: unexpected end of input", errSyntax)
+	}
+	return fmt.Errorf("%w: %s %q at offset %d", errSyntax, what, s.data[s.pos], s.pos)
+}
+
+func (s *scanner) ws() {
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next non-space byte, or 0 at the end.
+func (s *scanner) peek() byte {
+	s.ws()
+	if s.pos >= len(s.data) {
+		return 0
+	}
+	return s.data[s.pos]
+}
+
+// end checks that only whitespace is left.
+func (s *scanner) end() error {
+	if s.ws(); s.pos < len(s.data) {
+		return s.syntaxError("invalid character after top-level value")
+	}
+	return nil
+}
+
+// object reads an object, calling member after each key and its colon;
+// member must consume the value.
+func (s *scanner) object(depth int, member func(key string) error) error {
+	if depth > maxDepth {
+		return fmt.Errorf("%w: nested too deeply", errSyntax)
+	}
+	if s.peek() != '{' {
+		return s.syntaxError("want an object, got")
+	}
+	s.pos++
+	if s.peek() == '}' {
+		s.pos++
+		return nil
+	}
+	for {
+		if s.peek() != '"' {
+			return s.syntaxError("want a string key, got")
+		}
+		key, err := s.str()
+		if err != nil {
+			return err
+		}
+		if s.peek() != ':' {
+			return s.syntaxError("want ':', got")
+		}
+		s.pos++
+		s.ws()
+		if err := member(key); err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return nil
+		default:
+			return s.syntaxError("want ',' or '}', got")
+		}
+	}
+}
+
+// str reads a string at s.pos (which holds '"').
+func (s *scanner) str() (string, error) {
+	start := s.pos
+	simple := true
+	for s.pos++; s.pos < len(s.data); s.pos++ {
+		c := s.data[s.pos]
+		switch {
+		case c == '"':
+			s.pos++
+			if simple {
+				return string(s.data[start+1 : s.pos-1]), nil
+			}
+			var out string
+			if err := json.Unmarshal(s.data[start:s.pos], &out); err != nil {
+				return "", fmt.Errorf("%w: %v", errSyntax, err)
+			}
+			return out, nil
+		case c == '\\':
+			simple = false
+			s.pos++
+			if s.pos >= len(s.data) {
+				return "", s.syntaxError("")
+			}
+			switch s.data[s.pos] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if s.pos+4 >= len(s.data) {
+					s.pos = len(s.data)
+					return "", s.syntaxError("")
+				}
+				for _, h := range s.data[s.pos+1 : s.pos+5] {
+					if !isHex(h) {
+						return "", fmt.Errorf("%w: invalid \\u escape at offset %d", errSyntax, s.pos)
+					}
+				}
+				s.pos += 4
+			default:
+				return "", s.syntaxError("invalid escape")
+			}
+		case c < 0x20:
+			return "", s.syntaxError("control character in string")
+		case c >= utf8.RuneSelf:
+			simple = false
+		}
+	}
+	return "", s.syntaxError("")
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// number reads a number's text.
+func (s *scanner) number() ([]byte, error) {
+	start := s.pos
+	d := s.data
+	if s.pos < len(d) && d[s.pos] == '-' {
+		s.pos++
+	}
+	switch {
+	case s.pos < len(d) && d[s.pos] == '0':
+		s.pos++
+	case s.pos < len(d) && d[s.pos] >= '1' && d[s.pos] <= '9':
+		for s.pos < len(d) && d[s.pos] >= '0' && d[s.pos] <= '9' {
+			s.pos++
+		}
+	default:
+		return nil, s.syntaxError("invalid character in number")
+	}
+	if s.pos < len(d) && d[s.pos] == '.' {
+		s.pos++
+		if s.pos >= len(d) || d[s.pos] < '0' || d[s.pos] > '9' {
+			return nil, s.syntaxError("want a digit after '.', got")
+		}
+		for s.pos < len(d) && d[s.pos] >= '0' && d[s.pos] <= '9' {
+			s.pos++
+		}
+	}
+	if s.pos < len(d) && (d[s.pos] == 'e' || d[s.pos] == 'E') {
+		s.pos++
+		if s.pos < len(d) && (d[s.pos] == '+' || d[s.pos] == '-') {
+			s.pos++
+		}
+		if s.pos >= len(d) || d[s.pos] < '0' || d[s.pos] > '9' {
+			return nil, s.syntaxError("want a digit in exponent, got")
+		}
+		for s.pos < len(d) && d[s.pos] >= '0' && d[s.pos] <= '9' {
+			s.pos++
+		}
+	}
+	return d[start:s.pos], nil
+}
+
+func (s *scanner) literal(word string) error {
+	if len(s.data)-s.pos < len(word) || string(s.data[s.pos:s.pos+len(word)]) != word {
+		return s.syntaxError("invalid literal")
+	}
+	s.pos += len(word)
+	return nil
+}
+
+// skip validates the value at s.pos and returns its text.
+func (s *scanner) skip(depth int) ([]byte, error) {
+	s.ws()
+	start := s.pos
+	var err error
+	switch c := s.peek(); {
+	case c == '{':
+		err = s.object(depth+1, func(string) error { _, err := s.skip(depth + 1); return err })
+	case c == '[':
+		err = s.array(depth+1, func() error { _, err := s.skip(depth + 1); return err })
+	case c == '"':
+		_, err = s.str()
+	case c == 't':
+		err = s.literal("true")
+	case c == 'f':
+		err = s.literal("false")
+	case c == 'n':
+		err = s.literal("null")
+	default:
+		_, err = s.number()
+	}
+	return s.data[start:s.pos], err
+}
+
+func (s *scanner) array(depth int, elem func() error) error {
+	if depth > maxDepth {
+		return fmt.Errorf("%w: nested too deeply", errSyntax)
+	}
+	s.pos++ // '['
+	if s.peek() == ']' {
+		s.pos++
+		return nil
+	}
+	for {
+		s.ws()
+		if err := elem(); err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case ']':
+			s.pos++
+			return nil
+		default:
+			return s.syntaxError("want ',' or ']', got")
+		}
+	}
+}
+
+// scalar reads a string, number or literal.
+func (s *scanner) scalar() (any, error) {
+	switch c := s.peek(); {
+	case c == '"':
+		return s.str()
+	case c == 't':
+		return true, s.literal("true")
+	case c == 'f':
+		return false, s.literal("false")
+	case c == 'n':
+		return nil, s.literal("null")
+	case c == '-' || c >= '0' && c <= '9':
+		text, err := s.number()
+		if err != nil {
+			return nil, err
+		}
+		f, err := strconv.ParseFloat(string(text), 64)
+		if err != nil {
+			return nil, fmt.Errorf("number %s out of range", text)
+		}
+		return f, nil
+	default:
+		return nil, s.syntaxError("invalid character looking for a value:")
+	}
+}
+
+// parse decodes the value at s.pos.
+func (s *scanner) parse(depth int) (any, error) {
+	switch s.peek() {
+	case '{':
+		m := map[string]any{}
+		err := s.object(depth+1, func(key string) error {
+			v, err := s.parse(depth + 1)
+			m[key] = v
+			return err
+		})
+		return m, err
+	case '[':
+		out := []any{}
+		err := s.array(depth+1, func() error {
+			v, err := s.parse(depth + 1)
+			out = append(out, v)
+			return err
+		})
+		return out, err
+	default:
+		return s.scalar()
+	}
+}
+
+// parseJSON decodes one JSON document the way json.Unmarshal into an any does.
+func parseJSON(data []byte) (any, error) {
+	s := scanner{data: data}
+	v, err := s.parse(0)
+	if err != nil {
+		return nil, err
+	}
+	return v, s.end()
+}
+
+// appendJSON appends v as JSON: the types parseJSON returns and common Go
+// scalars without reflection, anything else through encoding/json.
+func appendJSON(b []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...), nil
+	case string:
+		return appendString(b, v), nil
+	case bool:
+		return strconv.AppendBool(b, v), nil
+	case float64:
+		return appendFloat(b, v)
+	case int:
+		return strconv.AppendInt(b, int64(v), 10), nil
+	case int64:
+		return strconv.AppendInt(b, v, 10), nil
+	case map[string]any:
+		return appendObject(b, v)
+	case []any:
+		b = append(b, '[')
+		for i, e := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = appendJSON(b, e); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, ']'), nil
+	default:
+		out, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		return append(b, out...), nil
+	}
+}
+
+// appendObject writes m with sorted keys, like encoding/json.
+func appendObject(b []byte, m map[string]any) ([]byte, error) {
+	if m == nil {
+		return append(b, "null"...), nil
+	}
+	var buf [16]string
+	keys := buf[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		var err error
+		if b, err = appendJSON(b, m[k]); err != nil {
+			return nil, fmt.Errorf("key %q: %w", k, err)
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// appendFloat formats f as encoding/json does.
+func appendFloat(b []byte, f float64) ([]byte, error) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return nil, fmt.Errorf("unsupported value: %v", f)
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, nil
+}
