@@ -1,0 +1,166 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lfsm/lfsm/internal/engine"
+)
+
+// Send implements engine.Queue. The receipt is the message's row id.
+func (d *DB) Send(ctx context.Context, m engine.OutMessage) (string, error) {
+	id, err := d.enqueue(ctx, m)
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(id, 10), nil
+}
+
+// ScheduleRetry implements engine.Retrier: the message is delivered no earlier
+// than m.Delay from now.
+func (d *DB) ScheduleRetry(ctx context.Context, m engine.OutMessage) error {
+	_, err := d.enqueue(ctx, m)
+	return err
+}
+
+func (d *DB) enqueue(ctx context.Context, m engine.OutMessage) (int64, error) {
+	visible := d.clock().Add(max(m.Delay, 0)).UnixNano()
+	payload := m.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	d.wmu.Lock()
+	res, err := d.ws.send.ExecContext(ctx, m.Key, payload, visible)
+	d.wmu.Unlock()
+	if err != nil {
+		return 0, d.fileError("send message for "+m.Key, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, d.fileError("send message for "+m.Key, err)
+	}
+	if d.waiters.Load() > 0 {
+		d.wakeMu.Lock()
+		close(d.wake)
+		d.wake = make(chan struct{})
+		d.wakeMu.Unlock()
+	}
+	return id, nil
+}
+
+func (d *DB) wakeChan() <-chan struct{} {
+	d.wakeMu.Lock()
+	defer d.wakeMu.Unlock()
+	return d.wake
+}
+
+// Receive implements engine.Source. Messages are claimed with one UPDATE ...
+// RETURNING, so two receivers (in this process or another) never get the same
+// message within its visibility timeout. While nothing is visible it polls every
+// Options.PollInterval until wait has passed; a Send in this process wakes it.
+func (d *DB) Receive(ctx context.Context, max int, visibility, wait time.Duration) ([]engine.Delivery, error) {
+	if max <= 0 {
+		return []engine.Delivery{}, nil
+	}
+	deadline := time.Now().Add(wait)
+	if wait > 0 {
+		// Counted before the first look, so a Send after it wakes us.
+		d.waiters.Add(1)
+		defer d.waiters.Add(-1)
+	}
+	for {
+		wake := d.wakeChan()
+		ds, err := d.receive(ctx, max, visibility)
+		if err != nil || len(ds) > 0 {
+			return ds, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return ds, nil
+		}
+		t := time.NewTimer(min(left, d.poll))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("receive: %w", ctx.Err())
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (d *DB) receive(ctx context.Context, max int, visibility time.Duration) ([]engine.Delivery, error) {
+	now := d.clock()
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	rows, err := d.ws.receive.QueryContext(ctx, now.Add(visibility).UnixNano(), now.UnixNano(), max)
+	if err != nil {
+		return nil, d.fileError("receive", err)
+	}
+	defer rows.Close()
+	type claimed struct {
+		id int64
+		d  engine.Delivery
+	}
+	var got []claimed
+	for rows.Next() {
+		var c claimed
+		if err := rows.Scan(&c.id, &c.d.Payload, &c.d.Attempts); err != nil {
+			return nil, d.fileError("receive", err)
+		}
+		c.d.Receipt = strconv.FormatInt(c.id, 10) + ":" + strconv.Itoa(c.d.Attempts)
+		got = append(got, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, d.fileError("receive", err)
+	}
+	// RETURNING does not promise an order; deliver oldest first.
+	slices.SortFunc(got, func(a, b claimed) int { return cmp.Compare(a.id, b.id) })
+	out := make([]engine.Delivery, len(got))
+	for i, c := range got {
+		out[i] = c.d
+	}
+	return out, nil
+}
+
+// Ack implements engine.Source. It fails if the receipt is not the message's
+// latest delivery (it was acked already, or delivered again after its
+// visibility timeout).
+func (d *DB) Ack(ctx context.Context, receipt string) error {
+	idText, attText, ok := strings.Cut(receipt, ":")
+	id, err1 := strconv.ParseInt(idText, 10, 64)
+	att, err2 := strconv.Atoi(attText)
+	if !ok || err1 != nil || err2 != nil {
+		return fmt.Errorf("ack %q: malformed receipt", receipt)
+	}
+	d.wmu.Lock()
+	res, err := d.ws.ack.ExecContext(ctx, id, att)
+	d.wmu.Unlock()
+	if err != nil {
+		return d.fileError(fmt.Sprintf("ack %q", receipt), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return d.fileError(fmt.Sprintf("ack %q", receipt), err)
+	}
+	if n == 0 {
+		return fmt.Errorf("ack %q: receipt is not current (acked already or delivered again)", receipt)
+	}
+	return nil
+}
+
+// QueueLen returns the number of messages not yet acked: ready, delayed and in
+// flight.
+func (d *DB) QueueLen(ctx context.Context) (int, error) {
+	var n int
+	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM queue`).Scan(&n); err != nil {
+		return 0, d.fileError("count queue", err)
+	}
+	return n, nil
+}

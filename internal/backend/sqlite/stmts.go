@@ -1,0 +1,143 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// writeStmts are prepared once on the pinned write connection.
+type writeStmts struct {
+	begin, commit, rollback *sql.Stmt
+
+	create, acquire, acquireState, commitExec, insertHistory, setStatus *sql.Stmt
+
+	send, receive, ack *sql.Stmt
+}
+
+const (
+	sqlCreate = `
+INSERT INTO executions (correlation_id, machine, status, state, event, retries, fence,
+	last_error, checkpoint, send_receipt, created_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+ON CONFLICT (correlation_id) DO UPDATE SET
+	machine = excluded.machine, status = excluded.status, state = excluded.state,
+	event = excluded.event, done_step = -1, retries = excluded.retries,
+	fence = max(fence, excluded.fence), lease_step = -1, lease_expires = 0,
+	failed_step = -1, failed_attempt = -1, last_error = excluded.last_error,
+	checkpoint = excluded.checkpoint, send_receipt = excluded.send_receipt,
+	created_at = excluded.created_at, updated_at = excluded.updated_at
+WHERE status IN ('done', 'failed', 'stopped')`
+
+	// sqlAcquire is the acquire rule as one conditional upsert: ?1 id,
+	// ?2 machine, ?3 step, ?4 retries, ?5 now, ?6 expires.
+	sqlAcquire = `
+INSERT INTO executions (correlation_id, machine, status, retries, fence, lease_step,
+	lease_expires, created_at, updated_at)
+VALUES (?1, ?2, 'running', ?4, 1, ?3, ?6, ?5, ?5)
+ON CONFLICT (correlation_id) DO UPDATE SET
+	fence = fence + 1, lease_step = ?3, lease_expires = ?6, retries = ?4,
+	status = 'running', updated_at = ?5, machine = iif(machine = '', ?2, machine)
+WHERE status <> 'stopped' AND done_step < ?3
+	AND NOT (lease_expires > ?5 AND lease_step >= ?3)
+	AND NOT (failed_step = ?3 AND failed_attempt >= ?4)
+RETURNING fence`
+
+	sqlAcquireState = `
+SELECT status, done_step, lease_step, lease_expires, failed_step, failed_attempt
+FROM executions WHERE correlation_id = ?1`
+
+	// sqlCommit applies a commit if the fence is current and the lease still
+	// held: ?1 id, ?2 fence, ?3 step, ?4 retries, ?5 outcome, ?6 status,
+	// ?7 state, ?8 event, ?9 checkpoint (NULL keeps it), ?10 send receipt,
+	// ?11 error, ?12 now, ?13 machine.
+	sqlCommit = `
+UPDATE executions SET
+	done_step = iif(?5 <> 'retry' AND ?3 > done_step, ?3, done_step),
+	failed_attempt = iif(?5 = 'retry', iif(failed_step = ?3, max(failed_attempt, ?4), ?4), failed_attempt),
+	failed_step = iif(?5 = 'retry', ?3, failed_step),
+	lease_expires = 0,
+	status = iif(status = 'stopped', 'stopped', ?6),
+	state = ?7, event = ?8,
+	checkpoint = coalesce(?9, checkpoint),
+	send_receipt = iif(?10 <> '', ?10, send_receipt),
+	last_error = iif(?11 <> '' OR ?5 IN ('retry', 'failed'), ?11, last_error),
+	retries = ?4, updated_at = ?12,
+	machine = iif(machine = '', ?13, machine)
+WHERE correlation_id = ?1 AND fence = ?2 AND lease_expires <> 0
+RETURNING machine`
+
+	sqlInsertHistory = `
+INSERT INTO history (correlation_id, machine, step, retries, fence, from_state, event,
+	to_state, actions, outcome, error, started, duration)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)`
+
+	// sqlSetStatus: ?1 id, ?2 status, ?3 reason, ?4 now, ?5 1 when s is not
+	// terminal (resuming a failed execution reopens its failed step).
+	sqlSetStatus = `
+UPDATE executions SET
+	done_step = iif(status = 'failed' AND ?5 AND done_step >= lease_step, lease_step - 1, done_step),
+	failed_step = iif(status = 'failed' AND ?5, -1, failed_step),
+	failed_attempt = iif(status = 'failed' AND ?5, -1, failed_attempt),
+	status = ?2, last_error = iif(?3 <> '', ?3, last_error), updated_at = ?4
+WHERE correlation_id = ?1 AND status <> 'done'`
+
+	sqlSend = `INSERT INTO queue (key, payload, visible_at) VALUES (?1, ?2, ?3)`
+
+	// sqlReceive claims up to ?3 visible messages atomically: ?1 hidden until,
+	// ?2 now.
+	sqlReceive = `
+UPDATE queue SET visible_at = ?1, attempts = attempts + 1
+WHERE id IN (SELECT id FROM queue WHERE visible_at <= ?2 ORDER BY visible_at, id LIMIT ?3)
+RETURNING id, payload, attempts`
+
+	sqlAck = `DELETE FROM queue WHERE id = ?1 AND attempts = ?2`
+)
+
+func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&s.begin, "BEGIN IMMEDIATE"},
+		{&s.commit, "COMMIT"},
+		{&s.rollback, "ROLLBACK"},
+		{&s.create, sqlCreate},
+		{&s.acquire, sqlAcquire},
+		{&s.acquireState, sqlAcquireState},
+		{&s.commitExec, sqlCommit},
+		{&s.insertHistory, sqlInsertHistory},
+		{&s.setStatus, sqlSetStatus},
+		{&s.send, sqlSend},
+		{&s.receive, sqlReceive},
+		{&s.ack, sqlAck},
+	} {
+		st, err := c.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", firstLine(p.query), err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+func (s *writeStmts) close() {
+	for _, st := range []*sql.Stmt{s.begin, s.commit, s.rollback, s.create, s.acquire, s.acquireState,
+		s.commitExec, s.insertHistory, s.setStatus, s.send, s.receive, s.ack} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+func firstLine(q string) string {
+	for len(q) > 0 && q[0] == '\n' {
+		q = q[1:]
+	}
+	for i, r := range q {
+		if r == '\n' {
+			return q[:i]
+		}
+	}
+	return q
+}
