@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/awalterschulze/gographviz/ast"
@@ -24,12 +25,6 @@ func DOT(m *spec.Machine, lambdas bool) *ast.Graph {
 
 func dotGraph(m *spec.Machine, lambdas bool) (*ast.Graph, *dotIDs) {
 	ids := newDOTIDs(m)
-	numbers := map[edgeKey]int{}
-	if lambdas {
-		for _, l := range Lambdas(m) {
-			numbers[edgeKey{l.From, l.To, l.Event}] = l.Number
-		}
-	}
 	// Statements: 3 defaults, 2 pseudo nodes, the states, and about one edge per
 	// transition plus start and end edges; pre-size to build in one pass.
 	stmts := make(ast.StmtList, 0, 6+2*len(m.States)+countTransitions(m))
@@ -60,9 +55,12 @@ func dotGraph(m *spec.Machine, lambdas bool) (*ast.Graph, *dotIDs) {
 			attr("style", "dashed"),
 		}}})
 	}
-	label := func(k edgeKey, text string) ast.AList {
-		if n, ok := numbers[k]; ok {
-			text = strings.TrimSpace(fmt.Sprintf("λ%d %s", n, text))
+	// Edges are visited in λ order (see Lambdas), so numbering is a counter.
+	number := 0
+	label := func(text string) ast.AList {
+		if lambdas {
+			number++
+			text = lambdaLabel(number, text)
 		}
 		if text == "" {
 			return nil
@@ -72,10 +70,10 @@ func dotGraph(m *spec.Machine, lambdas bool) (*ast.Graph, *dotIDs) {
 	initial := m.Initial()
 	for _, s := range m.States {
 		if s == initial {
-			stmts = append(stmts, edge(ids.start, ids.state(s.Name), label(edgeKey{Start, s.Name, spec.PseudoInit}, "")))
+			stmts = append(stmts, edge(ids.start, ids.state(s.Name), label("")))
 		}
 		if s.Final {
-			stmts = append(stmts, edge(ids.state(s.Name), ids.end, label(edgeKey{s.Name, End, spec.PseudoFinal}, "")))
+			stmts = append(stmts, edge(ids.state(s.Name), ids.end, label("")))
 		}
 		for _, t := range s.Transitions {
 			text := string(t.Event)
@@ -89,7 +87,7 @@ func dotGraph(m *spec.Machine, lambdas bool) (*ast.Graph, *dotIDs) {
 				}
 				attrs = ast.AList{attr("label", quote(escapeLabel(text))), attr("style", "dashed")}
 			} else {
-				attrs = label(edgeKey{s.Name, t.Target, t.Event}, text)
+				attrs = label(text)
 			}
 			stmts = append(stmts, edge(ids.state(s.Name), ids.state(t.Target), attrs))
 		}
@@ -127,9 +125,12 @@ func writeDOT(w *bufio.Writer, g *ast.Graph) {
 	w.WriteString("\n}\n")
 }
 
-type edgeKey struct {
-	from, to spec.StateName
-	event    spec.EventName
+// lambdaLabel prefixes an edge label with its λ number.
+func lambdaLabel(n int, text string) string {
+	if text == "" {
+		return "λ" + strconv.Itoa(n)
+	}
+	return "λ" + strconv.Itoa(n) + " " + text
 }
 
 func countTransitions(m *spec.Machine) int {

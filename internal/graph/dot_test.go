@@ -3,12 +3,14 @@ package graph
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/awalterschulze/gographviz"
+	"github.com/awalterschulze/gographviz/ast"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/lfsm/lfsm/internal/spec"
@@ -131,4 +133,30 @@ func svgTexts(t *testing.T, doc []byte) []string {
 		t.Fatal("svg has no text")
 	}
 	return texts
+}
+
+// TestDOTNumbersMatchLambdas checks that the λ labels DOT draws are those Lambdas
+// computes, on a machine with local transitions and several final states.
+func TestDOTNumbersMatchLambdas(t *testing.T) {
+	m := largeMachine(300)
+	var want []string
+	for _, l := range Lambdas(m) {
+		from, to := `"`+string(l.From)+`"`, `"`+string(l.To)+`"`
+		want = append(want, fmt.Sprintf("λ%d %s->%s", l.Number, from, to))
+	}
+	var got []string
+	for _, st := range DOT(m, true).StmtList {
+		e, ok := st.(*ast.EdgeStmt)
+		if !ok || len(e.Attrs) == 0 {
+			continue
+		}
+		label := e.Attrs.GetMap()["label"]
+		num, _, _ := strings.Cut(strings.Trim(label, `"`), " ")
+		if strings.HasPrefix(num, "λ") {
+			got = append(got, fmt.Sprintf("%s %s->%s", num, e.Source.GetID(), e.EdgeRHS[0].Destination.GetID()))
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("λ edges (-Lambdas +DOT):\n%s", diff)
+	}
 }

@@ -1,8 +1,6 @@
 package graph
 
 import (
-	"fmt"
-
 	"github.com/lfsm/lfsm/internal/spec"
 )
 
@@ -41,9 +39,9 @@ type Step struct {
 // "FirstState->SecondState.action" for a transition action.
 func (s Step) String() string {
 	if s.Kind == StepTransition {
-		return fmt.Sprintf("%s->%s.%s", s.State, s.Target, s.Kind)
+		return string(s.State) + "->" + string(s.Target) + "." + string(s.Kind)
 	}
-	return fmt.Sprintf("%s.%s", s.State, s.Kind)
+	return string(s.State) + "." + string(s.Kind)
 }
 
 // Lambda is one numbered Lambda invocation of a machine: the dispatch of Event from
@@ -103,6 +101,7 @@ func newIndex(m *spec.Machine) index {
 // source, and appears in that λ's Local continuations.
 func Lambdas(m *spec.Machine) []Lambda {
 	idx := newIndex(m)
+	w := &localWalk{idx: idx, onPath: map[spec.StateName]bool{}, expanded: map[spec.StateName]bool{}}
 	initial := m.Initial()
 	var out []Lambda
 	add := func(l Lambda) {
@@ -116,7 +115,7 @@ func Lambdas(m *spec.Machine) []Lambda {
 				To:      s.Name,
 				Event:   spec.PseudoInit,
 				Actions: appendArrival(nil, s),
-				Local:   localsOf(idx, s),
+				Local:   w.from(s),
 			})
 		}
 		if s.Final {
@@ -136,7 +135,7 @@ func Lambdas(m *spec.Machine) []Lambda {
 				To:      t.Target,
 				Event:   t.Event,
 				Actions: transitionSteps(s, t, target),
-				Local:   localsOf(idx, target),
+				Local:   w.from(target),
 			})
 		}
 	}
@@ -172,21 +171,22 @@ func transitionSteps(s *spec.State, t *spec.Transition, target *spec.State) []St
 	return steps
 }
 
-// localsOf follows the local transitions of s, depth first. Each state's local
-// transitions are expanded at most once per λ, so the work stays linear in the
-// machine's size whatever shape its local chains have.
-func localsOf(idx index, s *spec.State) []Continuation {
-	if s == nil || !hasLocal(s) {
-		return nil
-	}
-	w := localWalk{idx: idx, onPath: map[spec.StateName]bool{}, expanded: map[spec.StateName]bool{}}
-	return w.expand(s)
-}
-
+// localWalk follows local transitions, depth first. Each state's local transitions
+// are expanded at most once per λ, so the work stays linear in the machine's size
+// whatever shape its local chains have.
 type localWalk struct {
 	idx      index
 	onPath   map[spec.StateName]bool
 	expanded map[spec.StateName]bool
+}
+
+// from lists the local continuations of s for one λ.
+func (w *localWalk) from(s *spec.State) []Continuation {
+	if s == nil || !hasLocal(s) {
+		return nil
+	}
+	clear(w.expanded)
+	return w.expand(s)
 }
 
 func (w *localWalk) expand(s *spec.State) []Continuation {

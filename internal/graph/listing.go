@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"strings"
+	"strconv"
 
 	"github.com/lfsm/lfsm/internal/spec"
 )
@@ -26,7 +26,9 @@ func writeListing(w *bufio.Writer, lambdas []Lambda) {
 		if i > 0 {
 			w.WriteByte('\n')
 		}
-		fmt.Fprintf(w, "λ%d\n", l.Number)
+		w.WriteString("λ")
+		w.WriteString(strconv.Itoa(l.Number))
+		w.WriteByte('\n')
 		if len(l.Actions) == 0 {
 			w.WriteString("(no actions)\n")
 		}
@@ -38,7 +40,13 @@ func writeListing(w *bufio.Writer, lambdas []Lambda) {
 func writeSteps(w *bufio.Writer, depth int, steps []Step) {
 	for _, s := range steps {
 		indent(w, depth)
-		w.WriteString(s.String())
+		w.WriteString(string(s.State))
+		if s.Kind == StepTransition {
+			w.WriteString("->")
+			w.WriteString(string(s.Target))
+		}
+		w.WriteByte('.')
+		w.WriteString(string(s.Kind))
 		w.WriteByte('\n')
 	}
 }
@@ -62,5 +70,7 @@ func writeContinuations(w *bufio.Writer, depth int, cs []Continuation) {
 }
 
 func indent(w *bufio.Writer, depth int) {
-	w.WriteString(strings.Repeat("  ", depth))
+	for range depth {
+		w.WriteString("  ")
+	}
 }

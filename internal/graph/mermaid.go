@@ -67,15 +67,13 @@ func writeMermaidMachine(w *bufio.Writer, m *spec.Machine, prefix string, depth 
 			}
 		}
 	}
-	numbers := map[edgeKey]int{}
-	if lambdas {
-		for _, l := range Lambdas(m) {
-			numbers[edgeKey{l.From, l.To, l.Event}] = l.Number
-		}
-	}
-	arrow := func(from, to string, k edgeKey, text string) {
-		if n, ok := numbers[k]; ok {
-			text = strings.TrimSpace(fmt.Sprintf("λ%d %s", n, text))
+	// Edges are visited in λ order (see Lambdas), so numbering is a counter;
+	// local transitions have no λ.
+	number := 0
+	arrow := func(from, to string, numbered bool, text string) {
+		if lambdas && numbered {
+			number++
+			text = lambdaLabel(number, text)
 		}
 		if text == "" {
 			fmt.Fprintf(w, "%s%s --> %s\n", pad, from, to)
@@ -86,10 +84,10 @@ func writeMermaidMachine(w *bufio.Writer, m *spec.Machine, prefix string, depth 
 	initial := m.Initial()
 	for _, s := range m.States {
 		if s == initial {
-			arrow("[*]", ids[s.Name], edgeKey{Start, s.Name, spec.PseudoInit}, "")
+			arrow("[*]", ids[s.Name], true, "")
 		}
 		if s.Final {
-			arrow(ids[s.Name], "[*]", edgeKey{s.Name, End, spec.PseudoFinal}, "")
+			arrow(ids[s.Name], "[*]", true, "")
 		}
 		for _, t := range s.Transitions {
 			text := string(t.Event)
@@ -99,7 +97,7 @@ func writeMermaidMachine(w *bufio.Writer, m *spec.Machine, prefix string, depth 
 			if t.Local {
 				text += " (local)"
 			}
-			arrow(ids[s.Name], ids[t.Target], edgeKey{s.Name, t.Target, t.Event}, text)
+			arrow(ids[s.Name], ids[t.Target], !t.Local, text)
 		}
 	}
 }
