@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +28,7 @@ func builtShop(t *testing.T) (shop, Result) {
 	t.Helper()
 	p := sharedShop(t)
 	builtOnce.Do(func() {
-		res, diags, err := Build(context.Background(), BuildOptions{Dir: p.dir, CacheDir: p.cache})
+		res, diags, err := Build(context.Background(), BuildOptions{Dir: p.dir, CacheDir: p.cache, Logger: testLogger()})
 		if err == nil && hasErrors(diags) {
 			err = errors.New("diagnostics:\n" + renderDiags(p.dir, diags))
 		}
@@ -137,4 +138,12 @@ func fileSum(t *testing.T, p string) [32]byte {
 		t.Fatal(err)
 	}
 	return sha256.Sum256(b)
+}
+
+// testLogger shows Build's progress with -v.
+func testLogger() *slog.Logger {
+	if !testing.Verbose() {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
 }
