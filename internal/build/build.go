@@ -107,6 +107,10 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 	specPath := absIn(dir, cmpOr(opts.SpecPath, "fsm.yaml"))
 
 	s, diags := spec.Load(specPath)
+	if s != nil && !hasErrors(diags) {
+		// Action references are checked below, with their Go types.
+		diags = append(diags, spec.Validate(s, spec.ValidateOptions{})...)
+	}
 	if hasErrors(diags) || s == nil {
 		return res, diags, nil
 	}

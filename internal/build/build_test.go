@@ -147,3 +147,24 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, nil))
 }
+
+func TestBuildReportsBadReferences(t *testing.T) {
+	p, _ := builtShop(t)
+	out := filepath.Join(t.TempDir(), "bad")
+	_, diags, err := Build(t.Context(), BuildOptions{Dir: p.dir, CacheDir: p.cache, SpecPath: "fsm-bad.yaml", Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string]bool{}
+	for _, d := range diags {
+		codes[d.Code] = true
+	}
+	for _, want := range []string{CodeUnknownPackage, CodeUnknownSymbol, CodeWrongActionType, "not-go-symbol"} {
+		if !codes[want] {
+			t.Errorf("no %s diagnostic in:\n%s", want, renderDiags(p.dir, diags))
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a binary was written despite errors")
+	}
+}
