@@ -172,4 +172,3 @@ func TestProcessesShareTheFile(t *testing.T) {
 		t.Errorf("QueueLen = %d, %v; want 0", left, err)
 	}
 }
-
