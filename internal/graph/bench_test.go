@@ -55,7 +55,7 @@ func BenchmarkGraphLarge(b *testing.B) {
 // machines of growing size: String concatenates every statement into one string,
 // which is quadratic (at 10,000 states it takes minutes, so it is not run there).
 func BenchmarkDOTWriters(b *testing.B) {
-	for _, n := range []int{1000, 4000} {
+	for _, n := range []int{500, 2000} {
 		g := DOT(largeMachine(n), true)
 		b.Run(fmt.Sprintf("states=%d/WriteDOT", n), func(b *testing.B) {
 			for b.Loop() {
