@@ -208,7 +208,7 @@ func (c *machineCheck) run() {
 			j, ok := c.index[t.Target]
 			if !ok {
 				c.add(diag(CodeUnknownTarget, t.TargetRange,
-					fmt.Sprintf("transition %q targets unknown state %q", t.Event, t.Target), "",
+					fmt.Sprintf("transition %s targets unknown state %q", transitionLabel(s.Name, t.Event), t.Target), "",
 					didYouMean(string(t.Target), c.stateNames(),
 						fmt.Sprintf("declare a state named %q in %s, or target one of its states", t.Target, c.label()))))
 				continue
@@ -441,4 +441,13 @@ func (c *machineCheck) reportLocalCycle(members []int) {
 	c.add(diag(CodeLocalCycle, rng, fmt.Sprintf("local transitions form a cycle through %s %s", what, list),
 		"a do action that keeps returning these events loops inside one invocation, with no new message or retry point between rounds, until the step cap or the invocation's timeout stops it",
 		"make one transition of the cycle non-local (remove local: true) so each round gets its own invocation"))
+}
+
+// transitionLabel names a transition in a message: by its event, or by its state
+// when the event is missing (that is reported on its own).
+func transitionLabel(state StateName, event EventName) string {
+	if event == "" {
+		return fmt.Sprintf("of state %q", state)
+	}
+	return fmt.Sprintf("%q", event)
 }
