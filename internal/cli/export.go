@@ -60,10 +60,13 @@ func newExportASLCmd(f *Factory, runF func(*ExportASLOptions) error) *cobra.Comm
 
 			Each state becomes a Task that invokes the deployed Lambda function
 			(retried on States.ALL, 1 s interval, backoff rate 2.0, at most the
-			machine's max_retries attempts), followed by a Choice state on
-			$.system_context.current_event that picks the transition. Final states
-			end the execution. Step Functions does the retries; the function runs
-			only the machine's actions.
+			machine's max_retries attempts), followed by a Choice state that picks
+			the transition on both $.system_context.current_state and
+			$.system_context.current_event (local transitions inside the function
+			can move the execution past the task's own state). A final state ends
+			the execution unless its event has a transition; a final state's exit
+			action runs in a task of its own. Step Functions does the retries; the
+			function runs only the machine's actions.
 
 			--lambda-arn must be a Lambda function ARN:
 			  arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
