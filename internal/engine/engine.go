@@ -65,6 +65,7 @@ type Options struct {
 // safe for concurrent use: Handle may run for many messages at once.
 type Engine struct {
 	machines     map[string]*Machine
+	names        names
 	store        Store
 	queue        Queue
 	retrier      Retrier
@@ -119,6 +120,16 @@ func New(o Options) (*Engine, error) {
 			return nil, fmt.Errorf("new engine: duplicate machine %q", m.name)
 		}
 		e.machines[m.name] = m
+	}
+	e.names = names{spec.PseudoInit: spec.PseudoInit, spec.PseudoFinal: spec.PseudoFinal}
+	for _, m := range e.machines {
+		e.names.add(m.name)
+		for _, st := range m.states {
+			e.names.add(st.name)
+			for _, t := range st.trans {
+				e.names.add(t.event)
+			}
+		}
 	}
 	if e.retrier == nil {
 		if r, ok := o.Queue.(Retrier); ok {

@@ -65,7 +65,7 @@ type Result struct {
 // user actions are retried or recorded, and reported in the Result.
 func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
 	started := e.clock.Now()
-	msg, err := DecodeMessage(payload)
+	msg, err := decodeMessage(payload, e.names)
 	if err != nil {
 		e.metrics.Add(MetricKey{Name: MetricError}, 1)
 		if e.logEnabled {
@@ -305,13 +305,49 @@ func isFatal(err error) bool {
 
 // invocation is the state of one Handle call while actions run.
 type invocation struct {
-	m       *Machine
-	c       *fsm.Context
-	facts   fsm.Facts
+	m     *Machine
+	c     *fsm.Context
+	facts fsm.Facts
+	// first is the label list of the first segment of actions that ran (shared
+	// with the Machine); actions is built only when a second segment runs.
+	first   []string
 	actions []string
 	more    int // actions run beyond maxRecordedActions
+	// seg is the label list of the segment running, segStart the value of ran
+	// when it began; ran counts actions started.
+	seg      []string
+	segStart int
+	ran      int
 	// running is the action being run, for recoverAction.
 	running *action
+}
+
+// begin starts a segment of actions whose labels are labels.
+func (inv *invocation) begin(labels []string) {
+	inv.seg, inv.segStart = labels, inv.ran
+}
+
+// end records the actions of the segment that were started.
+func (inv *invocation) end() {
+	done := inv.seg[:inv.ran-inv.segStart]
+	inv.seg = nil
+	if len(done) == 0 {
+		return
+	}
+	if inv.first == nil {
+		inv.first = done
+		return
+	}
+	if inv.actions == nil {
+		inv.actions = make([]string, 0, 2*len(inv.first)+len(done))
+		inv.actions = append(inv.actions, inv.first...)
+	}
+	room := max(maxRecordedActions-len(inv.actions), 0)
+	if len(done) > room {
+		inv.more += len(done) - room
+		done = done[:room]
+	}
+	inv.actions = append(inv.actions, done...)
 }
 
 // stepEnd is where running the actions of one message ended.
@@ -324,14 +360,20 @@ type stepEnd struct {
 	err   error
 }
 
+// recorded lists the actions run. The list may be shared with the Machine:
+// callers must not modify it.
 func (inv *invocation) recorded() []string {
 	if inv.more > 0 {
 		inv.actions = append(inv.actions, fmt.Sprintf("(%d more actions)", inv.more))
 	}
-	if inv.actions == nil {
+	switch {
+	case inv.actions != nil:
+		return inv.actions
+	case inv.first != nil:
+		return inv.first
+	default:
 		return []string{}
 	}
-	return inv.actions
 }
 
 // run executes the actions of one message (REFERENCE.md §2), following local
@@ -350,9 +392,11 @@ func (e *Engine) run(ctx context.Context, inv *invocation, sys *SystemContext) (
 		}
 		cur = m.initial
 		st := &m.states[cur]
+		inv.begin(st.initLabels)
 		if _, err = inv.call(ctx, &st.entry, st.name, sys.CurrentEvent); err == nil {
 			ev, err = inv.call(ctx, &st.do, st.name, sys.CurrentEvent)
 		}
+		inv.end()
 	} else {
 		i, ok := m.state(sys.CurrentState)
 		if !ok {
@@ -364,7 +408,9 @@ func (e *Engine) run(ctx context.Context, inv *invocation, sys *SystemContext) (
 			if !st.final {
 				return stepEnd{state: i, err: fatalf("state %q is not final but got event %q", st.name, spec.PseudoFinal)}
 			}
+			inv.begin(st.exitLabels)
 			_, err = inv.call(ctx, &st.exit, st.name, sys.CurrentEvent)
+			inv.end()
 			return stepEnd{outcome: OutcomeDone, state: i, event: spec.PseudoFinal, err: err}
 		case "":
 			// A parked message (a resumed waiting execution): park again.
@@ -412,17 +458,22 @@ func (e *Engine) run(ctx context.Context, inv *invocation, sys *SystemContext) (
 // returns the target and the event its do action returned.
 func (inv *invocation) dispatch(ctx context.Context, from int, t *transition, ev string) (int, string, error) {
 	src := &inv.m.states[from]
+	inv.begin(t.labels)
 	if _, err := inv.call(ctx, &src.exit, src.name, ev); err != nil {
+		inv.end()
 		return from, "", err
 	}
 	if _, err := inv.call(ctx, &t.action, src.name, ev); err != nil {
+		inv.end()
 		return from, "", err
 	}
 	dst := &inv.m.states[t.target]
 	if _, err := inv.call(ctx, &dst.entry, dst.name, ev); err != nil {
+		inv.end()
 		return t.target, "", err
 	}
 	next, err := inv.call(ctx, &dst.do, dst.name, ev)
+	inv.end()
 	return t.target, next, err
 }
 
@@ -432,14 +483,7 @@ func (inv *invocation) call(ctx context.Context, a *action, state, event string)
 	if a.fn == nil {
 		return "", nil
 	}
-	if len(inv.actions) < maxRecordedActions {
-		if inv.actions == nil {
-			inv.actions = make([]string, 0, 4)
-		}
-		inv.actions = append(inv.actions, a.label)
-	} else {
-		inv.more++
-	}
+	inv.ran++
 	// Hops of a local loop run the same action in the same state on the same
 	// event: leave the facts alone then.
 	if inv.facts.State != state || inv.facts.Event != event || inv.facts.Kind != a.kind {
@@ -461,6 +505,9 @@ func (inv *invocation) recoverAction(ctx context.Context, end *stepEnd) {
 	p := recover()
 	if p == nil {
 		return
+	}
+	if inv.seg != nil {
+		inv.end()
 	}
 	stack := debug.Stack()
 	label := ""

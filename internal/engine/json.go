@@ -64,8 +64,10 @@ func (s *scanner) end() error {
 }
 
 // object reads an object, calling member after each key and its colon;
-// member must consume the value.
-func (s *scanner) object(depth int, member func(key string) error) error {
+// member must consume the value. The key bytes are valid only during the call
+// (they alias the input unless the key had escapes), so that keys matched
+// against known names cost no allocation.
+func (s *scanner) object(depth int, member func(key []byte) error) error {
 	if depth > maxDepth {
 		return fmt.Errorf("%w: nested too deeply", errSyntax)
 	}
@@ -81,9 +83,17 @@ func (s *scanner) object(depth int, member func(key string) error) error {
 		if s.peek() != '"' {
 			return s.syntaxError("want a string key, got")
 		}
-		key, err := s.str()
+		raw, simple, err := s.strRaw()
 		if err != nil {
 			return err
+		}
+		key := raw[1 : len(raw)-1]
+		if !simple {
+			k, err := unquote(raw)
+			if err != nil {
+				return err
+			}
+			key = []byte(k)
 		}
 		if s.peek() != ':' {
 			return s.syntaxError("want ':', got")
@@ -107,51 +117,77 @@ func (s *scanner) object(depth int, member func(key string) error) error {
 
 // str reads a string at s.pos (which holds '"').
 func (s *scanner) str() (string, error) {
+	raw, simple, err := s.strRaw()
+	if err != nil {
+		return "", err
+	}
+	if simple {
+		return string(raw[1 : len(raw)-1]), nil
+	}
+	return unquote(raw)
+}
+
+func unquote(raw []byte) (string, error) {
+	var out string
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return "", fmt.Errorf("%w: %v", errSyntax, err)
+	}
+	return out, nil
+}
+
+// strRaw validates the string at s.pos (which holds '"') and returns its text
+// with the quotes. simple reports that it has no escapes and is ASCII.
+func (s *scanner) strRaw() (raw []byte, simple bool, err error) {
 	start := s.pos
-	simple := true
+	simple = true
 	for s.pos++; s.pos < len(s.data); s.pos++ {
 		c := s.data[s.pos]
+		if plain[c] {
+			continue
+		}
 		switch {
 		case c == '"':
 			s.pos++
-			if simple {
-				return string(s.data[start+1 : s.pos-1]), nil
-			}
-			var out string
-			if err := json.Unmarshal(s.data[start:s.pos], &out); err != nil {
-				return "", fmt.Errorf("%w: %v", errSyntax, err)
-			}
-			return out, nil
+			return s.data[start:s.pos], simple, nil
 		case c == '\\':
 			simple = false
 			s.pos++
 			if s.pos >= len(s.data) {
-				return "", s.syntaxError("")
+				return nil, false, s.syntaxError("")
 			}
 			switch s.data[s.pos] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			case 'u':
 				if s.pos+4 >= len(s.data) {
 					s.pos = len(s.data)
-					return "", s.syntaxError("")
+					return nil, false, s.syntaxError("")
 				}
 				for _, h := range s.data[s.pos+1 : s.pos+5] {
 					if !isHex(h) {
-						return "", fmt.Errorf("%w: invalid \\u escape at offset %d", errSyntax, s.pos)
+						return nil, false, fmt.Errorf("%w: invalid \\u escape at offset %d", errSyntax, s.pos)
 					}
 				}
 				s.pos += 4
 			default:
-				return "", s.syntaxError("invalid escape")
+				return nil, false, s.syntaxError("invalid escape")
 			}
 		case c < 0x20:
-			return "", s.syntaxError("control character in string")
+			return nil, false, s.syntaxError("control character in string")
 		case c >= utf8.RuneSelf:
 			simple = false
 		}
 	}
-	return "", s.syntaxError("")
+	return nil, false, s.syntaxError("")
 }
+
+// plain marks the bytes a string scan can pass over: printable ASCII other
+// than '"' and '\\'.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
@@ -213,11 +249,11 @@ func (s *scanner) skip(depth int) ([]byte, error) {
 	var err error
 	switch c := s.peek(); {
 	case c == '{':
-		err = s.object(depth+1, func(string) error { _, err := s.skip(depth + 1); return err })
+		err = s.object(depth+1, func([]byte) error { _, err := s.skip(depth + 1); return err })
 	case c == '[':
 		err = s.array(depth+1, func() error { _, err := s.skip(depth + 1); return err })
 	case c == '"':
-		_, err = s.str()
+		_, _, err = s.strRaw()
 	case c == 't':
 		err = s.literal("true")
 	case c == 'f':
@@ -287,9 +323,9 @@ func (s *scanner) parse(depth int) (any, error) {
 	switch s.peek() {
 	case '{':
 		m := map[string]any{}
-		err := s.object(depth+1, func(key string) error {
+		err := s.object(depth+1, func(key []byte) error {
 			v, err := s.parse(depth + 1)
-			m[key] = v
+			m[string(key)] = v
 			return err
 		})
 		return m, err

@@ -32,7 +32,11 @@ type state struct {
 	entry action
 	do    action
 	exit  action
-	trans []transition
+	// initLabels (entry, do) and exitLabels (exit) list the actions of the
+	// start and end segments, built once; see transition.labels.
+	initLabels []string
+	exitLabels []string
+	trans      []transition
 	// events indexes trans by event when there are more than linearScanMax.
 	events map[string]int
 }
@@ -45,6 +49,10 @@ type transition struct {
 	target int
 	local  bool
 	action action
+	// labels lists the actions taking the transition runs (source exit,
+	// transition action, target entry and do, those present), so that history
+	// entries share it instead of building a list per invocation.
+	labels []string
 }
 
 // action is one resolved action and the label history entries record for it,
@@ -87,6 +95,17 @@ func (s *state) transition(event string) *transition {
 		return nil
 	}
 	return &s.trans[i]
+}
+
+// labels lists the labels of the actions present.
+func labels(as ...*action) []string {
+	out := make([]string, 0, len(as))
+	for _, a := range as {
+		if a.fn != nil {
+			out = append(out, a.label)
+		}
+	}
+	return out
 }
 
 // CompileError lists every problem Compile found.
@@ -197,6 +216,16 @@ func Compile(m *spec.Machine, resolve Resolver) (*Machine, error) {
 		}
 		if len(st.trans) <= linearScanMax {
 			st.events = nil
+		}
+	}
+	for i := range cm.states {
+		st := &cm.states[i]
+		st.initLabels = labels(&st.entry, &st.do)
+		st.exitLabels = labels(&st.exit)
+		for j := range st.trans {
+			t := &st.trans[j]
+			dst := &cm.states[t.target]
+			t.labels = labels(&st.exit, &t.action, &dst.entry, &dst.do)
 		}
 	}
 	if len(problems) > 0 {

@@ -32,12 +32,13 @@ type Message struct {
 // Python framework wrote started_at and friends. The zero value means absent.
 type UnixTime float64
 
-// UnixTimeOf converts t (the zero time gives the zero UnixTime).
+// UnixTimeOf converts t to whole seconds, as the Python framework wrote them
+// (the zero time gives the zero UnixTime).
 func UnixTimeOf(t time.Time) UnixTime {
 	if t.IsZero() {
 		return 0
 	}
-	return UnixTime(float64(t.UnixMicro()) / 1e6)
+	return UnixTime(t.Unix())
 }
 
 // Time converts u to a time.Time (zero for the zero UnixTime).
@@ -120,6 +121,17 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // DecodeMessage parses a wire-format message. It checks the types of every
 // known key and names the first problem it finds; it never panics.
 func DecodeMessage(data []byte) (Message, error) {
+	return decodeMessage(data, nil)
+}
+
+// names interns the machine, state and event names an engine knows, so that
+// decoding a message does not allocate them again.
+type names map[string]string
+
+func (n names) add(s string) { n[s] = s }
+
+// decodeMessage is DecodeMessage with interned names (intern may be nil).
+func decodeMessage(data []byte, intern names) (Message, error) {
 	var (
 		m        Message
 		problem  error // the first problem with a key; syntax errors win over it
@@ -143,8 +155,8 @@ func DecodeMessage(data []byte) (Message, error) {
 		}
 		return Message{}, &DecodeError{Problem: "want a JSON object, got " + kindOf(raw)}
 	}
-	err := s.object(0, func(key string) error {
-		switch key {
+	err := s.object(0, func(key []byte) error {
+		switch string(key) {
 		case keyVersion:
 			raw, err := s.skip(1)
 			if err != nil {
@@ -152,7 +164,7 @@ func DecodeMessage(data []byte) (Message, error) {
 			}
 			v, err := decodeString(raw)
 			if err != nil {
-				note(&DecodeError{Key: key, Problem: "want a string, got " + kindOf(raw)})
+				note(&DecodeError{Key: keyVersion, Problem: "want a string, got " + kindOf(raw)})
 			}
 			m.Version = v
 		case keySystem:
@@ -164,12 +176,12 @@ func DecodeMessage(data []byte) (Message, error) {
 			sysSeen = true
 			m.System = SystemContext{}
 			seen = systemSeen{}
-			return s.object(1, func(k string) error {
+			return s.object(1, func(k []byte) error {
 				raw, err := s.skip(2)
 				if err != nil {
 					return err
 				}
-				if err := decodeSystemKey(&m.System, &seen, k, raw); err != nil {
+				if err := decodeSystemKey(&m.System, &seen, k, raw, intern); err != nil {
 					note(err)
 				}
 				return nil
@@ -203,7 +215,7 @@ func DecodeMessage(data []byte) (Message, error) {
 			if m.Extra == nil {
 				m.Extra = map[string]json.RawMessage{}
 			}
-			m.Extra[key] = bytes.Clone(raw)
+			m.Extra[string(key)] = bytes.Clone(raw)
 		}
 		return nil
 	})
@@ -245,32 +257,32 @@ func DecodeMessage(data []byte) (Message, error) {
 
 type systemSeen struct{ machine, state, event, id bool }
 
-func decodeSystemKey(s *SystemContext, seen *systemSeen, key string, val []byte) error {
+func decodeSystemKey(s *SystemContext, seen *systemSeen, k []byte, val []byte, intern names) error {
 	var err error
-	switch key {
+	switch string(k) {
 	case keyMachineName:
-		s.MachineName, err = systemString(key, val)
+		s.MachineName, err = systemName(keyMachineName, val, intern)
 		seen.machine = true
 	case keyCurrentState:
-		s.CurrentState, err = systemString(key, val)
+		s.CurrentState, err = systemName(keyCurrentState, val, intern)
 		seen.state = true
 	case keyCurrentEvent:
-		s.CurrentEvent, err = systemString(key, val)
+		s.CurrentEvent, err = systemName(keyCurrentEvent, val, intern)
 		seen.event = true
 	case keyCorrelationID:
-		s.CorrelationID, err = systemString(key, val)
+		s.CorrelationID, err = systemString(keyCorrelationID, val)
 		seen.id = true
 	case keySteps:
-		s.Steps, err = systemCount(key, val)
+		s.Steps, err = systemCount(keySteps, val)
 	case keyRetries:
-		s.Retries, err = systemCount(key, val)
+		s.Retries, err = systemCount(keyRetries, val)
 	case keyMaxRetries:
 		if string(val) == "null" {
 			s.MaxRetries = nil
 			return nil
 		}
 		var n int
-		n, err = systemCount(key, val)
+		n, err = systemCount(keyMaxRetries, val)
 		s.MaxRetries = &n
 	case keyLeasePrimary:
 		switch string(val) {
@@ -280,29 +292,39 @@ func decodeSystemKey(s *SystemContext, seen *systemSeen, key string, val []byte)
 		case "null":
 			s.LeasePrimary = nil
 		default:
-			return systemTypeError(key, "a boolean", val)
+			return systemTypeError(keyLeasePrimary, "a boolean", val)
 		}
 	case keyAdditionalDelaySeconds:
-		s.AdditionalDelaySeconds, err = systemNumber(key, val)
+		s.AdditionalDelaySeconds, err = systemNumber(keyAdditionalDelaySeconds, val)
 	case keyLeaseTimeout:
-		s.LeaseTimeout, err = systemNumber(key, val)
+		s.LeaseTimeout, err = systemNumber(keyLeaseTimeout, val)
 	case keyStartedAt:
-		err = systemTime(key, val, &s.StartedAt)
+		err = systemTime(keyStartedAt, val, &s.StartedAt)
 	case keyFinishedAt:
-		err = systemTime(key, val, &s.FinishedAt)
+		err = systemTime(keyFinishedAt, val, &s.FinishedAt)
 	case keyRestartedAt:
-		err = systemTime(key, val, &s.RestartedAt)
+		err = systemTime(keyRestartedAt, val, &s.RestartedAt)
 	default:
 		if s.Extra == nil {
 			s.Extra = map[string]json.RawMessage{}
 		}
-		s.Extra[key] = bytes.Clone(val)
+		s.Extra[string(k)] = bytes.Clone(val)
 	}
 	return err
 }
 
 func systemTypeError(key, want string, val []byte) error {
 	return &DecodeError{Key: keySystem + "." + key, Problem: "want " + want + ", got " + kindOf(val)}
+}
+
+// systemName is systemString for names the engine may know already.
+func systemName(key string, val []byte, intern names) (string, error) {
+	if len(val) >= 2 && val[0] == '"' {
+		if s, ok := intern[string(val[1:len(val)-1])]; ok {
+			return s, nil
+		}
+	}
+	return systemString(key, val)
 }
 
 func systemString(key string, val []byte) (string, error) {
@@ -315,16 +337,31 @@ func systemString(key string, val []byte) (string, error) {
 
 // systemCount reads a non-negative whole number (1 and 1.0 alike).
 func systemCount(key string, val []byte) (int, error) {
+	if n, ok := smallCount(val); ok {
+		return n, nil
+	}
 	if len(val) > 0 && (val[0] == '-' || val[0] >= '0' && val[0] <= '9') {
-		if n, err := strconv.Atoi(string(val)); err == nil && n >= 0 {
-			return n, nil
-		}
 		f, err := strconv.ParseFloat(string(val), 64)
 		if err == nil && f >= 0 && f == math.Trunc(f) && f <= math.MaxInt32 {
 			return int(f), nil
 		}
 	}
 	return 0, systemTypeError(key, "a non-negative integer", val)
+}
+
+// smallCount parses up to 9 decimal digits without allocating.
+func smallCount(val []byte) (int, bool) {
+	if len(val) == 0 || len(val) > 9 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range val {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 func systemNumber(key string, val []byte) (float64, error) {
@@ -450,6 +487,9 @@ func appendNumber(b []byte, key string, f float64) []byte {
 	b = append(b, ',', '"')
 	b = append(b, key...)
 	b = append(b, '"', ':')
+	if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return strconv.AppendInt(b, int64(f), 10) // the common case, and much cheaper
+	}
 	return strconv.AppendFloat(b, f, 'f', -1, 64)
 }
 

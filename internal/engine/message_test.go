@@ -153,8 +153,8 @@ func TestEncodeMessage(t *testing.T) {
 	m := Message{
 		System: SystemContext{MachineName: "M", CurrentState: "S", CurrentEvent: "e<", CorrelationID: "c",
 			Steps: 3, Retries: 1, MaxRetries: intPtr(0), AdditionalDelaySeconds: 1.5,
-			StartedAt: UnixTimeOf(time.Unix(1590000000, 250_000_000)),
-			Extra:     map[string]json.RawMessage{"zz": json.RawMessage(`1`), "aa": json.RawMessage(`[true]`), "steps": json.RawMessage(`99`)}},
+			StartedAt: UnixTimeOf(time.Unix(1590000000, 250_000_000)), RestartedAt: 1590000000.25,
+			Extra: map[string]json.RawMessage{"zz": json.RawMessage(`1`), "aa": json.RawMessage(`[true]`), "steps": json.RawMessage(`99`)}},
 		User: map[string]any{"b": 2, "a": "x"},
 	}
 	got, err := EncodeMessage(m)
@@ -163,7 +163,7 @@ func TestEncodeMessage(t *testing.T) {
 	}
 	want := `{"version":"0.1","system_context":{"machine_name":"M","current_state":"S","current_event":"e\u003c",` +
 		`"correlation_id":"c","steps":3,"retries":1,"max_retries":0,"additional_delay_seconds":1.5,` +
-		`"started_at":1590000000.25,"aa":[true],"zz":1},"user_context":{"a":"x","b":2}}`
+		`"started_at":1590000000,"restarted_at":1590000000.25,"aa":[true],"zz":1},"user_context":{"a":"x","b":2}}`
 	if string(got) != want {
 		t.Errorf("EncodeMessage =\n%s\nwant\n%s", got, want)
 	}
