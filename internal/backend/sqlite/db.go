@@ -48,9 +48,10 @@ type DB struct {
 
 	// wmu serializes this process's writes on w, the pinned write connection,
 	// and guards the statements prepared on it.
-	wmu sync.Mutex
-	w   *sql.Conn
-	ws  writeStmts
+	wmu   sync.Mutex
+	w     *sql.Conn
+	ws    writeStmts
+	batch batcher
 
 	// wake is closed (and replaced) by Send so waiting receivers retry at once.
 	wakeMu  sync.Mutex
@@ -108,10 +109,11 @@ CREATE TABLE executions (
 	created_at     INTEGER NOT NULL DEFAULT 0,
 	updated_at     INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
-CREATE INDEX executions_updated ON executions (updated_at DESC, correlation_id);
+-- No index on updated_at: every transition would rewrite it twice; List sorts.
 
 CREATE TABLE history (
-	id             INTEGER PRIMARY KEY AUTOINCREMENT,
+	id             INTEGER PRIMARY KEY, -- max+1: increasing while the newest row stays
+
 	correlation_id TEXT    NOT NULL,
 	machine        TEXT    NOT NULL,
 	step           INTEGER NOT NULL,
@@ -155,7 +157,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if readers <= 0 {
 		readers = 4
 	}
-	dsn := fmt.Sprintf("%s?_txlock=immediate&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)",
+	dsn := fmt.Sprintf("%s?_txlock=immediate&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(4000)",
 		path, busy.Milliseconds())
 	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {

@@ -34,13 +34,15 @@ func (d *DB) enqueue(ctx context.Context, m engine.OutMessage) (int64, error) {
 	if payload == nil {
 		payload = []byte{}
 	}
-	d.wmu.Lock()
-	res, err := d.ws.send.ExecContext(ctx, m.Key, payload, visible)
-	d.wmu.Unlock()
-	if err != nil {
-		return 0, d.fileError("send message for "+m.Key, err)
-	}
-	id, err := res.LastInsertId()
+	var id int64
+	err := d.write(ctx, false, func(ctx context.Context) error {
+		res, err := d.ws.send.ExecContext(ctx, m.Key, payload, visible)
+		if err != nil {
+			return err
+		}
+		id, err = res.LastInsertId()
+		return err
+	})
 	if err != nil {
 		return 0, d.fileError("send message for "+m.Key, err)
 	}
@@ -97,11 +99,23 @@ func (d *DB) Receive(ctx context.Context, max int, visibility, wait time.Duratio
 
 func (d *DB) receive(ctx context.Context, max int, visibility time.Duration) ([]engine.Delivery, error) {
 	now := d.clock()
-	d.wmu.Lock()
-	defer d.wmu.Unlock()
-	rows, err := d.ws.receive.QueryContext(ctx, now.Add(visibility).UnixNano(), now.UnixNano(), max)
+	var out []engine.Delivery
+	err := d.write(ctx, false, func(ctx context.Context) error {
+		var err error
+		out, err = d.claim(ctx, now, max, visibility)
+		return err
+	})
 	if err != nil {
 		return nil, d.fileError("receive", err)
+	}
+	return out, nil
+}
+
+// claim marks up to max visible messages as delivered and returns them.
+func (d *DB) claim(ctx context.Context, now time.Time, max int, visibility time.Duration) ([]engine.Delivery, error) {
+	rows, err := d.ws.receive.QueryContext(ctx, now.Add(visibility).UnixNano(), now.UnixNano(), max)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	type claimed struct {
@@ -112,13 +126,13 @@ func (d *DB) receive(ctx context.Context, max int, visibility time.Duration) ([]
 	for rows.Next() {
 		var c claimed
 		if err := rows.Scan(&c.id, &c.d.Payload, &c.d.Attempts); err != nil {
-			return nil, d.fileError("receive", err)
+			return nil, err
 		}
 		c.d.Receipt = strconv.FormatInt(c.id, 10) + ":" + strconv.Itoa(c.d.Attempts)
 		got = append(got, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, d.fileError("receive", err)
+		return nil, err
 	}
 	// RETURNING does not promise an order; deliver oldest first.
 	slices.SortFunc(got, func(a, b claimed) int { return cmp.Compare(a.id, b.id) })
@@ -139,13 +153,15 @@ func (d *DB) Ack(ctx context.Context, receipt string) error {
 	if !ok || err1 != nil || err2 != nil {
 		return fmt.Errorf("ack %q: malformed receipt", receipt)
 	}
-	d.wmu.Lock()
-	res, err := d.ws.ack.ExecContext(ctx, id, att)
-	d.wmu.Unlock()
-	if err != nil {
-		return d.fileError(fmt.Sprintf("ack %q", receipt), err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := d.write(ctx, false, func(ctx context.Context) error {
+		res, err := d.ws.ack.ExecContext(ctx, id, att)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return d.fileError(fmt.Sprintf("ack %q", receipt), err)
 	}

@@ -8,7 +8,7 @@ import (
 
 // writeStmts are prepared once on the pinned write connection.
 type writeStmts struct {
-	begin, commit, rollback *sql.Stmt
+	begin, commit, rollback, savepoint, rollbackTo, release *sql.Stmt
 
 	create, acquire, acquireState, commitExec, insertHistory, setStatus *sql.Stmt
 
@@ -102,6 +102,9 @@ func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		{&s.begin, "BEGIN IMMEDIATE"},
 		{&s.commit, "COMMIT"},
 		{&s.rollback, "ROLLBACK"},
+		{&s.savepoint, "SAVEPOINT op"},
+		{&s.rollbackTo, "ROLLBACK TO op"},
+		{&s.release, "RELEASE op"},
 		{&s.create, sqlCreate},
 		{&s.acquire, sqlAcquire},
 		{&s.acquireState, sqlAcquireState},
@@ -122,7 +125,7 @@ func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 }
 
 func (s *writeStmts) close() {
-	for _, st := range []*sql.Stmt{s.begin, s.commit, s.rollback, s.create, s.acquire, s.acquireState,
+	for _, st := range []*sql.Stmt{s.begin, s.commit, s.rollback, s.savepoint, s.rollbackTo, s.release, s.create, s.acquire, s.acquireState,
 		s.commitExec, s.insertHistory, s.setStatus, s.send, s.receive, s.ack} {
 		if st != nil {
 			st.Close()

@@ -15,23 +15,6 @@ import (
 // are Go symbols and never contain it.
 const actionSep = "\x1f"
 
-// inTx runs fn in one IMMEDIATE transaction on the write connection; the caller
-// holds wmu. fn's error rolls it back and is returned as is.
-func (d *DB) inTx(ctx context.Context, fn func() error) error {
-	if _, err := d.ws.begin.ExecContext(ctx); err != nil {
-		return err
-	}
-	if err := fn(); err != nil {
-		d.rollback(ctx)
-		return err
-	}
-	if _, err := d.ws.commit.ExecContext(ctx); err != nil {
-		d.rollback(ctx)
-		return err
-	}
-	return nil
-}
-
 // rollback ends a failed transaction even when ctx was canceled, so the pinned
 // connection never stays inside one.
 func (d *DB) rollback(ctx context.Context) {
@@ -55,8 +38,11 @@ func (d *DB) Create(ctx context.Context, e engine.Execution) error {
 	if e.UpdatedAt.IsZero() {
 		e.UpdatedAt = e.CreatedAt
 	}
-	d.wmu.Lock()
-	defer d.wmu.Unlock()
+	ctx, unlock, err := d.lock(ctx)
+	if err != nil {
+		return fmt.Errorf("create execution %s: %w", e.CorrelationID, err)
+	}
+	defer unlock()
 	res, err := d.ws.create.ExecContext(ctx, e.CorrelationID, e.Machine, string(e.Status), e.State, e.Event,
 		e.Retries, e.Fence, e.LastError, e.Checkpoint, e.SendReceipt, nanos(e.CreatedAt), nanos(e.UpdatedAt))
 	if err != nil {
@@ -75,8 +61,19 @@ func (d *DB) Create(ctx context.Context, e engine.Execution) error {
 // Acquire implements engine.Store with one conditional upsert; only a refusal
 // costs a second query (to tell which one).
 func (d *DB) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.Lease, error) {
-	d.wmu.Lock()
-	defer d.wmu.Unlock()
+	var l engine.Lease
+	err := d.write(ctx, false, func(ctx context.Context) error {
+		var err error
+		l, err = d.acquire(ctx, q)
+		return err
+	})
+	if err != nil {
+		return engine.Lease{}, err
+	}
+	return l, nil
+}
+
+func (d *DB) acquire(ctx context.Context, q engine.AcquireRequest) (engine.Lease, error) {
 	for range 3 {
 		var fence int64
 		err := d.ws.acquire.QueryRowContext(ctx, q.CorrelationID, q.Machine, q.Step, q.Retries,
@@ -125,9 +122,7 @@ func (d *DB) Commit(ctx context.Context, c engine.Commit) error {
 		checkpoint = c.Checkpoint
 	}
 	h := c.History
-	d.wmu.Lock()
-	defer d.wmu.Unlock()
-	err := d.inTx(ctx, func() error {
+	err := d.write(ctx, true, func(ctx context.Context) error {
 		var m string
 		err := d.ws.commitExec.QueryRowContext(ctx, c.CorrelationID, c.Fence, c.Step, c.Retries, string(c.Outcome),
 			string(commitStatus(c)), c.State, c.Event, checkpoint, c.SendReceipt, c.Error, nanos(c.Now), c.Machine).Scan(&m)
@@ -169,8 +164,11 @@ func commitStatus(c engine.Commit) engine.Status {
 // error. Resuming a failed execution reopens the step that failed, so its
 // checkpoint (the failed message) is accepted again.
 func (d *DB) SetStatus(ctx context.Context, correlationID string, s engine.Status, reason string, now time.Time) error {
-	d.wmu.Lock()
-	defer d.wmu.Unlock()
+	ctx, unlock, err := d.lock(ctx)
+	if err != nil {
+		return fmt.Errorf("set status of %s: %w", correlationID, err)
+	}
+	defer unlock()
 	res, err := d.ws.setStatus.ExecContext(ctx, correlationID, string(s), reason, nanos(now), !s.Terminal())
 	if err != nil {
 		return d.fileError(fmt.Sprintf("set status of %s", correlationID), err)
@@ -315,4 +313,17 @@ func (d *DB) history(ctx context.Context, query string, args ...any) ([]engine.H
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// lock takes the write lock for one operation. Statements run under a context
+// that is never canceled: with a cancelable one, the driver starts a goroutine
+// per statement to interrupt it, which costs more than our statements take. A
+// canceled ctx is honoured before the operation starts; a wait for another
+// process's lock is bounded by Options.BusyTimeout.
+func (d *DB) lock(ctx context.Context) (context.Context, func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	d.wmu.Lock()
+	return context.WithoutCancel(ctx), d.wmu.Unlock, nil
 }
