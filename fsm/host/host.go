@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/lfsm/lfsm/fsm"
 	"github.com/lfsm/lfsm/internal/engine"
@@ -94,7 +95,7 @@ func run(ctx context.Context, cfg Config, args []string, stdout, stderr io.Write
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   run -m MACHINE [--context JSON|@FILE] [--correlation-id ID] [--db PATH] [--output text|json]
-  worker [--workers N] [--db PATH]
+  worker [--workers N] [--db PATH] [--until-idle] [--visibility DURATION] [--lease-timeout DURATION]
   machines
 `)
 }
@@ -146,15 +147,19 @@ func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args 
 	fs.SetOutput(stderr)
 	workers := fs.Int("workers", 4, "messages handled at once")
 	db := fs.String("db", local.DefaultDBPath, "SQLite database of the local store")
+	untilIdle := fs.Bool("until-idle", false, "exit once no message is queued, delayed or in flight")
+	visibility := fs.Duration("visibility", 30*time.Second, "how long a received message stays hidden before it is delivered again")
+	leaseTimeout := fs.Duration("lease-timeout", engine.DefaultLeaseTimeout, "how long a step's lease lasts before another worker may take the step over")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if fs.NArg() > 0 || *workers < 1 {
-		fmt.Fprintln(stderr, "error: worker takes no arguments and --workers >= 1")
+	if fs.NArg() > 0 || *workers < 1 || *visibility <= 0 || *leaseTimeout <= 0 {
+		fmt.Fprintln(stderr, "error: worker takes no arguments, --workers >= 1, and positive --visibility and --lease-timeout")
 		return exitUsage
 	}
 	fmt.Fprintf(stderr, "worker: %d workers on %s (machines: %s)\n", *workers, *db, machineNames(s))
-	err := local.Worker(ctx, local.WorkerOptions{Spec: s, Resolve: resolve, DBPath: *db, Workers: *workers, Logger: logger})
+	err := local.Worker(ctx, local.WorkerOptions{Spec: s, Resolve: resolve, DBPath: *db, Workers: *workers, Logger: logger,
+		UntilIdle: *untilIdle, Visibility: *visibility, LeaseTimeout: *leaseTimeout})
 	if err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitFailure
@@ -162,6 +167,9 @@ func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args 
 	if ctx.Err() != nil {
 		fmt.Fprintln(stderr, "worker: stopped")
 		return exitInterrupted
+	}
+	if *untilIdle {
+		fmt.Fprintln(stderr, "worker: queue empty, exiting")
 	}
 	return exitOK
 }

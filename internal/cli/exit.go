@@ -37,12 +37,25 @@ func usageErrorf(format string, args ...any) error {
 // status is ExitFailure.
 var errSilent = errors.New("failure already reported")
 
+// ExitError reports that a program lfsm ran for the user (a project's built
+// binary) exited with Code after explaining itself on stderr: lfsm prints
+// nothing more and exits with the same status.
+type ExitError struct {
+	Code int
+}
+
+// Error says which status the program exited with.
+func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
 // ExitCode maps an error returned by Execute to the process exit status.
 func ExitCode(err error) int {
 	var ue *UsageError
+	var ee *ExitError
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &ee):
+		return ee.Code
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	case errors.As(err, &ue):

@@ -20,6 +20,9 @@ type IOStreams struct {
 	OutIsTerminal bool
 	// ErrOutIsTerminal reports whether ErrOut is a terminal.
 	ErrOutIsTerminal bool
+	// InIsTerminal reports whether In is a terminal: destructive commands ask
+	// for confirmation only then, and otherwise need --yes.
+	InIsTerminal bool
 }
 
 // System returns the process's standard streams.
@@ -30,6 +33,7 @@ func System() *IOStreams {
 		ErrOut:           os.Stderr,
 		OutIsTerminal:    isTerminal(os.Stdout),
 		ErrOutIsTerminal: isTerminal(os.Stderr),
+		InIsTerminal:     isTerminal(os.Stdin),
 	}
 }
 

@@ -29,8 +29,9 @@ func Execute(ctx context.Context, ios *IOStreams, args []string) error {
 
 func printError(ios *IOStreams, cmd *cobra.Command, err error) {
 	var ue *UsageError
+	var ee *ExitError
 	switch {
-	case err == nil, errors.Is(err, errSilent):
+	case err == nil, errors.Is(err, errSilent), errors.As(err, &ee):
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(ios.ErrOut, "lfsm: interrupted")
 	case errors.As(err, &ue):
@@ -59,13 +60,19 @@ func NewRootCmd(f *Factory) *cobra.Command {
 			Every flag can also be set by an environment variable: LFSM_ and the
 			flag's name in capitals, dashes as underscores (LFSM_OUTPUT=json).
 			The settings file lfsm.yaml in the working directory (or --config FILE)
-			may set file, machine, target, output and lambda-arn. A flag beats the
+			may set file, machine, target, output, lambda-arn and db. A flag beats the
 			environment, which beats lfsm.yaml, which beats the default.
 
 			Exit status: 0 ok, 1 failure (including an invalid spec), 2 usage
 			error, 130 interrupted.
 		`),
 		Example: example(`
+			# Create a project and run its machine locally
+			lfsm init shop && cd shop && lfsm run --context '{"arg1": 1}'
+
+			# Walk a machine without user code
+			lfsm run -m Example --simulate --events done,done
+
 			# Check a spec and report every problem at file:line:col
 			lfsm validate -f fsm.yaml
 
@@ -104,6 +111,17 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newSchemaCmd(f, nil),
 		newGraphCmd(f, nil),
 		newExportCmd(f),
+		newInitCmd(f, nil),
+		newBuildCmd(f, nil),
+		newRunCmd(f, nil),
+		newDevCmd(f, nil),
+		newStartCmd(f, nil),
+		newTailCmd(f, nil),
+		newInspectCmd(f, nil),
+		newSendCmd(f, nil),
+		newStopCmd(f, nil),
+		newResumeCmd(f, nil),
+		newLsCmd(f, nil),
 	)
 	cmd.InitDefaultCompletionCmd()
 	cmd.InitDefaultHelpCmd()

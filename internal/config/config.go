@@ -59,6 +59,10 @@ type Config struct {
 	// LambdaARN is the deployed function that Step Functions exports call
 	// (flag --lambda-arn).
 	LambdaARN string `mapstructure:"lambda-arn" json:"lambda_arn"`
+	// DB is the local store, a SQLite file (flag --db); empty means
+	// .lfsm/lfsm.db in the project directory (the Go module root holding the
+	// spec, else the spec's directory).
+	DB string `mapstructure:"db" json:"db"`
 }
 
 // Default returns the settings used when nothing else sets them.
@@ -68,7 +72,7 @@ func Default() Config {
 
 // Keys lists the keys lfsm.yaml may hold, sorted.
 func Keys() []string {
-	return []string{"file", "lambda-arn", "machine", "output", "target"}
+	return []string{"db", "file", "lambda-arn", "machine", "output", "target"}
 }
 
 // Validate checks values whose shape is known without a command's context. It

@@ -71,7 +71,7 @@ func Run(ctx context.Context, opts RunOptions) (RunResult, error) {
 		return res, err
 	}
 	defer closeB()
-	e, err := newEngine(opts.Spec, opts.Resolve, opts.Simulate, b, opts.Logger)
+	e, err := newEngine(opts.Spec, opts.Resolve, opts.Simulate, b, opts.Logger, 0)
 	if err != nil {
 		return res, err
 	}
@@ -194,26 +194,106 @@ type WorkerOptions struct {
 	DBPath  string
 	// Workers is how many messages are handled at once (default 4).
 	Workers int
-	Logger  *slog.Logger
+	// Visibility is how long a received message stays hidden from other
+	// workers before it is delivered again (default 30 s; see engine.WorkerOptions).
+	Visibility time.Duration
+	// LeaseTimeout is how long a step's lease lasts before another worker may
+	// take the step over (default engine.DefaultLeaseTimeout).
+	LeaseTimeout time.Duration
+	// UntilIdle makes Worker return once the queue is empty: no message ready,
+	// delayed (a retry) or in flight. Executions left waiting for an outside
+	// event do not keep it busy. The backend must report its queue length.
+	UntilIdle bool
+	Logger    *slog.Logger
 }
 
+// queueLener is implemented by backends that can count the messages not yet
+// acknowledged (sqlite.DB; memory.Backend through Len).
+type queueLener interface {
+	QueueLen(ctx context.Context) (int, error)
+}
+
+// idlePoll is how often an UntilIdle worker checks the queue.
+const idlePoll = 100 * time.Millisecond
+
 // Worker handles messages of every machine of the spec until ctx is
-// cancelled; then it lets the steps in flight finish and returns nil.
+// cancelled (or, with UntilIdle, the queue is empty); then it lets the steps
+// in flight finish and returns nil.
 func Worker(ctx context.Context, opts WorkerOptions) error {
 	b, closeB, err := open(ctx, opts.Backend, opts.DBPath)
 	if err != nil {
 		return err
 	}
 	defer closeB()
-	e, err := newEngine(opts.Spec, opts.Resolve, opts.Simulate, b, opts.Logger)
+	e, err := newEngine(opts.Spec, opts.Resolve, opts.Simulate, b, opts.Logger, opts.LeaseTimeout)
 	if err != nil {
 		return err
 	}
-	return engine.RunWorker(ctx, b, e, engine.WorkerOptions{Concurrency: opts.Workers, Logger: opts.Logger})
+	wopts := engine.WorkerOptions{Concurrency: opts.Workers, Visibility: opts.Visibility, Logger: opts.Logger}
+	if !opts.UntilIdle {
+		return engine.RunWorker(ctx, b, e, wopts)
+	}
+	ql, ok := queueLenOf(b)
+	if !ok {
+		return fmt.Errorf("worker: the backend %T cannot report its queue length (needed to stop when idle)", b)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	idle := make(chan error, 1)
+	go func() { idle <- waitIdle(wctx, ql); cancel() }()
+	err = engine.RunWorker(wctx, b, e, wopts)
+	cancel()
+	if ierr := <-idle; err == nil && ierr != nil {
+		err = fmt.Errorf("worker: %w", ierr)
+	}
+	return err
+}
+
+// memLen adapts a backend that counts its queue without a context.
+type memLen struct{ b interface{ Len() int } }
+
+func (m memLen) QueueLen(context.Context) (int, error) { return m.b.Len(), nil }
+
+func queueLenOf(b Backend) (queueLener, bool) {
+	switch q := b.(type) {
+	case queueLener:
+		return q, true
+	case interface{ Len() int }:
+		return memLen{q}, true
+	}
+	return nil, false
+}
+
+// waitIdle returns when q has been empty at two checks in a row, or ctx ends.
+func waitIdle(ctx context.Context, q queueLener) error {
+	t := time.NewTicker(idlePoll)
+	defer t.Stop()
+	empty := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		n, err := q.QueueLen(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil
+		case err != nil:
+			return err
+		case n == 0:
+			empty++
+		default:
+			empty = 0
+		}
+		if empty >= 2 {
+			return nil
+		}
+	}
 }
 
 // newEngine compiles every machine of s and returns an engine over b.
-func newEngine(s *spec.Spec, resolve engine.Resolver, sim *engine.SimulateOptions, b Backend, logger *slog.Logger) (*engine.Engine, error) {
+func newEngine(s *spec.Spec, resolve engine.Resolver, sim *engine.SimulateOptions, b Backend, logger *slog.Logger, leaseTimeout time.Duration) (*engine.Engine, error) {
 	if resolve == nil && sim == nil {
 		return nil, errors.New("compile machines: no action resolver")
 	}
@@ -229,7 +309,7 @@ func newEngine(s *spec.Spec, resolve engine.Resolver, sim *engine.SimulateOption
 		}
 		machines = append(machines, cm)
 	}
-	return engine.New(engine.Options{Machines: machines, Store: b, Queue: b, Logger: logger})
+	return engine.New(engine.Options{Machines: machines, Store: b, Queue: b, Logger: logger, LeaseTimeout: leaseTimeout})
 }
 
 // open returns b, or the SQLite store at path (default DefaultDBPath) with

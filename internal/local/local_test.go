@@ -194,7 +194,7 @@ func TestWorker(t *testing.T) {
 		}
 		return seedActions(ref)
 	}
-	e, err := newEngine(s, resolve, nil, b, nil)
+	e, err := newEngine(s, resolve, nil, b, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

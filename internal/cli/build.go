@@ -1,0 +1,183 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lfsm/lfsm/internal/build"
+	"github.com/lfsm/lfsm/internal/spec"
+)
+
+// BuildOptions are the inputs of lfsm build.
+type BuildOptions struct {
+	IO *IOStreams
+	// WorkDir is where diagnostics' paths are made relative to.
+	WorkDir string
+	File    string
+	Out     string
+	Force   bool
+	Output  string
+}
+
+// BuildResult is what lfsm build --output json prints.
+type BuildResult struct {
+	FormatVersion string       `json:"format_version"`
+	OK            bool         `json:"ok"`
+	Build         build.Result `json:"build"`
+	Diagnostics   *spec.Report `json:"diagnostics"`
+}
+
+func newBuildCmd(f *Factory, runF func(*BuildOptions) error) *cobra.Command {
+	opts := &BuildOptions{}
+	cmd := &cobra.Command{
+		Use:   "build [-f FILE] [--out PATH] [--force] [--output text|json]",
+		Short: "Build the project's worker binary",
+		Long: heredoc(`
+			Build the binary that runs the project's machines with its Go actions:
+			check every action reference of the spec, generate a main package in
+			.lfsm/gen, and compile it (by default to .lfsm/bin/<module name>).
+			The project is the Go module that holds the spec. lfsm run and lfsm
+			dev build first, so this is only needed to build ahead of time.
+
+			The lfsm module is served to the go command from lfsm's own copy, so
+			building works offline; the project's go.mod gets an ordinary require.
+			A build whose inputs did not change since the last one is skipped.
+
+			Bad action references are reported at file:line:col (exit status 1).
+			Progress goes to stderr.
+		`),
+		Example: example(`
+			lfsm build
+			lfsm build -f specs/orders.yaml --out bin/orders
+		`),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkEnum(f, "output", opts.Output, textOrJSON); err != nil {
+				return err
+			}
+			opts.IO, opts.WorkDir = f.IOStreams, f.WorkDir
+			if runF != nil {
+				return runF(opts)
+			}
+			return runBuild(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&opts.File, "file", "f", "fsm.yaml", "spec `FILE` to build")
+	fl.StringVar(&opts.Out, "out", "", "write the binary to `PATH` (default .lfsm/bin/<module name>)")
+	fl.BoolVar(&opts.Force, "force", false, "build even when nothing changed")
+	fl.StringVar(&opts.Output, "output", outputText, "output `FORMAT`: text|json")
+	return cmd
+}
+
+func runBuild(ctx context.Context, opts *BuildOptions) error {
+	out := opts.Out
+	if out != "" {
+		abs, err := filepath.Abs(out)
+		if err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+		out = abs
+	}
+	res, diags, err := buildProject(ctx, opts.IO, opts.WorkDir, opts.File, out, opts.Force, opts.Output != outputJSON)
+	if opts.Output == outputJSON {
+		if err != nil && err != errSilent {
+			return err
+		}
+		rep := spec.NewReport(diags)
+		if werr := writeJSON(opts.IO.Out, BuildResult{FormatVersion: "1", OK: err == nil, Build: res, Diagnostics: &rep}); werr != nil {
+			return werr
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	verb := "built"
+	if res.UpToDate {
+		verb = "up to date:"
+	}
+	_, err = fmt.Fprintf(opts.IO.Out, "%s %s (%s)\n", verb, relTo(opts.WorkDir, res.Binary), res.Duration.Round(time.Millisecond))
+	return err
+}
+
+// buildProject builds the project of specFile. Diagnostics are printed to
+// stderr (in text mode) and make the error errSilent; progress goes to stderr
+// when progress is set.
+func buildProject(ctx context.Context, ios *IOStreams, workDir, specFile, out string, force, progress bool) (build.Result, spec.Diagnostics, error) {
+	abs, err := filepath.Abs(specFile)
+	if err != nil {
+		return build.Result{}, nil, fmt.Errorf("spec %s: %w", specFile, err)
+	}
+	if _, _, err := loadSpec(specFile, spec.ValidateOptions{}); err != nil {
+		return build.Result{}, nil, err
+	}
+	dir := build.FindModuleRoot(filepath.Dir(abs))
+	if dir == "" {
+		return build.Result{}, nil, fmt.Errorf("build %s: no go.mod in its directory or above: the project must be a Go module (lfsm init scaffolds one), or use --simulate", specFile)
+	}
+	var logger *slog.Logger
+	if progress {
+		logger = slog.New(&progressHandler{w: ios.ErrOut})
+	}
+	res, diags, err := build.Build(ctx, build.BuildOptions{Dir: dir, SpecPath: abs, Out: out, Force: force, Logger: logger})
+	if err != nil {
+		return res, diags, err
+	}
+	diags.Sort()
+	if diags.HasErrors() {
+		if progress {
+			if err := spec.WriteText(ios.ErrOut, diags, workDir); err != nil {
+				return res, diags, fmt.Errorf("write diagnostics: %w", err)
+			}
+		}
+		return res, diags, errSilent
+	}
+	return res, diags, nil
+}
+
+// relTo is p relative to dir when it lies below it, else p.
+func relTo(dir, p string) string {
+	if r, err := filepath.Rel(dir, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}
+
+// progressHandler prints build progress as "build: message key=value ...".
+type progressHandler struct {
+	w     io.Writer
+	attrs []slog.Attr
+}
+
+func (h *progressHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *progressHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString("build: ")
+	b.WriteString(r.Message)
+	write := func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	}
+	for _, a := range h.attrs {
+		write(a)
+	}
+	r.Attrs(write)
+	b.WriteByte('\n')
+	_, err := io.WriteString(h.w, b.String())
+	return err
+}
+
+func (h *progressHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &progressHandler{w: h.w, attrs: append(h.attrs[:len(h.attrs):len(h.attrs)], as...)}
+}
+
+func (h *progressHandler) WithGroup(string) slog.Handler { return h }

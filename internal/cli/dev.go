@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lfsm/lfsm/internal/engine"
+	"github.com/lfsm/lfsm/internal/local"
+)
+
+// DevOptions are the inputs of lfsm dev.
+type DevOptions struct {
+	IO        *IOStreams
+	WorkDir   string
+	File      string
+	DB        string
+	Workers   int
+	UntilIdle bool
+	Simulate  bool
+	Sim       simulateFlags
+}
+
+func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
+	opts := &DevOptions{}
+	var sim *engine.SimulateOptions
+	cmd := &cobra.Command{
+		Use:   "dev [--workers N] [--until-idle] [--simulate [--events a,b,...] [--seed N]]",
+		Short: "Run a local worker over the project's store",
+		Long: heredoc(`
+			Build the project and run its worker on the project's local store
+			(.lfsm/lfsm.db, or --db): it handles the messages of every machine
+			as lfsm start, lfsm send and lfsm resume enqueue them, N at a time.
+
+			--until-idle exits once no message is queued, delayed (a retry) or in
+			flight, which suits scripts and tests; executions left waiting for an
+			outside event do not keep it running.
+
+			With --simulate nothing is built: the worker runs inside lfsm with
+			simulated actions (see lfsm run --help); --events are shared by every
+			execution the worker runs.
+
+			Ctrl-C stops the worker gracefully: the steps in flight finish and are
+			committed (exit status 130); a second Ctrl-C aborts them, and their
+			messages come back after the visibility timeout.
+		`),
+		Example: example(`
+			# Serve executions until Ctrl-C
+			lfsm dev --workers 8
+
+			# Process everything started so far, then exit
+			lfsm start -m Example --count 100 && lfsm dev --until-idle
+		`),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.Workers < 1 {
+				return usageErrorf("invalid --workers %d: must be at least 1", opts.Workers)
+			}
+			var err error
+			if sim, err = opts.Sim.options(cmd, opts.Simulate); err != nil {
+				return err
+			}
+			opts.IO, opts.WorkDir = f.IOStreams, f.WorkDir
+			if runF != nil {
+				return runF(opts)
+			}
+			return runDev(cmd.Context(), opts, sim)
+		},
+	}
+	fl := cmd.Flags()
+	storeFlags(fl, &opts.File, &opts.DB)
+	fl.IntVar(&opts.Workers, "workers", 4, "messages handled at once")
+	fl.BoolVar(&opts.UntilIdle, "until-idle", false, "exit once no message is queued, delayed or in flight")
+	addSimulateFlags(cmd, &opts.Simulate, &opts.Sim)
+	return cmd
+}
+
+func runDev(ctx context.Context, opts *DevOptions, sim *engine.SimulateOptions) error {
+	s, err := loadValidSpec(opts.IO, opts.WorkDir, opts.File)
+	if err != nil {
+		return err
+	}
+	db, err := filepath.Abs(dbPath(opts.DB, opts.File))
+	if err != nil {
+		return fmt.Errorf("--db: %w", err)
+	}
+	if sim != nil {
+		fmt.Fprintf(opts.IO.ErrOut, "dev: simulated worker, %d at a time, on %s (machines: %s)\n", opts.Workers, relTo(opts.WorkDir, db), machineNames(s))
+		err := local.Worker(ctx, local.WorkerOptions{Spec: s, Simulate: sim, DBPath: db, Workers: opts.Workers, UntilIdle: opts.UntilIdle})
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			fmt.Fprintln(opts.IO.ErrOut, "dev: stopped; the steps in flight finished")
+			return ctx.Err()
+		}
+		return nil
+	}
+	res, _, err := buildProject(ctx, opts.IO, opts.WorkDir, opts.File, "", false, true)
+	if err != nil {
+		return err
+	}
+	args := []string{"worker", "--db", db, "--workers", strconv.Itoa(opts.Workers)}
+	if opts.UntilIdle {
+		args = append(args, "--until-idle")
+	}
+	return runChild(ctx, opts.IO, projectDir(opts.File), res.Binary, args...)
+}
