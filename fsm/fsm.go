@@ -78,8 +78,14 @@ type Facts struct {
 type Context struct {
 	facts  Facts
 	values map[string]any
-	logger *slog.Logger
-	delay  time.Duration
+	// raw, when not nil, is the user context still as JSON: it is decoded with
+	// decode on first use, so an action that never reads or writes the context
+	// costs no decoding (and the engine passes the JSON on as it came).
+	raw     []byte
+	decode  func([]byte) (map[string]any, error)
+	loadErr error
+	logger  *slog.Logger
+	delay   time.Duration
 }
 
 // NewContext returns a Context holding values (which it takes ownership of; nil
@@ -93,6 +99,35 @@ func NewContext(facts Facts, values map[string]any, logger *slog.Logger) *Contex
 	}
 	return &Context{facts: facts, values: values, logger: logger}
 }
+
+// NewLazyContext returns a Context whose values are the JSON object raw,
+// decoded with decode the first time an action uses them. Engines use it.
+func NewLazyContext(facts Facts, raw []byte, decode func([]byte) (map[string]any, error), logger *slog.Logger) *Context {
+	c := NewContext(facts, nil, logger)
+	c.values = nil
+	c.raw, c.decode = raw, decode
+	return c
+}
+
+// load decodes a lazy context.
+func (c *Context) load() {
+	if c.raw == nil {
+		return
+	}
+	c.values, c.loadErr = c.decode(c.raw)
+	if c.values == nil {
+		c.values = map[string]any{}
+	}
+	c.raw, c.decode = nil, nil
+}
+
+// RawValues returns the user context's JSON and true if nothing has used the
+// values of a lazy Context yet, so that they can be passed on unchanged.
+func (c *Context) RawValues() ([]byte, bool) { return c.raw, c.raw != nil }
+
+// LoadErr reports a failure to decode a lazy Context's JSON (the values are
+// then empty).
+func (c *Context) LoadErr() error { return c.loadErr }
 
 // Machine is the machine's name.
 func (c *Context) Machine() string { return c.facts.Machine }
@@ -129,22 +164,35 @@ func (c *Context) Logger() *slog.Logger { return c.logger }
 // Get returns the raw value under key (as decoded from JSON: string, float64,
 // bool, nil, []any, map[string]any, or whatever an earlier action Set).
 func (c *Context) Get(key string) (any, bool) {
+	c.load()
 	v, ok := c.values[key]
 	return v, ok
 }
 
 // Set stores v under key. v must be JSON-encodable; it is encoded when the next
 // message is sent.
-func (c *Context) Set(key string, v any) { c.values[key] = v }
+func (c *Context) Set(key string, v any) {
+	c.load()
+	c.values[key] = v
+}
 
 // Delete removes key.
-func (c *Context) Delete(key string) { delete(c.values, key) }
+func (c *Context) Delete(key string) {
+	c.load()
+	delete(c.values, key)
+}
 
 // Keys returns the keys, sorted.
-func (c *Context) Keys() []string { return slices.Sorted(maps.Keys(c.values)) }
+func (c *Context) Keys() []string {
+	c.load()
+	return slices.Sorted(maps.Keys(c.values))
+}
 
 // Values returns the user context itself (not a copy).
-func (c *Context) Values() map[string]any { return c.values }
+func (c *Context) Values() map[string]any {
+	c.load()
+	return c.values
+}
 
 // ErrMissingKey is returned by Decode when the key is absent.
 var ErrMissingKey = errors.New("key not in context")
@@ -152,6 +200,7 @@ var ErrMissingKey = errors.New("key not in context")
 // Decode decodes the value under key into out (a pointer), through JSON, so that
 // a value written by an earlier step as a map can be read as a struct.
 func (c *Context) Decode(key string, out any) error {
+	c.load()
 	v, ok := c.values[key]
 	if !ok {
 		return fmt.Errorf("decode %q: %w", key, ErrMissingKey)
@@ -168,12 +217,14 @@ func (c *Context) Decode(key string, out any) error {
 
 // String returns the value under key if it is a string.
 func (c *Context) String(key string) (string, bool) {
+	c.load()
 	s, ok := c.values[key].(string)
 	return s, ok
 }
 
 // Int returns the value under key as an int if it is a whole number.
 func (c *Context) Int(key string) (int, bool) {
+	c.load()
 	switch v := c.values[key].(type) {
 	case int:
 		return v, true

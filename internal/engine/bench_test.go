@@ -70,12 +70,28 @@ func work(b *testing.B, eng *engine.Engine, mem *memory.Backend) int {
 
 // BenchmarkTransitionQueued: one message (one Lambda invocation) per
 // transition, on the memory backend: decode, acquire, run the do action,
-// encode, send, commit, plus the local worker's receive and ack.
+// encode, send, commit, plus the local worker's receive and ack. The do
+// action does not use the user context, which then travels undecoded.
 func BenchmarkTransitionQueued(b *testing.B) {
+	benchQueued(b, false)
+}
+
+// BenchmarkTransitionQueuedContext is BenchmarkTransitionQueued with a do
+// action that reads and writes the user context (decoded and re-encoded at
+// every transition).
+func BenchmarkTransitionQueuedContext(b *testing.B) {
+	benchQueued(b, true)
+}
+
+func benchQueued(b *testing.B, useContext bool) {
 	steps := b.N + 10
 	m := looper("looper", false)
 	m.MaxSteps = &steps
 	do := fsm.ActionFunc(func(_ context.Context, c *fsm.Context) (string, error) {
+		if useContext {
+			n, _ := c.Int("n")
+			c.Set("n", n+1)
+		}
 		if c.Steps() >= b.N-1 {
 			return "done", nil
 		}

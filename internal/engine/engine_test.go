@@ -476,3 +476,46 @@ func TestMalformedMessageDropped(t *testing.T) {
 		t.Errorf("result %+v, want a malformed drop with its error", res)
 	}
 }
+
+// TestUntouchedContextPassesThrough: a context no action uses is sent on as it
+// came (not decoded, so even a number float64 cannot hold survives); one an
+// action reads is decoded, and then such a number fails the execution.
+func TestUntouchedContextPassesThrough(t *testing.T) {
+	const user = `{"big": 1e999, "keep": [1, 2]}`
+	for _, touch := range []bool{false, true} {
+		t.Run(map[bool]string{false: "untouched", true: "touched"}[touch], func(t *testing.T) {
+			m := mustCompile(t, twoStatesQueued(), funcs(map[string]fsm.ActionFunc{
+				"do": func(_ context.Context, c *fsm.Context) (string, error) {
+					if touch {
+						c.Get("keep")
+					}
+					return "ok", nil
+				},
+			}))
+			h := newHarness(t, []*engine.Machine{m})
+			payload := `{"version":"0.1","system_context":{"machine_name":"M","current_state":"pseudo_init","current_event":"pseudo_init",` +
+				`"correlation_id":"c1","steps":0,"retries":0},"user_context":` + user + `}`
+			res, err := h.eng.Handle(t.Context(), []byte(payload))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if touch {
+				if res.Outcome != engine.OutcomeFailed || !strings.Contains(res.Err.Error(), "bad user context") {
+					t.Errorf("result %+v, want failed on the bad user context", res)
+				}
+				return
+			}
+			d, ok := h.next()
+			if !ok || !strings.Contains(string(d.Payload), `"user_context":`+user) {
+				t.Errorf("next message %s does not carry the user context verbatim", d.Payload)
+			}
+		})
+	}
+}
+
+func twoStatesQueued() *spec.Machine {
+	return &spec.Machine{Name: "M", States: []*spec.State{
+		{Name: "A", Initial: true, DoAction: ref("do"), Transitions: []*spec.Transition{{Target: "B", Event: "ok"}}},
+		{Name: "B", Final: true},
+	}}
+}

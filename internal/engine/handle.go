@@ -65,7 +65,7 @@ type Result struct {
 // user actions are retried or recorded, and reported in the Result.
 func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
 	started := e.clock.Now()
-	msg, err := decodeMessage(payload, e.names)
+	msg, userRaw, err := decodeMessage(payload, e.names, true)
 	if err != nil {
 		e.metrics.Add(MetricKey{Name: MetricError}, 1)
 		if e.logEnabled {
@@ -122,7 +122,11 @@ func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
 		logger = logger.With(slog.String("machine", sys.MachineName), slog.String("correlation_id", sys.CorrelationID),
 			slog.Int("steps", sys.Steps), slog.Int("retries", sys.Retries))
 	}
-	inv.c = fsm.NewContext(inv.facts, msg.User, logger)
+	if userRaw != nil {
+		inv.c = fsm.NewLazyContext(inv.facts, userRaw, parseObject, logger)
+	} else {
+		inv.c = fsm.NewContext(inv.facts, msg.User, logger)
+	}
 	var end stepEnd
 	if m := e.machines[sys.MachineName]; m != nil {
 		inv.m = m
@@ -156,6 +160,11 @@ func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
 	if end.err == nil && end.outcome == OutcomeNext && sys.Steps+1 > inv.m.maxSteps {
 		end.err = fatalf("max_steps %d exceeded in state %q (event %q)", inv.m.maxSteps, to, end.event)
 	}
+	if end.err == nil {
+		if err := inv.c.LoadErr(); err != nil {
+			end.err = &FatalError{Reason: "bad user context", Err: err}
+		}
+	}
 	sent := false
 	if end.err == nil {
 		// The next message is this one moved on (system keys it does not own kept).
@@ -163,7 +172,12 @@ func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
 		ns := &nm.System
 		ns.CurrentState = to
 		ns.Retries = 0
-		nm.User = inv.c.Values()
+		var nextRaw []byte
+		if raw, untouched := inv.c.RawValues(); untouched {
+			nm.User, nextRaw = nil, raw // no action used it: pass it on as it came
+		} else {
+			nm.User = inv.c.Values()
+		}
 		switch end.outcome {
 		case OutcomeNext:
 			ns.CurrentEvent = end.event
@@ -174,7 +188,7 @@ func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
 			ns.CurrentEvent = end.event
 			ns.FinishedAt = UnixTimeOf(e.clock.Now())
 		}
-		next, err := EncodeMessage(nm)
+		next, err := appendMessage(make([]byte, 0, len(payload)+64), nm, nextRaw)
 		if err != nil {
 			end.err = &FatalError{Reason: fmt.Sprintf("state %q", to), Err: err}
 		} else {
@@ -214,13 +228,13 @@ func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
 			}
 		} else {
 			// Retry the original message, not the context the actions mutated.
-			orig, err := DecodeMessage(payload)
+			orig, origUser, err := decodeMessage(payload, e.names, true)
 			if err != nil {
 				return res, fmt.Errorf("handle %s step %d: decode for retry: %w", res.CorrelationID, res.Step, err)
 			}
 			orig.System.Retries++
 			res.Delay = e.retryDelay(orig.System.Retries)
-			retry, err := EncodeMessage(orig)
+			retry, err := appendMessage(nil, orig, origUser)
 			if err != nil {
 				return res, fmt.Errorf("handle %s step %d: encode retry: %w", res.CorrelationID, res.Step, err)
 			}

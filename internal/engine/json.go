@@ -352,6 +352,19 @@ func parseJSON(data []byte) (any, error) {
 	return v, s.end()
 }
 
+// parseObject decodes a JSON object (the lazy user context's decoder).
+func parseObject(data []byte) (map[string]any, error) {
+	v, err := parseJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("decode user context: %w", err)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, errors.New("decode user context: not an object")
+	}
+	return m, nil
+}
+
 // appendJSON appends v as JSON: the types parseJSON returns and common Go
 // scalars without reflection, anything else through encoding/json.
 func appendJSON(b []byte, v any) ([]byte, error) {

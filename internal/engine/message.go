@@ -121,7 +121,8 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // DecodeMessage parses a wire-format message. It checks the types of every
 // known key and names the first problem it finds; it never panics.
 func DecodeMessage(data []byte) (Message, error) {
-	return decodeMessage(data, nil)
+	m, _, err := decodeMessage(data, nil, false)
+	return m, err
 }
 
 // names interns the machine, state and event names an engine knows, so that
@@ -131,8 +132,20 @@ type names map[string]string
 func (n names) add(s string) { n[s] = s }
 
 // decodeMessage is DecodeMessage with interned names (intern may be nil).
-func decodeMessage(data []byte, intern names) (Message, error) {
+// With lazyUser, a non-empty user context is validated but returned as JSON
+// (aliasing data), with User nil: the engine passes a context no action used
+// on without decoding it.
+func decodeMessage(data []byte, intern names, lazyUser bool) (m Message, userRaw []byte, err error) {
+	m, userRaw, err = decodeMessageLazy(data, intern, lazyUser)
+	if err != nil {
+		return Message{}, nil, err
+	}
+	return m, userRaw, nil
+}
+
+func decodeMessageLazy(data []byte, intern names, lazyUser bool) (Message, []byte, error) {
 	var (
+		userRaw  []byte
 		m        Message
 		problem  error // the first problem with a key; syntax errors win over it
 		sysSeen  bool
@@ -151,9 +164,9 @@ func decodeMessage(data []byte, intern names) (Message, error) {
 			err = s.end()
 		}
 		if err != nil {
-			return Message{}, &DecodeError{Problem: "not JSON", Err: err}
+			return Message{}, nil, &DecodeError{Problem: "not JSON", Err: err}
 		}
-		return Message{}, &DecodeError{Problem: "want a JSON object, got " + kindOf(raw)}
+		return Message{}, nil, &DecodeError{Problem: "want a JSON object, got " + kindOf(raw)}
 	}
 	err := s.object(0, func(key []byte) error {
 		switch string(key) {
@@ -190,6 +203,19 @@ func decodeMessage(data []byte, intern names) (Message, error) {
 			userSeen = true
 			switch s.peek() {
 			case '{':
+				if lazyUser {
+					raw, err := s.skip(1)
+					if err != nil {
+						return err
+					}
+					m.User, userRaw = nil, nil
+					if len(raw) > 2 { // not "{}"
+						userRaw = raw
+					} else {
+						m.User = map[string]any{}
+					}
+					return nil
+				}
 				v, err := s.parse(1)
 				if err != nil {
 					if !errors.Is(err, errSyntax) {
@@ -223,36 +249,36 @@ func decodeMessage(data []byte, intern names) (Message, error) {
 		err = s.end()
 	}
 	if err != nil {
-		return Message{}, &DecodeError{Problem: "not JSON", Err: err}
+		return Message{}, nil, &DecodeError{Problem: "not JSON", Err: err}
 	}
 	if problem != nil {
-		return Message{}, problem
+		return Message{}, nil, problem
 	}
 	switch {
 	case m.Version == "":
-		return Message{}, &DecodeError{Key: keyVersion, Problem: "missing"}
+		return Message{}, nil, &DecodeError{Key: keyVersion, Problem: "missing"}
 	case m.Version != WireVersion:
-		return Message{}, &DecodeError{Key: keyVersion, Problem: fmt.Sprintf("unsupported version %q (want %q)", m.Version, WireVersion)}
+		return Message{}, nil, &DecodeError{Key: keyVersion, Problem: fmt.Sprintf("unsupported version %q (want %q)", m.Version, WireVersion)}
 	case !sysSeen:
-		return Message{}, &DecodeError{Key: keySystem, Problem: "missing"}
+		return Message{}, nil, &DecodeError{Key: keySystem, Problem: "missing"}
 	}
 	missing := func(k string) error {
 		return &DecodeError{Key: keySystem + "." + k, Problem: "missing"}
 	}
 	switch {
 	case !seen.machine:
-		return Message{}, missing(keyMachineName)
+		return Message{}, nil, missing(keyMachineName)
 	case !seen.state:
-		return Message{}, missing(keyCurrentState)
+		return Message{}, nil, missing(keyCurrentState)
 	case !seen.event:
-		return Message{}, missing(keyCurrentEvent)
+		return Message{}, nil, missing(keyCurrentEvent)
 	case !seen.id || m.System.CorrelationID == "":
-		return Message{}, missing(keyCorrelationID)
+		return Message{}, nil, missing(keyCorrelationID)
 	}
-	if !userSeen || m.User == nil {
+	if !userSeen || m.User == nil && userRaw == nil {
 		m.User = map[string]any{}
 	}
-	return m, nil
+	return m, userRaw, nil
 }
 
 type systemSeen struct{ machine, state, event, id bool }
@@ -337,7 +363,7 @@ func systemString(key string, val []byte) (string, error) {
 
 // systemCount reads a non-negative whole number (1 and 1.0 alike).
 func systemCount(key string, val []byte) (int, error) {
-	if n, ok := smallCount(val); ok {
+	if n, ok := smallCount(val); ok && n <= math.MaxInt32 {
 		return n, nil
 	}
 	if len(val) > 0 && (val[0] == '-' || val[0] >= '0' && val[0] <= '9') {
@@ -349,9 +375,10 @@ func systemCount(key string, val []byte) (int, error) {
 	return 0, systemTypeError(key, "a non-negative integer", val)
 }
 
-// smallCount parses up to 9 decimal digits without allocating.
+// smallCount parses up to 15 decimal digits (Unix seconds included) without
+// allocating.
 func smallCount(val []byte) (int, bool) {
-	if len(val) == 0 || len(val) > 9 {
+	if len(val) == 0 || len(val) > 15 {
 		return 0, false
 	}
 	n := 0
@@ -367,6 +394,9 @@ func smallCount(val []byte) (int, bool) {
 func systemNumber(key string, val []byte) (float64, error) {
 	if string(val) == "null" {
 		return 0, nil
+	}
+	if n, ok := smallCount(val); ok {
+		return float64(n), nil
 	}
 	if len(val) > 0 && (val[0] == '-' || val[0] >= '0' && val[0] <= '9') {
 		f, err := strconv.ParseFloat(string(val), 64)
@@ -434,6 +464,11 @@ func EncodeMessage(m Message) ([]byte, error) {
 
 // AppendMessage is EncodeMessage appending to b.
 func AppendMessage(b []byte, m Message) ([]byte, error) {
+	return appendMessage(b, m, nil)
+}
+
+// appendMessage writes userRaw as the user context when m.User is nil.
+func appendMessage(b []byte, m Message, userRaw []byte) ([]byte, error) {
 	v := m.Version
 	if v == "" {
 		v = WireVersion
@@ -468,7 +503,9 @@ func AppendMessage(b []byte, m Message) ([]byte, error) {
 	b = appendNumber(b, keyRestartedAt, float64(s.RestartedAt))
 	b = appendExtra(b, s.Extra, true)
 	b = append(b, `},"user_context":`...)
-	if len(m.User) == 0 {
+	if m.User == nil && len(userRaw) > 0 {
+		b = append(b, userRaw...)
+	} else if len(m.User) == 0 {
 		b = append(b, "{}"...)
 	} else {
 		var err error
