@@ -40,7 +40,11 @@ var (
 	// the execution (a stale or duplicated message). The engine drops the message.
 	ErrDuplicate = errors.New("duplicate or stale message")
 	// ErrLeaseHeld: another worker holds an unexpired lease for the same step
-	// (a concurrent duplicate). The engine drops the message; the holder finishes it.
+	// (a concurrent duplicate). The engine drops the message; the holder finishes
+	// it. Because the holder may have died instead, Handle reports the drop as
+	// DropLeaseHeld and the local worker leaves the message unacknowledged, so it
+	// comes back after its visibility timeout (then a duplicate, or a takeover of
+	// the expired lease).
 	ErrLeaseHeld = errors.New("lease held by another worker")
 	// ErrFenceLost: at commit, the lease was taken over by someone else (our lease
 	// expired). Nothing was written.
