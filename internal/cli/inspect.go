@@ -189,8 +189,10 @@ func traceFor(file, machine string) *local.Trace {
 func historyLine(trace *local.Trace, h engine.HistoryEntry) string {
 	l := local.Lambda{Step: h.Step, From: h.From, Event: h.Event, To: h.To, Actions: h.Actions,
 		Outcome: h.Outcome, Retries: h.Retries, Error: h.Error, Duration: h.Duration}
-	if n, _, ok := trace.Find(h.From, h.Event); ok {
-		l.Number = n
+	// The λ's own target names the edge taken (pseudo_final for a final
+	// state's exit), as lfsm run prints it.
+	if n, to, ok := trace.Find(h.From, h.Event); ok {
+		l.Number, l.To = n, to
 	}
 	return trace.Line(l)
 }

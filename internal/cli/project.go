@@ -108,7 +108,8 @@ func parseContext(arg string) (map[string]any, error) {
 	if err := json.Unmarshal(b, &v); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			return nil, usageErrorf("invalid %s: not JSON: %v (at byte %d)", src, err, se.Offset)
+			line, col := position(b, se.Offset)
+			return nil, usageErrorf("invalid %s: not JSON: %v (line %d, column %d)", src, err, line, col)
 		}
 		return nil, usageErrorf("invalid %s: not JSON: %w", src, err)
 	}
@@ -117,6 +118,21 @@ func parseContext(arg string) (map[string]any, error) {
 		return nil, usageErrorf("invalid %s: want a JSON object, got %s", src, jsonKind(v))
 	}
 	return m, nil
+}
+
+// position is the 1-based line and column of the byte a JSON decoder had
+// just read when it stopped (its SyntaxError.Offset).
+func position(b []byte, offset int64) (line, col int) {
+	end := min(max(int(offset)-1, 0), len(b))
+	line, col = 1, 1
+	for _, c := range b[:end] {
+		if c == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
 }
 
 func jsonKind(v any) string {

@@ -37,12 +37,19 @@ func TestScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	goEnv := hostGoEnv(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("REPO", repo)
+			// Scripts that build projects share the host's Go caches, so the
+			// module cache and compiled dependencies are reused.
+			for k, v := range goEnv {
+				env.Setenv(k, v)
+			}
+			env.Setenv("LFSM_CACHE_DIR", filepath.Join(env.WorkDir, ".lfsm-cache"))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -50,6 +57,26 @@ func TestScripts(t *testing.T) {
 			"onejson": cmdOneJSON,
 		},
 	})
+}
+
+// hostGoEnv returns the go command's cache and proxy settings, or nothing
+// when there is no go command.
+func hostGoEnv(t *testing.T) map[string]string {
+	out, err := exec.Command("go", "env", "-json", "GOCACHE", "GOMODCACHE", "GOPATH", "GOPROXY", "GOFLAGS", "GONOSUMDB", "GOTOOLCHAIN").Output()
+	if err != nil {
+		t.Logf("no go command: scripts that build projects skip (%v)", err)
+		return nil
+	}
+	var env map[string]string
+	if err := json.Unmarshal(out, &env); err != nil {
+		t.Fatalf("go env: %v", err)
+	}
+	for k, v := range env {
+		if v == "" {
+			delete(env, k)
+		}
+	}
+	return env
 }
 
 // cmdExits runs a command like exec and checks its exit status:
