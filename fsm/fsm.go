@@ -103,10 +103,10 @@ func NewContext(facts Facts, values map[string]any, logger *slog.Logger) *Contex
 // NewLazyContext returns a Context whose values are the JSON object raw,
 // decoded with decode the first time an action uses them. Engines use it.
 func NewLazyContext(facts Facts, raw []byte, decode func([]byte) (map[string]any, error), logger *slog.Logger) *Context {
-	c := NewContext(facts, nil, logger)
-	c.values = nil
-	c.raw, c.decode = raw, decode
-	return c
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Context{facts: facts, raw: raw, decode: decode, logger: logger}
 }
 
 // load decodes a lazy context.

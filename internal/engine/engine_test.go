@@ -519,3 +519,17 @@ func twoStatesQueued() *spec.Machine {
 		{Name: "B", Final: true},
 	}}
 }
+
+func TestLongLocalChainHistoryIsCapped(t *testing.T) {
+	m := mustCompile(t, looper("looper-local", true), funcs(map[string]fsm.ActionFunc{"IncrementCounter": incrementCounter(300)}))
+	h := newHarness(t, []*engine.Machine{m})
+	h.start("looper-local", nil)
+	rs := h.drain()
+	if len(rs) != 1 {
+		t.Fatalf("%d invocations, want 1", len(rs))
+	}
+	got := rs[0].Actions
+	if len(got) != 257 || got[0] != "start.do_action" || got[255] != "start.do_action" || got[256] != "(44 more actions)" {
+		t.Errorf("actions: %d entries ending %q, want 256 then \"(44 more actions)\"", len(got), got[len(got)-1])
+	}
+}

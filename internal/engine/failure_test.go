@@ -67,6 +67,9 @@ func TestTransientFailuresRetriedWithBackoff(t *testing.T) {
 				if !ok || res.Outcome != engine.OutcomeRetry {
 					t.Fatalf("attempt %d: %+v, want a retry outcome", retry, res)
 				}
+				if tt.err == nil && !strings.Contains(res.Err.Error(), "action A.do_action panicked: boom") {
+					t.Errorf("attempt %d error %q does not name the panicking action", retry, res.Err)
+				}
 				if bound := engine.RetryDelayBound(retry); res.Delay < 0 || res.Delay >= bound {
 					t.Errorf("retry %d delay %v outside full jitter [0, %v)", retry, res.Delay, bound)
 				}

@@ -108,6 +108,7 @@ func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
 	e.count(key, MetricDispatch)
 
 	inv := invocation{
+		segStart: -1,
 		facts: fsm.Facts{
 			Machine:       sys.MachineName,
 			Event:         sys.CurrentEvent,
@@ -328,23 +329,34 @@ type invocation struct {
 	actions []string
 	more    int // actions run beyond maxRecordedActions
 	// seg is the label list of the segment running, segStart the value of ran
-	// when it began; ran counts actions started.
+	// when it began (-1 when no segment runs); ran counts actions started.
+	// (Hops of a local loop write no pointer here unless the segment changes:
+	// pointer writes cost a write barrier while the GC runs.)
 	seg      []string
 	segStart int
 	ran      int
-	// running is the action being run, for recoverAction.
-	running *action
 }
 
 // begin starts a segment of actions whose labels are labels.
 func (inv *invocation) begin(labels []string) {
-	inv.seg, inv.segStart = labels, inv.ran
+	if len(labels) == 0 || len(inv.seg) == 0 || &labels[0] != &inv.seg[0] {
+		inv.seg = labels
+	}
+	inv.segStart = inv.ran
+}
+
+// runningLabel is the label of the action running (or that last ran).
+func (inv *invocation) runningLabel() string {
+	if i := inv.ran - inv.segStart - 1; inv.segStart >= 0 && i >= 0 && i < len(inv.seg) {
+		return inv.seg[i]
+	}
+	return ""
 }
 
 // end records the actions of the segment that were started.
 func (inv *invocation) end() {
 	done := inv.seg[:inv.ran-inv.segStart]
-	inv.seg = nil
+	inv.segStart = -1
 	if len(done) == 0 {
 		return
 	}
@@ -360,6 +372,13 @@ func (inv *invocation) end() {
 	if len(done) > room {
 		inv.more += len(done) - room
 		done = done[:room]
+	}
+	if n := len(inv.actions) + len(done); n > cap(inv.actions) && n > 16 {
+		// A long local chain: grow once to the cap (and its summary line)
+		// instead of doubling up to it.
+		grown := make([]string, len(inv.actions), maxRecordedActions+1)
+		copy(grown, inv.actions)
+		inv.actions = grown
 	}
 	inv.actions = append(inv.actions, done...)
 }
@@ -491,8 +510,8 @@ func (inv *invocation) dispatch(ctx context.Context, from int, t *transition, ev
 	return t.target, next, err
 }
 
-// call runs one action (if the slot has one) and records it. A panic is
-// recovered by run, which knows the running action from inv.running.
+// call runs one action (if the slot has one) and counts it. A panic is
+// recovered by run, which finds the running action's label from the count.
 func (inv *invocation) call(ctx context.Context, a *action, state, event string) (string, error) {
 	if a.fn == nil {
 		return "", nil
@@ -506,7 +525,6 @@ func (inv *invocation) call(ctx context.Context, a *action, state, event string)
 		inv.facts.Kind = a.kind
 		inv.c.SetFacts(inv.facts)
 	}
-	inv.running = a
 	ev, err := a.fn.Execute(ctx, inv.c)
 	if err != nil {
 		err = fmt.Errorf("%s: %w", a.label, err)
@@ -520,14 +538,11 @@ func (inv *invocation) recoverAction(ctx context.Context, end *stepEnd) {
 	if p == nil {
 		return
 	}
-	if inv.seg != nil {
+	label := inv.runningLabel()
+	if inv.segStart >= 0 {
 		inv.end()
 	}
 	stack := debug.Stack()
-	label := ""
-	if inv.running != nil {
-		label = inv.running.label
-	}
 	err := &PanicError{Action: label, Value: p, Stack: stack}
 	inv.c.Logger().LogAttrs(ctx, slog.LevelError, "action panicked", slog.String("state", inv.facts.State),
 		slog.String("event", inv.facts.Event), slog.String("action", label), slog.Any("err", err), slog.String("stack", string(stack)))
