@@ -533,3 +533,31 @@ func TestLongLocalChainHistoryIsCapped(t *testing.T) {
 		t.Errorf("actions: %d entries ending %q, want 256 then \"(44 more actions)\"", len(got), got[len(got)-1])
 	}
 }
+
+func TestAdditionalDelayAddsToRequestedDelay(t *testing.T) {
+	m := mustCompile(t, twoStatesQueued(), funcs(map[string]fsm.ActionFunc{
+		"do": func(_ context.Context, c *fsm.Context) (string, error) {
+			c.Delay(5 * time.Second)
+			return "ok", nil
+		},
+	}))
+	h := newHarness(t, []*engine.Machine{m})
+	payload := `{"version":"0.1","system_context":{"machine_name":"M","current_state":"pseudo_init","current_event":"pseudo_init",` +
+		`"correlation_id":"c2","steps":0,"retries":0,"additional_delay_seconds":2.5},"user_context":{}}`
+	res, err := h.eng.Handle(t.Context(), []byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 7500 * time.Millisecond; res.Delay != want {
+		t.Errorf("delay = %v, want %v", res.Delay, want)
+	}
+	h.clock.Advance(res.Delay - time.Nanosecond)
+	if _, ok := h.next(); ok {
+		t.Error("message delivered before its delay")
+	}
+	h.clock.Advance(time.Nanosecond)
+	d, ok := h.next()
+	if !ok || !strings.Contains(string(d.Payload), `"additional_delay_seconds":2.5`) {
+		t.Errorf("next message %s: want it delivered, carrying additional_delay_seconds", d.Payload)
+	}
+}
