@@ -113,8 +113,9 @@ type fastClock struct{ start time.Time }
 
 func (c fastClock) Now() time.Time { return c.start.Add(time.Since(c.start) * 1000) }
 
-// TestEngineUnderChaos: with 20% of store and queue calls failing, a worker
-// that redelivers unacknowledged messages still completes every execution.
+// TestEngineUnderChaos: with 20% of store, queue and source calls failing, a
+// worker that redelivers unacknowledged messages still completes every
+// execution.
 func TestEngineUnderChaos(t *testing.T) {
 	clock := fastClock{start: time.Now()}
 	b := memory.New(memory.Options{Clock: clock.Now})
@@ -161,7 +162,7 @@ func TestEngineUnderChaos(t *testing.T) {
 	var wg sync.WaitGroup
 	var workerErr error
 	wg.Go(func() {
-		workerErr = engine.RunWorker(ctx, b, eng, engine.WorkerOptions{Concurrency: 4, Visibility: 30 * time.Second, Wait: 5 * time.Millisecond, Batch: 8})
+		workerErr = engine.RunWorker(ctx, inj.Source(b), eng, engine.WorkerOptions{Concurrency: 4, Visibility: 30 * time.Second, Wait: 5 * time.Millisecond, Batch: 8})
 	})
 	defer func() { cancel(); wg.Wait() }()
 
@@ -196,7 +197,7 @@ func TestEngineUnderChaos(t *testing.T) {
 		t.Errorf("RunWorker = %v, want nil after cancel", workerErr)
 	}
 	_, failures := inj.Stats()
-	for _, op := range []string{chaos.OpAcquire, chaos.OpCommit, chaos.OpSend} {
+	for _, op := range []string{chaos.OpAcquire, chaos.OpCommit, chaos.OpSend, chaos.OpReceive, chaos.OpAck} {
 		if failures[op] == 0 {
 			t.Errorf("no injected %s failure: the test proved nothing about it", op)
 		}
