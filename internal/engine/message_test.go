@@ -213,5 +213,21 @@ func FuzzDecodeMessage(f *testing.F) {
 		if diff := cmp.Diff(m, again, cmp.Transformer("compact", compactRaw)); diff != "" {
 			t.Errorf("round trip mismatch (-first +second):\n%s", diff)
 		}
+		// The engine's lazy path (user context kept as JSON) agrees.
+		lazy, raw, err := decodeMessage(data, nil, true)
+		if err != nil {
+			t.Fatalf("lazy decode failed where DecodeMessage succeeded: %v", err)
+		}
+		enc, err = appendMessage(nil, lazy, raw)
+		if err != nil {
+			t.Fatalf("encode lazily decoded message: %v", err)
+		}
+		viaLazy, err := DecodeMessage(enc)
+		if err != nil {
+			t.Fatalf("decode lazily re-encoded message: %v\n%s", err, enc)
+		}
+		if diff := cmp.Diff(m, viaLazy, cmp.Transformer("compact", compactRaw)); diff != "" {
+			t.Errorf("lazy round trip mismatch (-eager +lazy):\n%s", diff)
+		}
 	})
 }
