@@ -352,6 +352,7 @@ type PanicError struct {
 	Stack  []byte
 }
 
+// Error names the action and the panic value.
 func (p *PanicError) Error() string {
 	return fmt.Sprintf("action %s panicked: %v", p.Action, p.Value)
 }
@@ -363,6 +364,7 @@ type FatalError struct {
 	Err    error
 }
 
+// Error returns the reason, and the wrapped error if any.
 func (f *FatalError) Error() string {
 	if f.Err == nil {
 		return f.Reason
@@ -370,6 +372,7 @@ func (f *FatalError) Error() string {
 	return f.Reason + ": " + f.Err.Error()
 }
 
+// Unwrap returns the wrapped error.
 func (f *FatalError) Unwrap() error { return f.Err }
 
 func fatalf(format string, args ...any) error {

@@ -114,6 +114,7 @@ type CompileError struct {
 	Problems []string
 }
 
+// Error names the machine, the first problem and how many more there are.
 func (e *CompileError) Error() string {
 	s := fmt.Sprintf("compile machine %q: %s", e.Machine, e.Problems[0])
 	if n := len(e.Problems) - 1; n > 0 {

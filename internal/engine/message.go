@@ -104,6 +104,7 @@ type DecodeError struct {
 	Err     error
 }
 
+// Error reads "decode message: KEY: PROBLEM: ERR".
 func (e *DecodeError) Error() string {
 	s := "decode message: "
 	if e.Key != "" {
@@ -116,6 +117,7 @@ func (e *DecodeError) Error() string {
 	return s
 }
 
+// Unwrap returns the underlying error, if any.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // DecodeMessage parses a wire-format message. It checks the types of every

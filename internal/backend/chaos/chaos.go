@@ -35,6 +35,7 @@ type Error struct {
 	Op string
 }
 
+// Error names the failed operation.
 func (e *Error) Error() string { return "chaos: injected failure of " + e.Op }
 
 // Unwrap returns ErrInjected.
