@@ -330,3 +330,28 @@ func TestSendFailureBecomesRetry(t *testing.T) {
 		t.Fatalf("Handle = %+v, %v; want a retry naming the send error", res, err)
 	}
 }
+
+// downStore fails every Acquire as an unreachable store would.
+type downStore struct{ engine.Store }
+
+func (downStore) Acquire(context.Context, engine.AcquireRequest) (engine.Lease, error) {
+	return engine.Lease{}, errors.New("store unreachable")
+}
+
+func TestAcquireFailureIsAnInfrastructureError(t *testing.T) {
+	s := &script{events: []string{"done"}}
+	h := newHarness(t, []*engine.Machine{mustCompile(t, exampleSpec(), exampleActions(s))}, func(o *engine.Options) {
+		o.Store = downStore{o.Store}
+	})
+	h.start("Example", map[string]any{"arg1": 1})
+	d, _ := h.next()
+	if _, err := h.eng.Handle(t.Context(), d.Payload); err == nil || !strings.Contains(err.Error(), "store unreachable") {
+		t.Errorf("Handle = %v, want the store's error for the caller to redeliver", err)
+	}
+	if len(s.ran) != 0 {
+		t.Errorf("actions ran without a lease: %v", s.ran)
+	}
+	if got := h.counters.Total(engine.MetricCache); got != 1 {
+		t.Errorf("cache counter = %d, want 1", got)
+	}
+}
