@@ -54,8 +54,13 @@ type Result struct {
 	Binary string `json:"binary"`
 	// Module is the user's module path.
 	Module string `json:"module"`
-	// LFSMVersion is the version of the lfsm module the binary links.
+	// LFSMVersion is the version of the lfsm module the binary links: the
+	// version lfsm publishes in its module proxy, or, when the project's
+	// go.mod replaces lfsm, the version go.mod requires.
 	LFSMVersion string `json:"lfsm_version"`
+	// LFSMReplace is the replacement of the lfsm module in the project's
+	// go.mod, as written there (e.g. "../.."); empty when there is none.
+	LFSMReplace string `json:"lfsm_replace,omitempty"`
 	// GenDir is the absolute path of the generated main package.
 	GenDir string `json:"gen_dir"`
 	// UpToDate is true when nothing changed since the last build and the
@@ -69,7 +74,10 @@ type Result struct {
 // Build loads the spec, checks its action references, generates the main
 // package, makes the lfsm module available offline (EnsureProxy), requires it
 // in the user's go.mod and builds the binary with -trimpath -buildvcs=false and
-// CGO_ENABLED=0, so the same inputs give the same bytes. Problems in what the
+// CGO_ENABLED=0, so the same inputs give the same bytes. When the user's go.mod
+// already replaces the lfsm module (a checkout of lfsm, a fork), Build uses it
+// as it is: no proxy, no go get, and go commands run with -mod=readonly so
+// that go.mod and go.sum are left exactly as they were. Problems in what the
 // user wrote are returned as diagnostics (with a nil error); err is for
 // everything else. When the hash of the inputs (spec files, go.mod, go.sum,
 // the module's .go files, lfsm version, Go version, platform) matches the
@@ -85,11 +93,13 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 	if err != nil {
 		return res, nil, fmt.Errorf("project directory: %w", err)
 	}
-	modPath, err := modulePath(dir)
+	um, err := readGoMod(dir)
 	if err != nil {
 		return res, nil, err
 	}
+	modPath := um.path
 	res.Module = modPath
+	res.LFSMReplace = um.replace
 	goos, goarch := cmpOr(opts.GOOS, runtime.GOOS), cmpOr(opts.GOARCH, runtime.GOARCH)
 	out := opts.Out
 	if out == "" {
@@ -125,7 +135,7 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 	}
 	stampPath := filepath.Join(dir, StateDir, "stamps", goos+"_"+goarch+".stamp")
 	hashInputs := func() (string, error) {
-		return inputHash(dir, s.Files, version, user, goos, goarch, res.Binary)
+		return inputHash(dir, s.Files, version, user, goos, goarch, res.Binary, um.replaceDir)
 	}
 	h, err := hashInputs()
 	if err != nil {
@@ -139,18 +149,29 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 		return res, diags, nil
 	}
 
-	log.Info("preparing lfsm module", "version", version)
-	version, proxyURL, err := EnsureProxy(opts.CacheDir)
-	if err != nil {
-		return res, diags, err
+	var env []string
+	if um.replace != "" {
+		// The user's go.mod says where lfsm comes from: leave it, and go.sum, alone.
+		log.Info("using the replace in go.mod", "module", ModulePath, "replace", um.replace)
+		res.LFSMVersion = um.lfsmVersion
+		env = mergeEnv(os.Environ(), user, "")
+	} else {
+		log.Info("preparing lfsm module", "version", version)
+		var proxyURL string
+		version, proxyURL, err = EnsureProxy(opts.CacheDir)
+		if err != nil {
+			return res, diags, err
+		}
+		env = mergeEnv(os.Environ(), user, proxyURL)
 	}
-	env := mergeEnv(os.Environ(), user, proxyURL)
 	if err := writeStateDir(dir); err != nil {
 		return res, diags, err
 	}
-	log.Info("requiring lfsm in go.mod", "module", ModulePath, "version", version)
-	if _, err := runGo(ctx, dir, env, "get", HostPackage+"@"+version); err != nil {
-		return res, diags, fmt.Errorf("require %s in %s: %w", ModulePath, modPath, err)
+	if um.replace == "" {
+		log.Info("requiring lfsm in go.mod", "module", ModulePath, "version", version)
+		if _, err := runGo(ctx, dir, env, "get", HostPackage+"@"+version); err != nil {
+			return res, diags, fmt.Errorf("require %s in %s: %w", ModulePath, modPath, err)
+		}
 	}
 
 	log.Info("checking actions", "spec", rel(dir, specPath))
@@ -178,6 +199,9 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 		return res, diags, fmt.Errorf("build: %w", err)
 	}
 	if _, err := runGo(ctx, dir, benv, "build", "-trimpath", "-buildvcs=false", "-o", res.Binary, "./"+GenDir); err != nil {
+		if um.replace != "" {
+			return res, diags, fmt.Errorf("build %s (go.mod replaces %s, so lfsm leaves go.mod and go.sum as they are: if go asks for changes, run go mod tidy there): %w", modPath, ModulePath, err)
+		}
 		return res, diags, fmt.Errorf("build %s: %w", modPath, err)
 	}
 	// go get may have changed go.mod and go.sum: stamp what the next run sees.
@@ -215,18 +239,49 @@ func FindModuleRoot(dir string) string {
 	}
 }
 
-// modulePath reads the module path from dir/go.mod.
-func modulePath(dir string) (string, error) {
+// goMod is what Build needs of the project's go.mod.
+type goMod struct {
+	path string
+	// replace is the replacement of the lfsm module as go.mod writes it: a
+	// directory, or "path version"; empty when go.mod does not replace lfsm.
+	replace string
+	// replaceDir is the replacement directory, absolute, when it is one.
+	replaceDir string
+	// lfsmVersion is the version of lfsm go.mod requires, if any.
+	lfsmVersion string
+}
+
+// readGoMod reads dir/go.mod.
+func readGoMod(dir string) (goMod, error) {
 	p := filepath.Join(dir, "go.mod")
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return "", fmt.Errorf("read go.mod (the project directory must be a Go module root): %w", err)
+		return goMod{}, fmt.Errorf("read go.mod (the project directory must be a Go module root): %w", err)
 	}
-	mp := modfile.ModulePath(b)
-	if mp == "" {
-		return "", fmt.Errorf("%s: no module directive", p)
+	f, err := modfile.Parse(p, b, nil)
+	if err != nil {
+		return goMod{}, fmt.Errorf("read go.mod: %w", err)
 	}
-	return mp, nil
+	if f.Module == nil || f.Module.Mod.Path == "" {
+		return goMod{}, fmt.Errorf("%s: no module directive", p)
+	}
+	m := goMod{path: f.Module.Mod.Path}
+	for _, r := range f.Require {
+		if r.Mod.Path == ModulePath {
+			m.lfsmVersion = r.Mod.Version
+		}
+	}
+	for _, r := range f.Replace {
+		if r.Old.Path != ModulePath || (r.Old.Version != "" && r.Old.Version != m.lfsmVersion) {
+			continue
+		}
+		if r.New.Version == "" { // a directory
+			m.replace, m.replaceDir = r.New.Path, absIn(dir, filepath.FromSlash(r.New.Path))
+		} else {
+			m.replace, m.replaceDir = r.New.Path+" "+r.New.Version, ""
+		}
+	}
+	return m, nil
 }
 
 // writeStateDir creates .lfsm with a .gitignore that ignores all of it.
@@ -238,8 +293,10 @@ func writeStateDir(dir string) error {
 	return writeIfChanged(filepath.Join(sd, ".gitignore"), []byte("# Written by lfsm: generated code, binaries and local state.\n*\n"))
 }
 
-// inputHash hashes everything a build depends on.
-func inputHash(dir string, specFiles []string, version string, user goSettings, goos, goarch, out string) (string, error) {
+// inputHash hashes everything a build depends on. replaceDir, when not
+// empty, is the directory go.mod replaces lfsm with: its Go files are inputs
+// too.
+func inputHash(dir string, specFiles []string, version string, user goSettings, goos, goarch, out, replaceDir string) (string, error) {
 	h := sha256.New()
 	meta, _ := json.Marshal([]string{"lfsm-build-1", version, user.GOVERSION, user.GOFLAGS, goos, goarch, out})
 	h.Write(meta)
@@ -260,16 +317,41 @@ func inputHash(dir string, specFiles []string, version string, user goSettings, 
 	if _, err := os.Stat(filepath.Join(dir, "go.sum")); err == nil {
 		files = append(files, filepath.Join(dir, "go.sum"))
 	}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	roots := []string{dir}
+	if replaceDir != "" {
+		roots = append(roots, replaceDir)
+	}
+	for _, root := range roots {
+		src, err := moduleSources(root)
+		if err != nil {
+			return "", fmt.Errorf("hash build inputs: %w", err)
+		}
+		files = append(files, src...)
+	}
+	slices.Sort(files)
+	files = slices.Compact(files)
+	for _, f := range files {
+		if err := add(f); err != nil {
+			return "", fmt.Errorf("hash build inputs: %w", err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// moduleSources lists the .go, .s and .c files of the module rooted at root,
+// outside dot, underscore and testdata directories and nested modules.
+func moduleSources(root string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
 			name := d.Name()
-			if p != dir && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata") {
+			if p != root && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata") {
 				return filepath.SkipDir
 			}
-			if p != dir {
+			if p != root {
 				if _, err := os.Stat(filepath.Join(p, "go.mod")); err == nil {
 					return filepath.SkipDir // another module
 				}
@@ -281,17 +363,7 @@ func inputHash(dir string, specFiles []string, version string, user goSettings, 
 		}
 		return nil
 	})
-	if err != nil {
-		return "", fmt.Errorf("hash build inputs: %w", err)
-	}
-	slices.Sort(files)
-	files = slices.Compact(files)
-	for _, f := range files {
-		if err := add(f); err != nil {
-			return "", fmt.Errorf("hash build inputs: %w", err)
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return files, err
 }
 
 // upToDate reports whether the stamp records hash and the binary exists.

@@ -168,3 +168,90 @@ func TestBuildReportsBadReferences(t *testing.T) {
 		t.Error("a binary was written despite errors")
 	}
 }
+
+// TestBuildKeepsUserReplace builds a copy of examples/seed, whose go.mod
+// replaces lfsm with this repository: Build must use that replace as it is,
+// with no module proxy and no network (GOPROXY=off: the committed go.sum is
+// complete), and leave go.mod and go.sum byte for byte as they were.
+func TestBuildKeepsUserReplace(t *testing.T) {
+	needGo(t)
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := filepath.Join(repo, "examples", "seed")
+	gomod, err := os.ReadFile(filepath.Join(seed, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := modfile.Parse("go.mod", gomod, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The committed replace is relative, so that it works in any checkout.
+	if len(f.Replace) != 1 || f.Replace[0].Old.Path != ModulePath || f.Replace[0].New.Path != "../.." {
+		t.Fatalf("examples/seed/go.mod: want exactly replace %s => ../..:\n%s", ModulePath, gomod)
+	}
+
+	dir := t.TempDir()
+	for _, name := range []string{"fsm.yaml", "go.sum", "tools.go", "actions/actions.go", "actions/fancy.go"} {
+		b, err := os.ReadFile(filepath.Join(seed, filepath.FromSlash(name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The copy lives elsewhere: point its replace at the repository.
+	if err := f.AddReplace(ModulePath, "", repo, ""); err != nil {
+		t.Fatal(err)
+	}
+	gomod, err = f.Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), gomod, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gosum, err := os.ReadFile(filepath.Join(dir, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Setenv("GOPROXY", "off")
+	cache := filepath.Join(t.TempDir(), "modproxy")
+	res, diags, err := Build(t.Context(), BuildOptions{Dir: dir, CacheDir: cache, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hasErrors(diags) {
+		t.Fatalf("diagnostics:\n%s", renderDiags(dir, diags))
+	}
+	if res.LFSMReplace != repo {
+		t.Errorf("LFSMReplace %q, want %q", res.LFSMReplace, repo)
+	}
+	if _, err := os.Stat(cache); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the module proxy was laid out (%v); a replaced lfsm needs none", err)
+	}
+	for name, want := range map[string][]byte{"go.mod": gomod, "go.sum": gosum} {
+		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("build changed %s (err %v):\n%s", name, err, got)
+		}
+	}
+
+	out, err := exec.CommandContext(t.Context(), res.Binary, "run", "-m", "Example",
+		"--context", `{"arg1": 1}`, "--db", filepath.Join(t.TempDir(), "lfsm.db"), "--output", "json").Output()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	for _, want := range []string{`"status": "done"`, `"mff": "fancy(1)"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("run output lacks %s:\n%s", want, out)
+		}
+	}
+}

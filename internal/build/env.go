@@ -54,14 +54,19 @@ func Env(ctx context.Context, dir, proxyURL string) ([]string, error) {
 	return mergeEnv(os.Environ(), u, proxyURL), nil
 }
 
+// mergeEnv is Env's work. An empty proxyURL means the project's go.mod
+// replaces lfsm: then GOPROXY and GONOSUMDB stay the user's and -mod=readonly
+// replaces -mod=mod, so that no go command rewrites go.mod or go.sum.
 func mergeEnv(base []string, u goSettings, proxyURL string) []string {
-	goproxy := proxyURL
-	if u.GOPROXY != "" {
-		goproxy += "," + u.GOPROXY
-	}
-	nosum := ModulePath
-	if u.GONOSUMDB != "" {
-		nosum += "," + u.GONOSUMDB
+	goproxy, nosum, mod := u.GOPROXY, u.GONOSUMDB, "-mod=readonly"
+	if proxyURL != "" {
+		goproxy, nosum, mod = proxyURL, ModulePath, "-mod=mod"
+		if u.GOPROXY != "" {
+			goproxy += "," + u.GOPROXY
+		}
+		if u.GONOSUMDB != "" {
+			nosum += "," + u.GONOSUMDB
+		}
 	}
 	var flags []string
 	for _, f := range strings.Fields(u.GOFLAGS) {
@@ -71,7 +76,7 @@ func mergeEnv(base []string, u goSettings, proxyURL string) []string {
 		}
 		flags = append(flags, f)
 	}
-	flags = append(flags, "-mod=mod", "-trimpath", "-buildvcs=false")
+	flags = append(flags, mod, "-trimpath", "-buildvcs=false")
 	set := map[string]string{
 		"GOPROXY":   goproxy,
 		"GONOSUMDB": nosum,
@@ -87,7 +92,9 @@ func mergeEnv(base []string, u goSettings, proxyURL string) []string {
 		env = append(env, kv)
 	}
 	for _, k := range []string{"GOFLAGS", "GONOSUMDB", "GOPROXY", "GOWORK"} {
-		env = append(env, k+"="+set[k])
+		if set[k] != "" {
+			env = append(env, k+"="+set[k])
+		}
 	}
 	return env
 }

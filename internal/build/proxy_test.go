@@ -101,15 +101,34 @@ func TestReadSourceVersion(t *testing.T) {
 func TestMergeEnv(t *testing.T) {
 	base := []string{"HOME=/h", "GOPROXY=old", "GOFLAGS=-x", "PATH=/bin"}
 	u := goSettings{GOPROXY: "https://proxy.golang.org,direct", GONOSUMDB: "corp.example", GOFLAGS: "-mod=vendor -tags=x"}
-	got := mergeEnv(base, u, "file:///c/modproxy")
-	want := []string{
-		"HOME=/h", "PATH=/bin",
-		"GOFLAGS=-tags=x -mod=mod -trimpath -buildvcs=false",
-		"GONOSUMDB=github.com/lfsm/lfsm,corp.example",
-		"GOPROXY=file:///c/modproxy,https://proxy.golang.org,direct",
-		"GOWORK=off",
+	tests := []struct {
+		name     string
+		proxyURL string
+		want     []string
+	}{
+		{"lfsm from the proxy", "file:///c/modproxy", []string{
+			"HOME=/h", "PATH=/bin",
+			"GOFLAGS=-tags=x -mod=mod -trimpath -buildvcs=false",
+			"GONOSUMDB=github.com/lfsm/lfsm,corp.example",
+			"GOPROXY=file:///c/modproxy,https://proxy.golang.org,direct",
+			"GOWORK=off",
+		}},
+		// go.mod replaces lfsm: the user's proxy settings, and go.mod and
+		// go.sum read-only.
+		{"lfsm replaced", "", []string{
+			"HOME=/h", "PATH=/bin",
+			"GOFLAGS=-tags=x -mod=readonly -trimpath -buildvcs=false",
+			"GONOSUMDB=corp.example",
+			"GOPROXY=https://proxy.golang.org,direct",
+			"GOWORK=off",
+		}},
 	}
-	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("mergeEnv (-want +got):\n%s", d)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := mergeEnv(base, u, tt.proxyURL)
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("mergeEnv (-want +got):\n%s", d)
+			}
+		})
 	}
 }
