@@ -48,6 +48,8 @@ func newBuildCmd(f *Factory, runF func(*BuildOptions) error) *cobra.Command {
 
 			The lfsm module is served to the go command from lfsm's own copy, so
 			building works offline; the project's go.mod gets an ordinary require.
+			A go.mod that already replaces github.com/lfsm/lfsm is used as it is,
+			and neither it nor go.sum is changed.
 			A build whose inputs did not change since the last one is skipped.
 
 			Bad action references are reported at file:line:col (exit status 1).
