@@ -188,6 +188,24 @@ type Store interface {
 	SetStatus(ctx context.Context, correlationID string, s Status, reason string, now time.Time) error
 }
 
+// StepCommitter is implemented by a Store that is also the Queue the engine
+// sends to and the Source its worker receives from (the local backends): it
+// ends a step in one atomic write instead of a Send (or ScheduleRetry), a
+// Commit and an Ack. The engine uses it when its Store implements it and its
+// Queue (and Retrier, for retries) is the same value; see docs/design.md.
+type StepCommitter interface {
+	// CommitStep applies c as Commit does and, in the same atomic write, sends
+	// out if it is not nil (delayed by out.Delay, as Send and ScheduleRetry do;
+	// c.SendReceipt becomes its receipt, which is returned) and deletes the
+	// delivery whose receipt is ack if it is not empty. If the fence is lost it
+	// returns ErrFenceLost and writes nothing: nothing is sent and the delivery
+	// stays unacknowledged. An ack receipt that is no longer current (the message
+	// was delivered again) is not an error: the step is committed, and the later
+	// delivery finds it done. After any other error nothing was sent, and the
+	// delivery must come back.
+	CommitStep(ctx context.Context, c Commit, out *OutMessage, ack string) (receipt string, err error)
+}
+
 // OutMessage is one message to send to the event stream.
 type OutMessage struct {
 	// Key orders and partitions messages (the correlation id).

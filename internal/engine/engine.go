@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"time"
 
@@ -77,6 +78,10 @@ type Engine struct {
 	rand         *rand.Rand
 	leaseTimeout time.Duration
 	maxLocalHops int
+	// stepper is the Store when it can end a step in one write (it is the
+	// Queue too); stepRetries: the Retrier is that backend as well.
+	stepper     StepCommitter
+	stepRetries bool
 }
 
 type systemClock struct{}
@@ -138,6 +143,10 @@ func New(o Options) (*Engine, error) {
 			e.retrier = queueRetrier{o.Queue}
 		}
 	}
+	if sc, ok := o.Store.(StepCommitter); ok && sameBackend(o.Store, o.Queue) {
+		e.stepper = sc
+		e.stepRetries = o.Retrier == nil || sameBackend(o.Store, o.Retrier)
+	}
 	if e.metrics == nil {
 		e.metrics = discardMetrics{}
 	}
@@ -158,6 +167,17 @@ func New(o Options) (*Engine, error) {
 		e.maxLocalHops = DefaultMaxLocalHops
 	}
 	return e, nil
+}
+
+// sameBackend reports whether a and b are the same value (one backend behind
+// several of the engine's seams). Values of types that cannot be compared are
+// never the same.
+func sameBackend(a, b any) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	t := reflect.TypeOf(a)
+	return t == reflect.TypeOf(b) && t.Comparable() && a == b
 }
 
 // Machine returns the engine's machine of that name, or nil.

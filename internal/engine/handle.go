@@ -57,6 +57,9 @@ type Result struct {
 	Err error
 	// Delay postpones the message sent (next or retry).
 	Delay time.Duration
+	// Acked reports that HandleDelivery acknowledged the delivery (in the
+	// step's commit, or after it).
+	Acked bool
 }
 
 // Handle processes one message: the per-message protocol of docs/design.md.
@@ -64,6 +67,36 @@ type Result struct {
 // after which the caller should let the message be delivered again; failures of
 // user actions are retried or recorded, and reported in the Result.
 func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
+	return e.handle(ctx, payload, "")
+}
+
+// HandleDelivery handles d, received from src, as Handle does, and then
+// acknowledges it unless it must come back: after an error, or when another
+// worker holds its step's lease (DropLeaseHeld). When src, the Store and the
+// Queue are one backend that implements StepCommitter, the acknowledgement is
+// part of the step's commit (with the next message's send), so a processed
+// step costs one write instead of three. An error means the delivery was not
+// acknowledged and will come back; the Result then still says what happened
+// (an acknowledgement that failed after a commit is such an error).
+func (e *Engine) HandleDelivery(ctx context.Context, src Source, d Delivery) (Result, error) {
+	ack := ""
+	if e.stepper != nil && sameBackend(src, e.stepper) {
+		ack = d.Receipt
+	}
+	res, err := e.handle(ctx, d.Payload, ack)
+	if err != nil || res.Acked || res.Dropped == DropLeaseHeld {
+		return res, err
+	}
+	if err := src.Ack(ctx, d.Receipt); err != nil {
+		return res, fmt.Errorf("ack %s step %d: %w", res.CorrelationID, res.Step, err)
+	}
+	res.Acked = true
+	return res, nil
+}
+
+// handle is Handle; ack, when not empty, is the receipt of the delivery that
+// carried payload, to acknowledge in the step's commit (e.stepper's backend).
+func (e *Engine) handle(ctx context.Context, payload []byte, ack string) (Result, error) {
 	started := e.clock.Now()
 	msg, userRaw, err := decodeMessage(payload, e.names, true)
 	if err != nil {
@@ -166,7 +199,10 @@ func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
 			end.err = &FatalError{Reason: "bad user context", Err: err}
 		}
 	}
+	// sent: a message (next or retry) went out before the commit. out: the
+	// message to send with the commit instead (e.stepper only).
 	sent := false
+	var out *OutMessage
 	if end.err == nil {
 		// The next message is this one moved on (system keys it does not own kept).
 		nm := msg
@@ -200,6 +236,10 @@ func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
 			case OutcomeNext:
 				c.Status = StatusRunning
 				res.Delay = inv.c.RequestedDelay() + additionalDelay(sys)
+				if e.stepper != nil {
+					out = &OutMessage{Key: sys.CorrelationID, Payload: next, Delay: res.Delay}
+					break
+				}
 				receipt, err := e.queue.Send(ctx, OutMessage{Key: sys.CorrelationID, Payload: next, Delay: res.Delay})
 				if err != nil {
 					e.count(key, MetricCache)
@@ -239,11 +279,16 @@ func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
 			if err != nil {
 				return res, fmt.Errorf("handle %s step %d: encode retry: %w", res.CorrelationID, res.Step, err)
 			}
-			if err := e.retrier.ScheduleRetry(ctx, OutMessage{Key: res.CorrelationID, Payload: retry, Delay: res.Delay}); err != nil {
-				e.count(key, MetricCache)
-				return res, fmt.Errorf("handle %s step %d: schedule retry: %w", res.CorrelationID, res.Step, err)
+			rm := OutMessage{Key: res.CorrelationID, Payload: retry, Delay: res.Delay}
+			if e.stepper != nil && e.stepRetries {
+				out = &rm
+			} else {
+				if err := e.retrier.ScheduleRetry(ctx, rm); err != nil {
+					e.count(key, MetricCache)
+					return res, fmt.Errorf("handle %s step %d: schedule retry: %w", res.CorrelationID, res.Step, err)
+				}
+				sent = true
 			}
-			sent = true
 			c.Outcome, c.Status = OutcomeRetry, StatusRunning
 			c.Checkpoint = retry
 			e.count(key, MetricRetry)
@@ -259,10 +304,22 @@ func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
 	now := e.clock.Now()
 	c.Now = now
 	c.History.To = c.State
+	if c.Outcome == OutcomeDone && fromEvent == spec.PseudoFinal {
+		c.History.To = spec.PseudoFinal // the end λ leaves the final state: it does not re-enter it
+	}
 	c.History.Outcome = c.Outcome
 	c.History.Error = c.Error
 	c.History.Duration = now.Sub(started)
-	if err := e.store.Commit(ctx, c); err != nil {
+	if e.stepper != nil {
+		// The next message (or retry), the commit and the ack in one write:
+		// the message becomes visible only with the commit, so no worker can
+		// take its step over while this one is still committing.
+		_, err = e.stepper.CommitStep(ctx, c, out, ack)
+		res.Acked = err == nil && ack != ""
+	} else {
+		err = e.store.Commit(ctx, c)
+	}
+	if err != nil {
 		if errors.Is(err, ErrFenceLost) {
 			res.Dropped = DropFenceLost
 			e.count(key, MetricDuplicate)

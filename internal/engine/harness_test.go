@@ -65,21 +65,20 @@ func (h *harness) next() (engine.Delivery, bool) {
 	return ds[0], true
 }
 
-// step handles one visible message and acknowledges it like the worker does.
+// step handles one visible message and acknowledges it like the worker does
+// (in the step's commit when the engine's store is h.mem).
 func (h *harness) step() (engine.Result, bool) {
 	h.t.Helper()
 	d, ok := h.next()
 	if !ok {
 		return engine.Result{}, false
 	}
-	res, err := h.eng.Handle(h.t.Context(), d.Payload)
+	res, err := h.eng.HandleDelivery(h.t.Context(), h.mem, d)
 	if err != nil {
-		h.t.Fatalf("Handle: %v", err)
+		h.t.Fatalf("HandleDelivery: %v", err)
 	}
-	if res.Dropped != engine.DropLeaseHeld {
-		if err := h.mem.Ack(h.t.Context(), d.Receipt); err != nil {
-			h.t.Fatalf("ack: %v", err)
-		}
+	if res.Acked == (res.Dropped == engine.DropLeaseHeld) {
+		h.t.Fatalf("HandleDelivery = %+v: acked iff not lease held", res)
 	}
 	return res, true
 }

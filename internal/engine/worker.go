@@ -23,9 +23,10 @@ type WorkerOptions struct {
 }
 
 // RunWorker receives messages from src and handles them with e until ctx is
-// cancelled. A message is acknowledged when handled (or dropped for good); after
-// an infrastructure error, or when another worker holds its step's lease, it is
-// left to come back after the visibility timeout. On cancellation RunWorker
+// cancelled (Engine.HandleDelivery). A message is acknowledged when handled (or
+// dropped for good), in the step's commit when src is the engine's store;
+// after an infrastructure error, or when another worker holds its step's
+// lease, it is left to come back after the visibility timeout. On cancellation RunWorker
 // stops receiving, lets the messages in flight finish, and returns nil.
 func RunWorker(ctx context.Context, src Source, e *Engine, o WorkerOptions) error {
 	if o.Concurrency <= 0 {
@@ -85,17 +86,9 @@ func RunWorker(ctx context.Context, src Source, e *Engine, o WorkerOptions) erro
 }
 
 func handleDelivery(ctx context.Context, src Source, e *Engine, d Delivery, logger *slog.Logger) {
-	res, err := e.Handle(ctx, d.Payload)
+	res, err := e.HandleDelivery(ctx, src, d)
 	if err != nil {
 		logger.LogAttrs(ctx, slog.LevelWarn, "message left for redelivery", slog.String("correlation_id", res.CorrelationID),
 			slog.Int("steps", res.Step), slog.Int("retries", res.Retries), slog.Any("err", err))
-		return
-	}
-	if res.Dropped == DropLeaseHeld {
-		return
-	}
-	if err := src.Ack(ctx, d.Receipt); err != nil {
-		logger.LogAttrs(ctx, slog.LevelWarn, "ack failed", slog.String("correlation_id", res.CorrelationID),
-			slog.Int("steps", res.Step), slog.Any("err", err))
 	}
 }

@@ -154,18 +154,34 @@ func receipt(m *message) string {
 // latest delivery (it was acked already, or delivered again after its
 // visibility timeout).
 func (b *Backend) Ack(ctx context.Context, r string) error {
+	id, att, err := parseReceipt(r)
+	if err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	if !b.q.ack(id, att) {
+		return fmt.Errorf("ack %q: receipt is not current (acked already or delivered again)", r)
+	}
+	return nil
+}
+
+// parseReceipt splits a receipt into message id and delivery attempt.
+func parseReceipt(r string) (id int64, attempts int, err error) {
 	idText, attText, ok := strings.Cut(r, ":")
 	id, err1 := strconv.ParseInt(idText, 10, 64)
-	att, err2 := strconv.Atoi(attText)
+	attempts, err2 := strconv.Atoi(attText)
 	if !ok || err1 != nil || err2 != nil {
-		return fmt.Errorf("ack %q: malformed receipt", r)
+		return 0, 0, fmt.Errorf("malformed receipt %q", r)
 	}
-	q := &b.q
+	return id, attempts, nil
+}
+
+// ack deletes delivery attempts of message id, if that is its latest one.
+func (q *queue) ack(id int64, attempts int) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	msg := q.byID[id]
-	if msg == nil || msg.attempts != att {
-		return fmt.Errorf("ack %q: receipt is not current (acked already or delivered again)", r)
+	if msg == nil || msg.attempts != attempts {
+		return false
 	}
 	delete(q.byID, id)
 	if msg.index >= 0 {
@@ -173,7 +189,7 @@ func (b *Backend) Ack(ctx context.Context, r string) error {
 	} else {
 		msg.acked = true
 	}
-	return nil
+	return true
 }
 
 // Len returns the number of messages not yet acked: ready, delayed and in

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -43,11 +44,12 @@ type record struct {
 }
 
 var (
-	_ engine.Store   = (*Backend)(nil)
-	_ engine.Queue   = (*Backend)(nil)
-	_ engine.Retrier = (*Backend)(nil)
-	_ engine.Source  = (*Backend)(nil)
-	_ engine.Tailer  = (*Backend)(nil)
+	_ engine.Store         = (*Backend)(nil)
+	_ engine.Queue         = (*Backend)(nil)
+	_ engine.Retrier       = (*Backend)(nil)
+	_ engine.Source        = (*Backend)(nil)
+	_ engine.Tailer        = (*Backend)(nil)
+	_ engine.StepCommitter = (*Backend)(nil)
 )
 
 // New returns an empty Backend.
@@ -157,10 +159,56 @@ func (b *Backend) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.
 func (b *Backend) Commit(ctx context.Context, c engine.Commit) error {
 	b.smu.Lock()
 	defer b.smu.Unlock()
+	r, err := b.holder(c)
+	if err != nil {
+		return err
+	}
+	b.commit(r, c)
+	return nil
+}
+
+// CommitStep implements engine.StepCommitter. The store's lock is held
+// throughout, so a receiver of the message sent cannot acquire its step (a
+// store call) before the commit is in.
+func (b *Backend) CommitStep(ctx context.Context, c engine.Commit, out *engine.OutMessage, ack string) (string, error) {
+	var ackID int64
+	var ackAttempts int
+	if ack != "" {
+		var err error
+		if ackID, ackAttempts, err = parseReceipt(ack); err != nil {
+			return "", fmt.Errorf("commit %s step %d: %w", c.CorrelationID, c.Step, err)
+		}
+	}
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	r, err := b.holder(c)
+	if err != nil {
+		return "", err
+	}
+	receipt := ""
+	if out != nil {
+		receipt = strconv.FormatInt(b.enqueue(*out), 10)
+		c.SendReceipt = receipt
+	}
+	b.commit(r, c)
+	if ack != "" {
+		b.q.ack(ackID, ackAttempts) // not current: the later delivery finds the step done
+	}
+	return receipt, nil
+}
+
+// holder returns the record c may commit to, or ErrFenceLost. The caller
+// holds smu.
+func (b *Backend) holder(c engine.Commit) (*record, error) {
 	r := b.execs[c.CorrelationID]
 	if r == nil || r.e.Fence != c.Fence || r.e.LeaseExpires.IsZero() {
-		return fmt.Errorf("commit %s step %d fence %d: %w", c.CorrelationID, c.Step, c.Fence, engine.ErrFenceLost)
+		return nil, fmt.Errorf("commit %s step %d fence %d: %w", c.CorrelationID, c.Step, c.Fence, engine.ErrFenceLost)
 	}
+	return r, nil
+}
+
+// commit applies c to r, whose fence it holds. The caller holds smu.
+func (b *Backend) commit(r *record, c engine.Commit) {
 	e := &r.e
 	if c.Outcome == engine.OutcomeRetry {
 		if r.failedStep != c.Step {
@@ -200,7 +248,6 @@ func (b *Backend) Commit(ctx context.Context, c engine.Commit) error {
 		Machine:       e.Machine,
 		HistoryEntry:  h,
 	})
-	return nil
 }
 
 // commitStatus is the status a commit moves an execution to: c.Status, or when
