@@ -60,11 +60,12 @@ type DB struct {
 }
 
 var (
-	_ engine.Store   = (*DB)(nil)
-	_ engine.Queue   = (*DB)(nil)
-	_ engine.Retrier = (*DB)(nil)
-	_ engine.Source  = (*DB)(nil)
-	_ engine.Tailer  = (*DB)(nil)
+	_ engine.Store         = (*DB)(nil)
+	_ engine.Queue         = (*DB)(nil)
+	_ engine.Retrier       = (*DB)(nil)
+	_ engine.Source        = (*DB)(nil)
+	_ engine.Tailer        = (*DB)(nil)
+	_ engine.StepCommitter = (*DB)(nil)
 )
 
 // applicationID marks lfsm files in the SQLite header ("lfsm").

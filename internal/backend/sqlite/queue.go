@@ -46,13 +46,18 @@ func (d *DB) enqueue(ctx context.Context, m engine.OutMessage) (int64, error) {
 	if err != nil {
 		return 0, d.fileError("send message for "+m.Key, err)
 	}
+	d.wakeReceivers()
+	return id, nil
+}
+
+// wakeReceivers wakes this process's waiting receivers after a send.
+func (d *DB) wakeReceivers() {
 	if d.waiters.Load() > 0 {
 		d.wakeMu.Lock()
 		close(d.wake)
 		d.wake = make(chan struct{})
 		d.wakeMu.Unlock()
 	}
-	return id, nil
 }
 
 func (d *DB) wakeChan() <-chan struct{} {
@@ -147,14 +152,12 @@ func (d *DB) claim(ctx context.Context, now time.Time, max int, visibility time.
 // latest delivery (it was acked already, or delivered again after its
 // visibility timeout).
 func (d *DB) Ack(ctx context.Context, receipt string) error {
-	idText, attText, ok := strings.Cut(receipt, ":")
-	id, err1 := strconv.ParseInt(idText, 10, 64)
-	att, err2 := strconv.Atoi(attText)
-	if !ok || err1 != nil || err2 != nil {
-		return fmt.Errorf("ack %q: malformed receipt", receipt)
+	id, att, err := parseReceipt(receipt)
+	if err != nil {
+		return fmt.Errorf("ack: %w", err)
 	}
 	var n int64
-	err := d.write(ctx, false, func(ctx context.Context) error {
+	err = d.write(ctx, false, func(ctx context.Context) error {
 		res, err := d.ws.ack.ExecContext(ctx, id, att)
 		if err != nil {
 			return err
@@ -169,6 +172,17 @@ func (d *DB) Ack(ctx context.Context, receipt string) error {
 		return fmt.Errorf("ack %q: receipt is not current (acked already or delivered again)", receipt)
 	}
 	return nil
+}
+
+// parseReceipt splits a receipt into message id and delivery attempt.
+func parseReceipt(r string) (id int64, attempts int, err error) {
+	idText, attText, ok := strings.Cut(r, ":")
+	id, err1 := strconv.ParseInt(idText, 10, 64)
+	attempts, err2 := strconv.Atoi(attText)
+	if !ok || err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("malformed receipt %q", r)
+	}
+	return id, attempts, nil
 }
 
 // QueueLen returns the number of messages not yet acked: ready, delayed and in

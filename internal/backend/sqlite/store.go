@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -117,29 +118,92 @@ func (d *DB) acquire(ctx context.Context, q engine.AcquireRequest) (engine.Lease
 // Commit implements engine.Store: one transaction of the conditional execution
 // update and the history insert. A stopped execution stays stopped.
 func (d *DB) Commit(ctx context.Context, c engine.Commit) error {
-	var checkpoint any
-	if c.Checkpoint != nil {
-		checkpoint = c.Checkpoint
-	}
-	h := c.History
-	err := d.write(ctx, true, func(ctx context.Context) error {
-		var m string
-		err := d.ws.commitExec.QueryRowContext(ctx, c.CorrelationID, c.Fence, c.Step, c.Retries, string(c.Outcome),
-			string(commitStatus(c)), c.State, c.Event, checkpoint, c.SendReceipt, c.Error, nanos(c.Now), c.Machine).Scan(&m)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("commit %s step %d fence %d: %w", c.CorrelationID, c.Step, c.Fence, engine.ErrFenceLost)
-		}
-		if err != nil {
-			return err
-		}
-		_, err = d.ws.insertHistory.ExecContext(ctx, c.CorrelationID, m, h.Step, h.Retries, h.Fence, h.From, h.Event,
-			h.To, strings.Join(h.Actions, actionSep), string(h.Outcome), h.Error, nanos(h.Started), int64(h.Duration))
-		return err
-	})
+	err := d.write(ctx, true, func(ctx context.Context) error { return d.commit(ctx, c) })
 	if err != nil && !errors.Is(err, engine.ErrFenceLost) {
 		return d.fileError(fmt.Sprintf("commit %s step %d", c.CorrelationID, c.Step), err)
 	}
 	return err
+}
+
+// commit runs Commit's statements; the caller runs them in a transaction.
+func (d *DB) commit(ctx context.Context, c engine.Commit) error {
+	var checkpoint any
+	if c.Checkpoint != nil {
+		checkpoint = c.Checkpoint
+	}
+	var m string
+	err := d.ws.commitExec.QueryRowContext(ctx, c.CorrelationID, c.Fence, c.Step, c.Retries, string(c.Outcome),
+		string(commitStatus(c)), c.State, c.Event, checkpoint, c.SendReceipt, c.Error, nanos(c.Now), c.Machine).Scan(&m)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("commit %s step %d fence %d: %w", c.CorrelationID, c.Step, c.Fence, engine.ErrFenceLost)
+	}
+	if err != nil {
+		return err
+	}
+	h := c.History
+	_, err = d.ws.insertHistory.ExecContext(ctx, c.CorrelationID, m, h.Step, h.Retries, h.Fence, h.From, h.Event,
+		h.To, strings.Join(h.Actions, actionSep), string(h.Outcome), h.Error, nanos(h.Started), int64(h.Duration))
+	return err
+}
+
+// CommitStep implements engine.StepCommitter: the message's insert, Commit's
+// statements and the ack's delete in one transaction (group-committed with
+// concurrent writes like the rest), so a step costs one write instead of three
+// and its successor becomes visible only with its commit. A refused commit
+// rolls the insert back.
+func (d *DB) CommitStep(ctx context.Context, c engine.Commit, out *engine.OutMessage, ack string) (string, error) {
+	var ackID int64
+	var ackAttempts int
+	if ack != "" {
+		var err error
+		if ackID, ackAttempts, err = parseReceipt(ack); err != nil {
+			return "", fmt.Errorf("commit %s step %d: %w", c.CorrelationID, c.Step, err)
+		}
+	}
+	var visible int64
+	var payload []byte
+	if out != nil {
+		visible = d.clock().Add(max(out.Delay, 0)).UnixNano()
+		if payload = out.Payload; payload == nil {
+			payload = []byte{}
+		}
+	}
+	receipt := ""
+	err := d.write(ctx, true, func(ctx context.Context) error {
+		if out != nil {
+			res, err := d.ws.send.ExecContext(ctx, out.Key, payload, visible)
+			if err != nil {
+				return err
+			}
+			id, err := res.LastInsertId()
+			if err != nil {
+				return err
+			}
+			receipt = strconv.FormatInt(id, 10)
+			c.SendReceipt = receipt
+		}
+		if err := d.commit(ctx, c); err != nil {
+			return err
+		}
+		if ack != "" {
+			// No row: the delivery is not current (delivered again); the later
+			// delivery finds the step done.
+			if _, err := d.ws.ack.ExecContext(ctx, ackID, ackAttempts); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, engine.ErrFenceLost) {
+		return "", err
+	}
+	if err != nil {
+		return "", d.fileError(fmt.Sprintf("commit %s step %d", c.CorrelationID, c.Step), err)
+	}
+	if out != nil {
+		d.wakeReceivers()
+	}
+	return receipt, nil
 }
 
 // commitStatus is the status a commit moves an execution to: c.Status, or when
