@@ -21,6 +21,12 @@ func TestQueue(t *testing.T) {
 	})
 }
 
+func TestStepCommitter(t *testing.T) {
+	storetest.RunStepCommitter(t, func(t *testing.T, clock func() time.Time) storetest.StepBackend {
+		return memory.New(memory.Options{Clock: clock})
+	})
+}
+
 // BenchmarkTransition measures one queued transition through the backend:
 // Acquire, Send, Receive, Ack and Commit, the backend calls the engine makes
 // per happy-path step when it runs locally.

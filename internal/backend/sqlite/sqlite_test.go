@@ -35,3 +35,9 @@ func TestQueue(t *testing.T) {
 		return open(t, sqlite.Options{Clock: clock, PollInterval: 5 * time.Millisecond})
 	})
 }
+
+func TestStepCommitter(t *testing.T) {
+	storetest.RunStepCommitter(t, func(t *testing.T, clock func() time.Time) storetest.StepBackend {
+		return open(t, sqlite.Options{Clock: clock, PollInterval: 5 * time.Millisecond})
+	})
+}
