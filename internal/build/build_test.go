@@ -53,7 +53,7 @@ func TestBuildRunsSeedExample(t *testing.T) {
 		summary string
 	}{
 		{"done done", `{"arg1":1}`, 0, []string{"λ1", "λ2", "λ4", "λ5"}, ": done in "},
-		{"arg1 missing", `{}`, 1, []string{"λ1"}, ": failed in pseudo_init: FirstState.do_action: arg1 missing"},
+		{"arg1 missing", `{}`, 1, []string{"λ1"}, ": failed at λ1 (pseudo_init -> FirstState): FirstState.do_action: arg1 missing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -83,10 +83,11 @@ func TestTailFollow(t *testing.T) {
 		}
 		last = row.ID
 		if row.CorrelationID == res.CorrelationID {
-			mine = append(mine, row.From+"-"+row.Event)
+			mine = append(mine, row.From+"-"+row.Event+"->"+row.To)
 		}
 	}
-	want := "pseudo_init-pseudo_init FirstState-done SecondState-done ThirdState-pseudo_final"
+	// The end λ leaves ThirdState for pseudo_final; it does not re-enter it.
+	want := "pseudo_init-pseudo_init->FirstState FirstState-done->SecondState SecondState-done->ThirdState ThirdState-pseudo_final->pseudo_final"
 	if got := strings.Join(mine, " "); got != want {
 		t.Errorf("followed entries %s, want %s", got, want)
 	}

@@ -33,12 +33,16 @@ func loadExample(t *testing.T) *spec.Spec {
 }
 
 // seedActions are the seed's actions: Action2 stores mff (and returns the
-// event given in context["first"], default done), Action5 needs it.
+// event given in context["first"], default done; it fails when there is
+// "noarg"), Action5 needs it.
 func seedActions(ref string) (fsm.Action, error) {
 	name := ref[strings.LastIndexByte(ref, '.')+1:]
 	switch name {
 	case "Action2":
 		return fsm.ActionFunc(func(ctx context.Context, c *fsm.Context) (string, error) {
+			if c.Values()["noarg"] != nil {
+				return "", fsm.Permanent(errors.New("arg1 missing"))
+			}
 			if c.Values()["nomff"] == nil {
 				c.Set("mff", "fancy")
 			}
@@ -73,6 +77,8 @@ func TestRun(t *testing.T) {
 		{"done-done", map[string]any{"arg1": 1.0}, engine.StatusDone},
 		{"skip", map[string]any{"first": "skip"}, engine.StatusDone},
 		{"fail", map[string]any{"nomff": true}, engine.StatusFailed},
+		// λ1 fails: the summary names the λ and its target, not pseudo_init.
+		{"fail-start", map[string]any{"noarg": true}, engine.StatusFailed},
 		{"wait", map[string]any{"first": ""}, engine.StatusWaiting},
 	}
 	for _, tt := range tests {

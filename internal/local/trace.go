@@ -134,13 +134,32 @@ func WriteSummary(w io.Writer, r RunResult) error {
 	case engine.StatusWaiting:
 		_, err = fmt.Fprintf(w, "%s %s: waiting in %s for an outside event (lfsm send %s EVENT)\n", r.Machine, r.CorrelationID, r.State, r.CorrelationID)
 	default:
-		msg := fmt.Sprintf("%s in %s", r.Status, r.State)
+		msg := string(r.Status) + " " + where(r)
 		if r.Error != "" {
 			msg += ": " + r.Error
 		}
 		_, err = fmt.Fprintf(w, "%s %s: %s\n", r.Machine, r.CorrelationID, msg)
 	}
 	return err
+}
+
+// where says where a failed or stopped run ended: at the λ that failed, with
+// its transition ("at λ2 (FirstState -(done)-> SecondState)"), since the
+// state the store keeps is the one the λ started from (pseudo_init for λ1,
+// which names no state of the spec); else in the state it stopped in.
+func where(r RunResult) string {
+	if n := len(r.Lambdas); n > 0 && r.Lambdas[n-1].Outcome == engine.OutcomeFailed {
+		l := r.Lambdas[n-1]
+		num := "λ?"
+		if l.Number > 0 {
+			num = fmt.Sprintf("λ%d", l.Number)
+		}
+		return fmt.Sprintf("at %s (%s)", num, edge(l.From, l.Event, l.To))
+	}
+	if r.State == spec.PseudoInit || r.State == "" {
+		return "before its first step"
+	}
+	return "in " + r.State
 }
 
 // WriteJSON writes r as one indented JSON document.
