@@ -138,15 +138,11 @@ func handle(ctx context.Context, e *engine.Engine, src engine.Source, d engine.D
 	t0 := time.Now()
 	// Steps run to completion even when ctx is cancelled; the caller stops after.
 	hctx := context.WithoutCancel(ctx)
-	r, err := e.Handle(hctx, d.Payload)
+	// Acknowledged in the step's commit when src is the engine's store.
+	r, err := e.HandleDelivery(hctx, src, d)
 	dur := time.Since(t0)
 	if err != nil {
 		return l, false, fmt.Errorf("handle message of %s: %w", r.CorrelationID, err)
-	}
-	if r.Dropped != engine.DropLeaseHeld {
-		if err := src.Ack(hctx, d.Receipt); err != nil {
-			return l, false, fmt.Errorf("ack message of %s: %w", r.CorrelationID, err)
-		}
 	}
 	if derr != nil || r.CorrelationID != id || r.Dropped != "" {
 		return l, false, nil
