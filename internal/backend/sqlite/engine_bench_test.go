@@ -54,8 +54,8 @@ func (s separate) Ack(ctx context.Context, receipt string) error { return s.s.Ac
 
 // chain is a machine whose start state sends itself "ok" until its execution
 // has run steps messages, then "done" to a final state without actions.
-func chain(b *testing.B, steps int) *engine.Machine {
-	b.Helper()
+func chain(tb testing.TB, steps int) *engine.Machine {
+	tb.Helper()
 	maxSteps := steps + 1
 	m := &spec.Machine{Name: "chain", MaxSteps: &maxSteps, States: []*spec.State{
 		{Name: "start", Initial: true, DoAction: &spec.ActionRef{Ref: "bench.Next"}, Transitions: []*spec.Transition{
@@ -72,7 +72,7 @@ func chain(b *testing.B, steps int) *engine.Machine {
 	})
 	cm, err := engine.Compile(m, func(string) (fsm.Action, error) { return next, nil })
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return cm
 }
