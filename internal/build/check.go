@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"go/token"
 	"go/types"
+	"os"
 	"slices"
 	"strings"
 	"unicode"
@@ -404,4 +405,34 @@ func sortDiags(d spec.Diagnostics) {
 			cmp.Compare(a.Code, b.Code),
 		)
 	})
+}
+
+// Check type-checks the action references of s against the Go module rooted
+// at dir, as Build would (lfsm served from its module proxy in cacheDir,
+// default DefaultProxyDir(), or taken from a replace in go.mod), but with
+// -mod=readonly: it never changes go.mod or go.sum. Problems in the spec are
+// diagnostics; err is for everything else (no go command, no go.mod).
+func Check(ctx context.Context, dir, cacheDir string, s *spec.Spec) (spec.Diagnostics, error) {
+	um, err := readGoMod(dir)
+	if err != nil {
+		return nil, err
+	}
+	user, err := userGoEnv(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	proxyURL := ""
+	if um.replace == "" {
+		if _, proxyURL, err = EnsureProxy(cacheDir); err != nil {
+			return nil, err
+		}
+	}
+	env := mergeEnv(os.Environ(), user, proxyURL)
+	for i, kv := range env {
+		if flags, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
+			env[i] = "GOFLAGS=" + strings.Replace(flags, "-mod=mod", "-mod=readonly", 1)
+		}
+	}
+	_, diags := checkActions(ctx, dir, env, s)
+	return diags, nil
 }

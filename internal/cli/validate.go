@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lfsm/lfsm/internal/build"
 	"github.com/lfsm/lfsm/internal/config"
 	"github.com/lfsm/lfsm/internal/spec"
 )
@@ -32,7 +34,10 @@ func newValidateCmd(f *Factory, runF func(*ValidateOptions) error) *cobra.Comman
 
 			Every problem is reported at once, sorted, at file:line:col, with a
 			stable rule code in brackets. With --check-actions, action references
-			must also be Go symbols (import/path.Identifier).
+			must also be Go symbols (import/path.Identifier), and when the spec
+			sits in a Go module (a go.mod in its directory or above) each one is
+			type-checked against the Go code, as lfsm build does (go.mod and
+			go.sum are left unchanged).
 
 			With --output json the result is one JSON document (format_version "1")
 			on stdout, whether or not the spec is valid.
@@ -65,15 +70,23 @@ func newValidateCmd(f *Factory, runF func(*ValidateOptions) error) *cobra.Comman
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&opts.File, "file", "f", config.DefaultSpecFile, "spec `FILE` to check")
-	fl.BoolVar(&opts.CheckActions, "check-actions", false, "also check that action references are Go symbols")
+	fl.BoolVar(&opts.CheckActions, "check-actions", false, "also check action references: Go symbols, type-checked against the spec's Go module")
 	fl.StringVar(&opts.Output, "output", outputText, "output `FORMAT`: text|json")
 	return cmd
 }
 
-func runValidate(_ context.Context, opts *ValidateOptions) error {
+func runValidate(ctx context.Context, opts *ValidateOptions) error {
 	s, diags, err := loadSpec(opts.File, spec.ValidateOptions{CheckActions: opts.CheckActions})
 	if err != nil {
 		return err
+	}
+	if opts.CheckActions && s != nil && !diags.HasErrors() {
+		if adiags, err := checkGoActions(ctx, opts.File, s); err != nil {
+			return err
+		} else if len(adiags) > 0 {
+			diags = append(diags, adiags...)
+			diags.Sort()
+		}
 	}
 	if opts.Output == outputJSON {
 		if err := writeJSON(opts.IO.Out, spec.NewReport(diags)); err != nil {
@@ -95,6 +108,31 @@ func runValidate(_ context.Context, opts *ValidateOptions) error {
 		return errSilent
 	}
 	return nil
+}
+
+// checkGoActions type-checks the action references of s when the spec at file
+// sits in a Go module; references that are not Go symbols are left out, as
+// spec.Validate reports them already.
+func checkGoActions(ctx context.Context, file string, s *spec.Spec) (spec.Diagnostics, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, fmt.Errorf("spec %s: %w", file, err)
+	}
+	root := build.FindModuleRoot(filepath.Dir(abs))
+	if root == "" {
+		return nil, nil
+	}
+	all, err := build.Check(ctx, root, "", s)
+	if err != nil {
+		return nil, fmt.Errorf("check actions of %s: %w", file, err)
+	}
+	var diags spec.Diagnostics
+	for _, d := range all {
+		if d.Code != spec.CodeNotGoSymbol {
+			diags = append(diags, d)
+		}
+	}
+	return diags, nil
 }
 
 // summary is the one line validate prints for a spec without errors:
