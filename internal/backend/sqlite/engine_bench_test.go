@@ -203,8 +203,11 @@ func BenchmarkEngineMemory(b *testing.B) {
 
 // BenchmarkEngineScale: 1,000 executions started at once, 10 messages each,
 // 8 workers; one op is the whole run on a fresh backend (start included).
-// It reports the wall time and the peak resident set size of the process
-// during the op (VmHWM, reset before the op through /proc/self/clear_refs).
+// It reports the wall time, the peak resident set size of the process during
+// the op (VmHWM, reset before the op through /proc/self/clear_refs) and the
+// resident set size the op started from (the test binary and the backend
+// opened). sqlite-separate hides CommitStep from the engine, as in
+// BenchmarkEngineSQLite.
 func BenchmarkEngineScale(b *testing.B) {
 	const executions, steps, workers = 1000, 10, 8
 	backends := []struct {
@@ -212,25 +215,31 @@ func BenchmarkEngineScale(b *testing.B) {
 		new  func(b *testing.B) engineBackend
 	}{
 		{"sqlite", func(b *testing.B) engineBackend { return open(b, sqlite.Options{}) }},
+		{"sqlite-separate", func(b *testing.B) engineBackend {
+			db := open(b, sqlite.Options{})
+			return separate{Store: db, q: db, s: db}
+		}},
 		{"memory", func(*testing.B) engineBackend { return memory.New(memory.Options{}) }},
 	}
 	for _, bk := range backends {
 		b.Run(bk.name, func(b *testing.B) {
 			var wall time.Duration
-			var peak int64
+			var peak, base int64
 			for range b.N {
 				b.StopTimer()
 				be := bk.new(b)
 				resetPeakRSS(b)
+				base = max(base, rss(b, "VmRSS:"))
 				b.StartTimer()
 				t0 := time.Now()
 				runChains(b, be, executions, steps, workers)
 				wall += time.Since(t0)
-				peak = max(peak, peakRSS(b))
+				peak = max(peak, rss(b, "VmHWM:"))
 			}
 			b.ReportMetric(wall.Seconds()/float64(b.N), "wall-s/op")
 			b.ReportMetric(float64(executions*steps*b.N)/wall.Seconds(), "transitions/s")
 			b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
+			b.ReportMetric(float64(base)/(1<<20), "start-RSS-MiB")
 		})
 	}
 }
@@ -242,21 +251,22 @@ func resetPeakRSS(b *testing.B) {
 	}
 }
 
-// peakRSS reads VmHWM from /proc/self/status, in bytes.
-func peakRSS(b *testing.B) int64 {
+// rss reads a size field of /proc/self/status (VmHWM: the peak resident set
+// size, VmRSS: the current one), in bytes.
+func rss(b *testing.B, field string) int64 {
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		b.Skipf("cannot read the peak RSS: %v", err)
 	}
 	for line := range strings.Lines(string(status)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			if err != nil {
-				b.Fatalf("VmHWM %q: %v", v, err)
+				b.Fatalf("%s %q: %v", field, v, err)
 			}
 			return kb << 10
 		}
 	}
-	b.Skip("no VmHWM in /proc/self/status")
+	b.Skipf("no %s in /proc/self/status", field)
 	return 0
 }
