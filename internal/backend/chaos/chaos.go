@@ -12,10 +12,13 @@ import (
 )
 
 // Operation names, as Config.Ops keys them: the wrapped interface's method.
+// OpCommitStep is engine.StepCommitter's one-write step (send, commit and ack
+// together), apart from OpCommit so that each path can be tuned.
 const (
 	OpCreate        = "Create"
 	OpAcquire       = "Acquire"
 	OpCommit        = "Commit"
+	OpCommitStep    = "CommitStep"
 	OpGet           = "Get"
 	OpHistory       = "History"
 	OpList          = "List"
@@ -97,8 +100,79 @@ func (i *Injector) Stats() (calls, failures map[string]int) {
 	return maps.Clone(i.calls), maps.Clone(i.failures)
 }
 
-// Store wraps s.
-func (i *Injector) Store(s engine.Store) engine.Store { return &store{i: i, s: s} }
+// Store wraps s. If s implements engine.StepCommitter, so does the wrapper
+// (CommitStep fails as OpCommitStep). The engine uses CommitStep only when its
+// Store and Queue are one value, which a Store and a Queue wrapped apart are
+// not: use Backend for that.
+func (i *Injector) Store(s engine.Store) engine.Store {
+	w := &store{i: i, s: s}
+	if sc, ok := s.(engine.StepCommitter); ok {
+		return &stepStore{store: w, sc: sc}
+	}
+	return w
+}
+
+// Full is one backend behind all of the engine's local seams, as the memory
+// and SQLite backends are.
+type Full interface {
+	engine.Store
+	engine.Queue
+	engine.Retrier
+	engine.Source
+}
+
+// Backend wraps b as one value that is its Store, Queue, Retrier and Source
+// at once, so that the engine, which compares the values it is given to find
+// a backend that owns both store and queue, still sees one backend: with b an
+// engine.StepCommitter, the wrapper is one too, and the engine ends each step
+// with CommitStep (one write) as it would on b itself.
+func (i *Injector) Backend(b Full) Full {
+	w := &backend{store: store{i: i, s: b}, queue: queue{i: i, q: b}, retrier: retrier{i: i, r: b}, source: source{i: i, s: b}}
+	if sc, ok := b.(engine.StepCommitter); ok {
+		return &stepBackend{backend: w, sc: sc}
+	}
+	return w
+}
+
+// backend is Backend's wrapper; its methods are those of the four wrappers.
+type backend struct {
+	store
+	queue
+	retrier
+	source
+}
+
+// stepBackend is a backend whose wrapped value is a StepCommitter. It is a
+// pointer to one value, so the engine's "same backend" test holds when it is
+// passed as Store, Queue, Retrier and Source.
+type stepBackend struct {
+	*backend
+	sc engine.StepCommitter
+}
+
+func (w *stepBackend) CommitStep(ctx context.Context, c engine.Commit, out *engine.OutMessage, ack string) (string, error) {
+	return w.backend.store.i.commitStep(ctx, w.sc, c, out, ack)
+}
+
+// stepStore is a Store wrapper whose wrapped Store is a StepCommitter.
+type stepStore struct {
+	*store
+	sc engine.StepCommitter
+}
+
+func (w *stepStore) CommitStep(ctx context.Context, c engine.Commit, out *engine.OutMessage, ack string) (string, error) {
+	return w.i.commitStep(ctx, w.sc, c, out, ack)
+}
+
+// commitStep fails as OpCommitStep before sc is called, so an injected
+// failure sends, commits and acknowledges nothing (a failure of the real
+// write, which is atomic, looks the same to the engine).
+func (i *Injector) commitStep(ctx context.Context, sc engine.StepCommitter, c engine.Commit, out *engine.OutMessage, ack string) (string, error) {
+	if err := i.fail(OpCommitStep); err != nil {
+		return "", err
+	}
+	return sc.CommitStep(ctx, c, out, ack)
+}
 
 // Queue wraps q.
 func (i *Injector) Queue(q engine.Queue) engine.Queue { return &queue{i: i, q: q} }

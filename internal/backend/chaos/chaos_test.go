@@ -15,16 +15,21 @@ import (
 	"github.com/lfsm/lfsm/internal/spec"
 )
 
-// calls exercises every operation of the four wrappers once and returns their
+// calls exercises every operation of the wrappers once and returns their
 // errors by operation.
 func calls(t *testing.T, inj *chaos.Injector, b *memory.Backend) map[string]error {
 	ctx := t.Context()
 	st, q, r, src := inj.Store(b), inj.Queue(b), inj.Retrier(b), inj.Source(b)
+	sc, ok := inj.Backend(b).(engine.StepCommitter)
+	if !ok {
+		t.Fatal("Backend of a StepCommitter is not one")
+	}
 	now := time.Now()
 	out := map[string]error{}
 	out[chaos.OpCreate] = st.Create(ctx, engine.Execution{CorrelationID: "x", Machine: "M", CreatedAt: now})
 	_, out[chaos.OpAcquire] = st.Acquire(ctx, engine.AcquireRequest{CorrelationID: "x", Machine: "M", Now: now, Expires: now.Add(time.Minute)})
 	out[chaos.OpCommit] = st.Commit(ctx, engine.Commit{CorrelationID: "x", Fence: 1, Outcome: engine.OutcomeNext, Status: engine.StatusRunning, Now: now})
+	_, out[chaos.OpCommitStep] = sc.CommitStep(ctx, engine.Commit{CorrelationID: "x", Step: 1, Fence: 1, Outcome: engine.OutcomeNext, Now: now}, nil, "")
 	_, out[chaos.OpGet] = st.Get(ctx, "x")
 	_, out[chaos.OpHistory] = st.History(ctx, "x")
 	_, out[chaos.OpList] = st.List(ctx, engine.ListFilter{})
@@ -50,7 +55,7 @@ func TestProbabilityExtremes(t *testing.T) {
 		{"always", chaos.Config{Default: 1}, true},
 		{"never", chaos.Config{Default: 0}, false},
 		{"per operation overrides default", chaos.Config{Default: 1, Ops: map[string]float64{
-			chaos.OpCreate: 0, chaos.OpAcquire: 0, chaos.OpCommit: 0, chaos.OpGet: 0, chaos.OpHistory: 0, chaos.OpList: 0,
+			chaos.OpCreate: 0, chaos.OpAcquire: 0, chaos.OpCommit: 0, chaos.OpCommitStep: 0, chaos.OpGet: 0, chaos.OpHistory: 0, chaos.OpList: 0,
 			chaos.OpSetStatus: 0, chaos.OpSend: 0, chaos.OpScheduleRetry: 0, chaos.OpReceive: 0, chaos.OpAck: 0,
 		}}, false},
 	}
@@ -59,8 +64,8 @@ func TestProbabilityExtremes(t *testing.T) {
 			inj := chaos.New(tt.cfg)
 			b := memory.New(memory.Options{})
 			errs := calls(t, inj, b)
-			if len(errs) != 11 {
-				t.Fatalf("exercised %d operations, want 11", len(errs))
+			if len(errs) != 12 {
+				t.Fatalf("exercised %d operations, want 12", len(errs))
 			}
 			for op, err := range errs {
 				var ce *chaos.Error
@@ -107,6 +112,62 @@ func TestSeededRate(t *testing.T) {
 	}
 }
 
+// TestCommitStepFailureWritesNothing: an injected CommitStep failure happens
+// before the wrapped call, so the step is not committed, nothing is sent and
+// the delivery is not acknowledged.
+func TestCommitStepFailureWritesNothing(t *testing.T) {
+	ctx := t.Context()
+	now := time.Now()
+	b := memory.New(memory.Options{})
+	if _, err := b.Send(ctx, engine.OutMessage{Key: "x", Payload: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := b.Receive(ctx, 1, time.Minute, 0)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("Receive = %v, %v; want one delivery", ds, err)
+	}
+	lease, err := b.Acquire(ctx, engine.AcquireRequest{CorrelationID: "x", Machine: "M", Now: now, Expires: now.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := engine.Commit{CorrelationID: "x", Machine: "M", Fence: lease.Fence, Outcome: engine.OutcomeNext, Status: engine.StatusRunning, Now: now}
+	out := &engine.OutMessage{Key: "x", Payload: []byte("{}")}
+	for _, w := range []struct {
+		name string
+		st   engine.Store
+	}{
+		{"Backend", chaos.New(chaos.Config{Ops: map[string]float64{chaos.OpCommitStep: 1}}).Backend(b)},
+		{"Store", chaos.New(chaos.Config{Ops: map[string]float64{chaos.OpCommitStep: 1}}).Store(b)},
+	} {
+		sc, ok := w.st.(engine.StepCommitter)
+		if !ok {
+			t.Fatalf("%s of a StepCommitter is not one", w.name)
+		}
+		if _, err := sc.CommitStep(ctx, c, out, ds[0].Receipt); !errors.Is(err, chaos.ErrInjected) {
+			t.Fatalf("%s: CommitStep = %v, want an injected failure", w.name, err)
+		}
+		x, err := b.Get(ctx, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.DoneStep != -1 || x.LeaseExpires.IsZero() || b.Len() != 1 {
+			t.Errorf("%s: after an injected failure: done step %d, lease expires %v, queue length %d; want -1, held, 1 (the delivery)",
+				w.name, x.DoneStep, x.LeaseExpires, b.Len())
+		}
+	}
+	if _, ok := chaos.New(chaos.Config{}).Store(struct{ engine.Store }{b}).(engine.StepCommitter); ok {
+		t.Error("Store of a store that cannot commit a step claims it can")
+	}
+	// The same call passed through commits, sends and acknowledges.
+	sc := chaos.New(chaos.Config{}).Backend(b).(engine.StepCommitter)
+	if _, err := sc.CommitStep(ctx, c, out, ds[0].Receipt); err != nil {
+		t.Fatal(err)
+	}
+	if x, _ := b.Get(ctx, "x"); x.DoneStep != 0 || b.Len() != 1 {
+		t.Errorf("after CommitStep: done step %d, queue length %d; want 0 and 1 (the next message)", x.DoneStep, b.Len())
+	}
+}
+
 // fastClock runs 1000 times faster than the wall clock, so that retry delays
 // and lease timeouts of seconds take milliseconds.
 type fastClock struct{ start time.Time }
@@ -115,8 +176,17 @@ func (c fastClock) Now() time.Time { return c.start.Add(time.Since(c.start) * 10
 
 // TestEngineUnderChaos: with 20% of store, queue and source calls failing, a
 // worker that redelivers unacknowledged messages still completes every
-// execution.
+// execution, on both of the engine's paths: path=step wraps the backend as one
+// value (chaos.Backend), so the engine ends steps with CommitStep; path=separate
+// wraps each seam apart, so it sends, commits and acks. No step is in the
+// history twice; with CommitStep every step is in it exactly once.
 func TestEngineUnderChaos(t *testing.T) {
+	for _, path := range []string{"step", "separate"} {
+		t.Run("path="+path, func(t *testing.T) { testEngineUnderChaos(t, path == "step") })
+	}
+}
+
+func testEngineUnderChaos(t *testing.T, step bool) {
 	clock := fastClock{start: time.Now()}
 	b := memory.New(memory.Options{Clock: clock.Now})
 	ret := 50
@@ -150,11 +220,15 @@ func TestEngineUnderChaos(t *testing.T) {
 	}
 	inj := chaos.New(chaos.Config{Default: 0.2, Rand: rand.New(rand.NewPCG(1, 2))})
 	counters := engine.NewCounters()
-	eng, err := engine.New(engine.Options{
-		Machines: []*engine.Machine{cm},
-		Store:    inj.Store(b), Queue: inj.Queue(b), Retrier: inj.Retrier(b),
-		Metrics: counters, Clock: clock, Rand: rand.New(rand.NewPCG(3, 4)),
-	})
+	opts := engine.Options{Machines: []*engine.Machine{cm}, Metrics: counters, Clock: clock, Rand: rand.New(rand.NewPCG(3, 4))}
+	var src engine.Source
+	if step {
+		w := inj.Backend(b)
+		opts.Store, opts.Queue, opts.Retrier, src = w, w, w, w
+	} else {
+		opts.Store, opts.Queue, opts.Retrier, src = inj.Store(b), inj.Queue(b), inj.Retrier(b), inj.Source(b)
+	}
+	eng, err := engine.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +236,7 @@ func TestEngineUnderChaos(t *testing.T) {
 	var wg sync.WaitGroup
 	var workerErr error
 	wg.Go(func() {
-		workerErr = engine.RunWorker(ctx, inj.Source(b), eng, engine.WorkerOptions{Concurrency: 4, Visibility: 30 * time.Second, Wait: 5 * time.Millisecond, Batch: 8})
+		workerErr = engine.RunWorker(ctx, src, eng, engine.WorkerOptions{Concurrency: 4, Visibility: 30 * time.Second, Wait: 5 * time.Millisecond, Batch: 8})
 	})
 	defer func() { cancel(); wg.Wait() }()
 
@@ -196,13 +270,68 @@ func TestEngineUnderChaos(t *testing.T) {
 	if workerErr != nil {
 		t.Errorf("RunWorker = %v, want nil after cancel", workerErr)
 	}
-	_, failures := inj.Stats()
-	for _, op := range []string{chaos.OpAcquire, chaos.OpCommit, chaos.OpSend, chaos.OpReceive, chaos.OpAck} {
+	calls, failures := inj.Stats()
+	injected := []string{chaos.OpAcquire, chaos.OpReceive}
+	if step {
+		injected = append(injected, chaos.OpCommitStep)
+		if calls[chaos.OpSend]+calls[chaos.OpCommit] != 0 {
+			t.Errorf("Send called %d times, Commit %d: the engine did not end steps with CommitStep", calls[chaos.OpSend], calls[chaos.OpCommit])
+		}
+	} else {
+		injected = append(injected, chaos.OpCommit, chaos.OpSend, chaos.OpAck)
+		if calls[chaos.OpCommitStep] != 0 {
+			t.Errorf("CommitStep called %d times through wrappers of one seam each", calls[chaos.OpCommitStep])
+		}
+	}
+	for _, op := range injected {
 		if failures[op] == 0 {
 			t.Errorf("no injected %s failure: the test proved nothing about it", op)
 		}
 	}
 	if got := counters.Total(engine.MetricDone); got < n {
 		t.Errorf("done counter = %d, want at least %d", got, n)
+	}
+
+	// Each step of each execution ends once (failed attempts end as retries):
+	// never twice on either path, and never missing with CommitStep. On the
+	// general path a Commit that fails after its Send is swallowed (the sent
+	// message carries the execution on), so that step has no entry.
+	missing := 0
+	for _, id := range ids {
+		x, err := b.Get(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := b.History(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended := make([]int, x.DoneStep+1)
+		for _, e := range h {
+			if e.Outcome == engine.OutcomeRetry {
+				continue
+			}
+			if e.Step < 0 || e.Step > x.DoneStep {
+				t.Errorf("%s: history entry of step %d beyond the done step %d", id, e.Step, x.DoneStep)
+				continue
+			}
+			ended[e.Step]++
+		}
+		for s, k := range ended {
+			switch {
+			case k > 1:
+				t.Errorf("%s: step %d is in the history %d times", id, s, k)
+			case k == 0 && step:
+				t.Errorf("%s: step %d is not in the history", id, s)
+			case k == 0:
+				missing++
+			}
+		}
+		if last := h[len(h)-1]; last.Outcome != engine.OutcomeDone {
+			t.Errorf("%s: last history entry %+v, want outcome done", id, last)
+		}
+	}
+	if !step {
+		t.Logf("general path: %d steps without a history entry (commit failed after send)", missing)
 	}
 }

@@ -3,8 +3,14 @@
 // workflows survive an unreliable store or queue, locally and in tests.
 //
 //	inj := chaos.New(chaos.Config{Default: 0.2, Rand: rand.New(rand.NewPCG(1, 2))})
-//	store := inj.Store(memoryBackend)
-//	queue := inj.Queue(memoryBackend)
+//	b := inj.Backend(memoryBackend) // Store, Queue, Retrier and Source in one value
+//	eng, err := engine.New(engine.Options{Store: b, Queue: b, ...})
+//
+// Backend keeps a backend that is store and queue at once recognisable as one
+// to the engine, and passes engine.StepCommitter through, so the one-write
+// step (CommitStep, its own operation) is fault-tested too. Store, Queue,
+// Retrier and Source wrap one seam each; with them the engine takes its
+// general path (Send, Commit, Ack).
 //
 // A failing call returns an *Error (errors.Is(err, chaos.ErrInjected)) before
 // the wrapped backend is called, so nothing is written. Wrappers compose with
