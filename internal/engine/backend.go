@@ -237,6 +237,18 @@ type Delivery struct {
 	Receipt string
 	// Attempts counts how many times this message was delivered.
 	Attempts int
+	// Lease is what acquiring the message's lease gave when a LeasingSource
+	// claimed it (ReceiveLeased); nil when no lease was asked for.
+	Lease *DeliveryLease
+}
+
+// DeliveryLease is the outcome of the Store.Acquire a LeasingSource ran for a
+// delivery in the write that claimed it: the lease, or the refusal.
+type DeliveryLease struct {
+	Lease Lease
+	// Err is the refusal (ErrDuplicate, ErrLeaseHeld or ErrInactive), as
+	// Acquire returns it; Lease is zero then.
+	Err error
 }
 
 // Source is the receive side of a local queue: at-least-once delivery with a
@@ -247,6 +259,24 @@ type Source interface {
 	Receive(ctx context.Context, max int, visibility, wait time.Duration) ([]Delivery, error)
 	// Ack deletes a processed delivery.
 	Ack(ctx context.Context, receipt string) error
+}
+
+// LeasingSource is implemented by a Source that is also the engine's Store
+// and can take the lease of each message it claims in the same atomic write
+// (the SQLite backend): a worker that receives a batch then pays one write for
+// the batch's claims and leases instead of one per message for the leases.
+// RunWorker uses it when the Source is the engine's Store; see docs/design.md.
+type LeasingSource interface {
+	Source
+	// ReceiveLeased receives as Receive does and, in the same atomic write,
+	// runs for each delivery whose payload lease maps to a request (ok) the
+	// Store's Acquire of that request, with the same rule and the same
+	// refusals, recording the outcome in the Delivery's Lease. A delivery for
+	// which lease reports !ok is returned without a lease. lease is called
+	// inside the write: it must not call the backend. An error other than a
+	// refusal fails the whole call: nothing is claimed or leased.
+	ReceiveLeased(ctx context.Context, max int, visibility, wait time.Duration,
+		lease func(payload []byte) (AcquireRequest, bool)) ([]Delivery, error)
 }
 
 // Metric names counted by the engine (REFERENCE.md §4), one per problem kind.

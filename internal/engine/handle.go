@@ -67,7 +67,7 @@ type Result struct {
 // after which the caller should let the message be delivered again; failures of
 // user actions are retried or recorded, and reported in the Result.
 func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
-	return e.handle(ctx, payload, "")
+	return e.handle(ctx, payload, "", nil)
 }
 
 // HandleDelivery handles d, received from src, as Handle does, and then
@@ -78,12 +78,20 @@ func (e *Engine) Handle(ctx context.Context, payload []byte) (Result, error) {
 // step costs one write instead of three. An error means the delivery was not
 // acknowledged and will come back; the Result then still says what happened
 // (an acknowledgement that failed after a commit is such an error).
+//
+// A delivery that carries its lease (d.Lease, from a LeasingSource that is
+// the engine's Store) is not acquired again: its lease, or its refusal, is
+// used as Acquire's answer would be.
 func (e *Engine) HandleDelivery(ctx context.Context, src Source, d Delivery) (Result, error) {
 	ack := ""
 	if e.stepper != nil && sameBackend(src, e.stepper) {
 		ack = d.Receipt
 	}
-	res, err := e.handle(ctx, d.Payload, ack)
+	var pre *DeliveryLease
+	if d.Lease != nil && sameBackend(src, e.store) {
+		pre = d.Lease
+	}
+	res, err := e.handle(ctx, d.Payload, ack, pre)
 	if err != nil || res.Acked || res.Dropped == DropLeaseHeld {
 		return res, err
 	}
@@ -95,8 +103,10 @@ func (e *Engine) HandleDelivery(ctx context.Context, src Source, d Delivery) (Re
 }
 
 // handle is Handle; ack, when not empty, is the receipt of the delivery that
-// carried payload, to acknowledge in the step's commit (e.stepper's backend).
-func (e *Engine) handle(ctx context.Context, payload []byte, ack string) (Result, error) {
+// carried payload, to acknowledge in the step's commit (e.stepper's backend);
+// pre, when not nil, is the outcome of the Acquire the store ran when it
+// handed out the delivery, which takes the place of this one's.
+func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *DeliveryLease) (Result, error) {
 	started := e.clock.Now()
 	msg, userRaw, err := decodeMessage(payload, e.names, true)
 	if err != nil {
@@ -109,18 +119,12 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string) (Result
 	sys := &msg.System
 	res := Result{CorrelationID: sys.CorrelationID, Machine: sys.MachineName, Step: sys.Steps, Retries: sys.Retries}
 	key := MetricKey{Machine: sys.MachineName, State: sys.CurrentState, Event: sys.CurrentEvent}
-	leaseTimeout := e.leaseTimeout
-	if sys.LeaseTimeout > 0 {
-		leaseTimeout = time.Duration(sys.LeaseTimeout * float64(time.Second))
+	var lease Lease
+	if pre != nil {
+		lease, err = pre.Lease, pre.Err
+	} else {
+		lease, err = e.store.Acquire(ctx, e.acquireRequest(sys, started))
 	}
-	lease, err := e.store.Acquire(ctx, AcquireRequest{
-		CorrelationID: sys.CorrelationID,
-		Machine:       sys.MachineName,
-		Step:          sys.Steps,
-		Retries:       sys.Retries,
-		Now:           started,
-		Expires:       started.Add(leaseTimeout),
-	})
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrDuplicate):
@@ -340,6 +344,33 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string) (Result
 		e.count(key, MetricDone)
 	}
 	return res, nil
+}
+
+// acquireRequest asks for the lease of sys's step at now.
+func (e *Engine) acquireRequest(sys *SystemContext, now time.Time) AcquireRequest {
+	leaseTimeout := e.leaseTimeout
+	if sys.LeaseTimeout > 0 {
+		leaseTimeout = time.Duration(sys.LeaseTimeout * float64(time.Second))
+	}
+	return AcquireRequest{
+		CorrelationID: sys.CorrelationID,
+		Machine:       sys.MachineName,
+		Step:          sys.Steps,
+		Retries:       sys.Retries,
+		Now:           now,
+		Expires:       now.Add(leaseTimeout),
+	}
+}
+
+// leaseRequest is the lease a LeasingSource takes for payload as it claims
+// it: the one handle would ask for; !ok for a malformed payload (handle drops
+// it without a lease).
+func (e *Engine) leaseRequest(payload []byte) (AcquireRequest, bool) {
+	msg, _, err := decodeMessage(payload, e.names, true)
+	if err != nil {
+		return AcquireRequest{}, false
+	}
+	return e.acquireRequest(&msg.System, e.clock.Now()), true
 }
 
 func (e *Engine) count(k MetricKey, name string) {

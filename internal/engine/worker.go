@@ -26,8 +26,11 @@ type WorkerOptions struct {
 // cancelled (Engine.HandleDelivery). A message is acknowledged when handled (or
 // dropped for good), in the step's commit when src is the engine's store;
 // after an infrastructure error, or when another worker holds its step's
-// lease, it is left to come back after the visibility timeout. On cancellation RunWorker
-// stops receiving, lets the messages in flight finish, and returns nil.
+// lease, it is left to come back after the visibility timeout. When src is a
+// LeasingSource and the engine's Store, each batch is received with its
+// leases taken in the same write. On cancellation RunWorker stops receiving,
+// lets the messages in flight (with leased deliveries: all those received)
+// finish, and returns nil.
 func RunWorker(ctx context.Context, src Source, e *Engine, o WorkerOptions) error {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
@@ -47,12 +50,35 @@ func RunWorker(ctx context.Context, src Source, e *Engine, o WorkerOptions) erro
 	}
 	// In-flight messages finish even when ctx is cancelled.
 	hctx := context.WithoutCancel(ctx)
-	sem := make(chan struct{}, o.Concurrency)
+	// Concurrency long-lived handlers rather than a goroutine per delivery: a
+	// backend's call stack is deep (SQLite's is), and a new goroutine grows
+	// its stack by copying, again for every message.
+	jobs := make(chan Delivery)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	for range o.Concurrency {
+		wg.Go(func() {
+			for d := range jobs {
+				handleDelivery(hctx, src, e, d, logger)
+			}
+		})
+	}
+	defer func() { close(jobs); wg.Wait() }()
+	// On a source that is the engine's store and can lease what it claims,
+	// a batch's claims and leases are one write. Such deliveries hold their
+	// leases, so they are all handled, even after ctx is cancelled: left
+	// behind, they would wait for the lease timeout rather than come back
+	// after the visibility timeout.
+	receive := src.Receive
+	leased := false
+	if ls, ok := src.(LeasingSource); ok && sameBackend(src, e.store) {
+		leased = true
+		receive = func(ctx context.Context, max int, visibility, wait time.Duration) ([]Delivery, error) {
+			return ls.ReceiveLeased(ctx, max, visibility, wait, e.leaseRequest)
+		}
+	}
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
-		ds, err := src.Receive(ctx, o.Batch, o.Visibility, o.Wait)
+		ds, err := receive(ctx, o.Batch, o.Visibility, o.Wait)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -69,17 +95,16 @@ func RunWorker(ctx context.Context, src Source, e *Engine, o WorkerOptions) erro
 		}
 		backoff = 0
 		for _, d := range ds {
+			if leased {
+				jobs <- d
+				continue
+			}
 			select {
-			case sem <- struct{}{}:
+			case jobs <- d:
 			case <-ctx.Done():
 				// Unhandled deliveries come back after their visibility timeout.
 				return nil
 			}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				handleDelivery(hctx, src, e, d, logger)
-			}()
 		}
 	}
 	return nil
