@@ -66,6 +66,7 @@ var (
 	_ engine.Source        = (*DB)(nil)
 	_ engine.Tailer        = (*DB)(nil)
 	_ engine.StepCommitter = (*DB)(nil)
+	_ engine.LeasingSource = (*DB)(nil)
 )
 
 // applicationID marks lfsm files in the SQLite header ("lfsm").
