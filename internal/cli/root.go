@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lfsm/lfsm/internal/config"
+	"github.com/lfsm/lfsm/internal/engine"
 )
 
 // Execute runs the lfsm command line with args (without the program name),
@@ -41,7 +42,22 @@ func printError(ios *IOStreams, cmd *cobra.Command, err error) {
 		}
 	default:
 		fmt.Fprintf(ios.ErrOut, "lfsm: %v\n", err)
+		if hint := hintFor(err); hint != "" {
+			fmt.Fprintf(ios.ErrOut, "  hint: %s\n", hint)
+		}
 	}
+}
+
+// hintFor suggests the next step for errors whose fix is the same wherever
+// they come from.
+func hintFor(err error) string {
+	switch {
+	case errors.Is(err, engine.ErrNotFound):
+		return "lfsm ls lists the executions of this store (--db names another store)"
+	case errors.Is(err, engine.ErrNotWaiting):
+		return "lfsm inspect ID shows its status; only a waiting execution takes an event"
+	}
+	return ""
 }
 
 // NewRootCmd returns the lfsm command tree. Settings are bound (flag > env >
