@@ -154,7 +154,8 @@ func (b *Backend) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.
 
 // Commit implements engine.Store. It refuses (engine.ErrFenceLost) when the
 // fence moved or the lease was already released by an earlier commit. A stopped
-// execution stays stopped: an operator's stop wins over the commit's status.
+// execution stays stopped (an operator's stop wins over the commit's status)
+// unless the commit finishes it: done and failed replace stopped.
 // It copies c.Checkpoint and c.History.Actions.
 func (b *Backend) Commit(ctx context.Context, c engine.Commit) error {
 	b.smu.Lock()
@@ -220,7 +221,7 @@ func (b *Backend) commit(r *record, c engine.Commit) {
 		e.DoneStep = c.Step
 	}
 	e.LeaseExpires = time.Time{}
-	if e.Status != engine.StatusStopped {
+	if e.Status != engine.StatusStopped || finishes(c.Outcome) {
 		e.Status = commitStatus(c)
 	}
 	e.State, e.Event = c.State, c.Event
@@ -248,6 +249,13 @@ func (b *Backend) commit(r *record, c engine.Commit) {
 		Machine:       e.Machine,
 		HistoryEntry:  h,
 	})
+}
+
+// finishes reports whether a commit with outcome o ends the execution: its
+// status then replaces an operator's stop, which has nothing left to stop (and
+// a resume finds a failed step reopened, or a done execution refused).
+func finishes(o engine.Outcome) bool {
+	return o == engine.OutcomeDone || o == engine.OutcomeFailed
 }
 
 // commitStatus is the status a commit moves an execution to: c.Status, or when
@@ -327,7 +335,11 @@ func (b *Backend) List(ctx context.Context, f engine.ListFilter) ([]engine.Execu
 // SetStatus implements engine.Store. reason, if not empty, becomes the last
 // error. Resuming a failed execution (a non-terminal s) reopens the step that
 // failed: its done marker and failed attempts are forgotten, so the checkpoint
-// (the failed message) is accepted again.
+// (the failed message) is accepted again; resuming a stopped one forgets its
+// failed attempts (a stop during retry backoff). A done execution refuses any
+// change and a failed one refuses a stop (engine.ErrInactive): a stopped
+// execution's last step never failed for good, which is what lets resume
+// tell the two apart.
 func (b *Backend) SetStatus(ctx context.Context, correlationID string, s engine.Status, reason string, now time.Time) error {
 	b.smu.Lock()
 	defer b.smu.Unlock()
@@ -336,13 +348,17 @@ func (b *Backend) SetStatus(ctx context.Context, correlationID string, s engine.
 		return fmt.Errorf("set status of %s: %w", correlationID, engine.ErrNotFound)
 	}
 	e := &r.e
-	if e.Status == engine.StatusDone {
-		return fmt.Errorf("set status of %s to %s: execution is done: %w", correlationID, s, engine.ErrInactive)
+	if e.Status == engine.StatusDone || e.Status == engine.StatusFailed && s == engine.StatusStopped {
+		return fmt.Errorf("set status of %s to %s: execution is %s: %w", correlationID, s, e.Status, engine.ErrInactive)
 	}
 	if e.Status == engine.StatusFailed && !s.Terminal() {
 		if e.DoneStep >= e.LeaseStep {
 			e.DoneStep = e.LeaseStep - 1
 		}
+	}
+	if e.Status.Terminal() && !s.Terminal() {
+		// Resume re-sends the checkpoint with retries 0: forget the failed
+		// attempts (of the failed step, or of one stopped in retry backoff).
 		r.failedStep, r.failedAttempt = -1, -1
 	}
 	e.Status = s

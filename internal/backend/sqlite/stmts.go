@@ -57,7 +57,7 @@ UPDATE executions SET
 	failed_attempt = iif(?5 = 'retry', iif(failed_step = ?3, max(failed_attempt, ?4), ?4), failed_attempt),
 	failed_step = iif(?5 = 'retry', ?3, failed_step),
 	lease_expires = 0,
-	status = iif(status = 'stopped', 'stopped', ?6),
+	status = iif(status = 'stopped' AND ?5 NOT IN ('done', 'failed'), 'stopped', ?6),
 	state = ?7, event = ?8,
 	checkpoint = coalesce(?9, checkpoint),
 	send_receipt = iif(?10 <> '', ?10, send_receipt),
@@ -73,14 +73,16 @@ INSERT INTO history (correlation_id, machine, step, retries, fence, from_state, 
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)`
 
 	// sqlSetStatus: ?1 id, ?2 status, ?3 reason, ?4 now, ?5 1 when s is not
-	// terminal (resuming a failed execution reopens its failed step).
+	// terminal (resuming a failed execution reopens its failed step; resuming
+	// a failed or stopped one forgets failed attempts). Done refuses any
+	// change, failed refuses a stop (see memory.Backend.SetStatus).
 	sqlSetStatus = `
 UPDATE executions SET
 	done_step = iif(status = 'failed' AND ?5 AND done_step >= lease_step, lease_step - 1, done_step),
-	failed_step = iif(status = 'failed' AND ?5, -1, failed_step),
-	failed_attempt = iif(status = 'failed' AND ?5, -1, failed_attempt),
+	failed_step = iif(status IN ('failed', 'stopped') AND ?5, -1, failed_step),
+	failed_attempt = iif(status IN ('failed', 'stopped') AND ?5, -1, failed_attempt),
 	status = ?2, last_error = iif(?3 <> '', ?3, last_error), updated_at = ?4
-WHERE correlation_id = ?1 AND status <> 'done'`
+WHERE correlation_id = ?1 AND status <> 'done' AND NOT (status = 'failed' AND ?2 = 'stopped')`
 
 	sqlSend = `INSERT INTO queue (key, payload, visible_at) VALUES (?1, ?2, ?3)`
 

@@ -143,6 +143,7 @@ func RunStore(t *testing.T, newStore func(t *testing.T) engine.Store) {
 	t.Run("List", func(t *testing.T) { testList(t, newStore) })
 	t.Run("SetStatus", func(t *testing.T) { testSetStatus(t, newStore) })
 	t.Run("HistorySince", func(t *testing.T) { testHistorySince(t, newStore) })
+	t.Run("Operator", func(t *testing.T) { testOperator(t, newStore) })
 }
 
 func testCreate(t *testing.T, newStore func(t *testing.T) engine.Store) {
