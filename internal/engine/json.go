@@ -365,9 +365,21 @@ func parseObject(data []byte) (map[string]any, error) {
 	return m, nil
 }
 
+// errTooDeep: a value nests deeper than the decoder accepts (maxDepth). It
+// is also what stops a value that contains itself, which would otherwise
+// recurse until the stack overflows (a crash no recover catches).
+var errTooDeep = fmt.Errorf("nested deeper than %d levels (or contains itself)", maxDepth)
+
 // appendJSON appends v as JSON: the types parseJSON returns and common Go
-// scalars without reflection, anything else through encoding/json.
+// scalars without reflection, anything else through encoding/json. It refuses
+// what parseJSON would refuse to read back (errTooDeep).
 func appendJSON(b []byte, v any) ([]byte, error) {
+	return appendValue(b, v, 1)
+}
+
+// appendValue appends v; an object or array in v is read by the scanner at
+// depth (see scanner.parse), which refuses depth > maxDepth.
+func appendValue(b []byte, v any, depth int) ([]byte, error) {
 	switch v := v.(type) {
 	case nil:
 		return append(b, "null"...), nil
@@ -382,15 +394,18 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 	case int64:
 		return strconv.AppendInt(b, v, 10), nil
 	case map[string]any:
-		return appendObject(b, v)
+		return appendObjectAt(b, v, depth)
 	case []any:
+		if depth > maxDepth {
+			return nil, errTooDeep
+		}
 		b = append(b, '[')
 		for i, e := range v {
 			if i > 0 {
 				b = append(b, ',')
 			}
 			var err error
-			if b, err = appendJSON(b, e); err != nil {
+			if b, err = appendValue(b, e, depth+1); err != nil {
 				return nil, err
 			}
 		}
@@ -400,14 +415,45 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		if depth-1+nesting(out) > maxDepth {
+			return nil, errTooDeep
+		}
 		return append(b, out...), nil
 	}
 }
 
+// nesting returns how deeply the valid JSON text j nests objects and arrays.
+func nesting(j []byte) int {
+	depth, most, inString := 0, 0, false
+	for i := 0; i < len(j); i++ {
+		switch c := j[i]; {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			most = max(most, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return most
+}
+
 // appendObject writes m with sorted keys, like encoding/json.
 func appendObject(b []byte, m map[string]any) ([]byte, error) {
+	return appendObjectAt(b, m, 1)
+}
+
+// appendObjectAt is appendObject for an object the scanner reads at depth.
+func appendObjectAt(b []byte, m map[string]any, depth int) ([]byte, error) {
 	if m == nil {
 		return append(b, "null"...), nil
+	}
+	if depth > maxDepth {
+		return nil, errTooDeep
 	}
 	var buf [16]string
 	keys := buf[:0]
@@ -423,7 +469,10 @@ func appendObject(b []byte, m map[string]any) ([]byte, error) {
 		b = appendString(b, k)
 		b = append(b, ':')
 		var err error
-		if b, err = appendJSON(b, m[k]); err != nil {
+		if b, err = appendValue(b, m[k], depth+1); err != nil {
+			if errors.Is(err, errTooDeep) {
+				return nil, err // one message, not one "key" per level
+			}
 			return nil, fmt.Errorf("key %q: %w", k, err)
 		}
 	}

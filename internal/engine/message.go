@@ -511,7 +511,8 @@ func appendMessage(b []byte, m Message, userRaw []byte) ([]byte, error) {
 		b = append(b, "{}"...)
 	} else {
 		var err error
-		if b, err = appendObject(b, m.User); err != nil {
+		// The decoder reads the user context at depth 2 (the message is 1).
+		if b, err = appendObjectAt(b, m.User, 2); err != nil {
 			return nil, fmt.Errorf("encode user context: %w", err)
 		}
 	}
