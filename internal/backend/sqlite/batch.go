@@ -40,10 +40,9 @@ func (d *DB) write(ctx context.Context, multi bool, fn func(ctx context.Context)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// Statements run under a context that is never canceled: with a cancelable
-	// one the driver starts a goroutine per statement to interrupt it, which
-	// costs more than our statements take. A wait for another process's lock is
-	// bounded by Options.BusyTimeout instead.
+	// Statements are not interrupted once the operation started (a batch
+	// mixes several callers' operations); a wait for another process's lock
+	// is bounded by Options.BusyTimeout instead.
 	op := &writeOp{ctx: context.WithoutCancel(ctx), fn: fn, multi: multi}
 	b := &d.batch
 	b.mu.Lock()
@@ -91,7 +90,7 @@ func (d *DB) runBatch(ctx context.Context, ops []*writeOp) {
 		ops[0].err = ops[0].fn(ops[0].ctx)
 		return
 	}
-	if _, err := d.ws.begin.ExecContext(ctx); err != nil {
+	if err := d.ws.begin.bind().exec(); err != nil {
 		for _, o := range ops {
 			o.err = err
 		}
@@ -108,17 +107,17 @@ func (d *DB) runBatch(ctx context.Context, ops []*writeOp) {
 				o.err = o.fn(o.ctx)
 				continue
 			}
-			if _, err := d.ws.savepoint.ExecContext(ctx); err != nil {
+			if err := d.ws.savepoint.bind().exec(); err != nil {
 				o.err = err
 				continue
 			}
 			if o.err = o.fn(o.ctx); o.err != nil {
-				d.ws.rollbackTo.ExecContext(ctx)
+				d.ws.rollbackTo.bind().exec()
 			}
-			d.ws.release.ExecContext(ctx)
+			d.ws.release.bind().exec()
 		}
 	}
-	if _, err := d.ws.commit.ExecContext(ctx); err != nil {
+	if err := d.ws.commit.bind().exec(); err != nil {
 		d.rollback(ctx)
 		for _, o := range ops {
 			if o.err == nil {

@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	sqlite "modernc.org/sqlite"
+	_ "modernc.org/sqlite" // registers the driver of the read connections
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/lfsm/lfsm/internal/engine"
@@ -46,10 +46,10 @@ type DB struct {
 	poll  time.Duration
 	db    *sql.DB
 
-	// wmu serializes this process's writes on w, the pinned write connection,
-	// and guards the statements prepared on it.
+	// wmu serializes this process's writes on w, the write connection (not
+	// one of db's), and guards the statements prepared on it.
 	wmu   sync.Mutex
-	w     *sql.Conn
+	w     *conn
 	ws    writeStmts
 	batch batcher
 
@@ -177,28 +177,27 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if d.poll <= 0 {
 		d.poll = 50 * time.Millisecond
 	}
-	if err := d.open(ctx); err != nil {
+	if err := d.open(ctx, busy); err != nil {
 		sdb.Close()
 		return nil, err
 	}
 	return d, nil
 }
 
-func (d *DB) open(ctx context.Context) error {
-	w, err := d.db.Conn(ctx)
+func (d *DB) open(ctx context.Context, busy time.Duration) error {
+	if err := d.migrate(ctx); err != nil {
+		return err
+	}
+	w, err := openConn(d.path, busy)
 	if err != nil {
 		return d.fileError("open", err)
 	}
-	d.w = w
-	if err := d.migrate(ctx); err != nil {
-		w.Close()
-		return err
-	}
-	if err := d.ws.prepare(ctx, w); err != nil {
+	if err := d.ws.prepare(w); err != nil {
 		d.ws.close()
-		w.Close()
+		w.close()
 		return d.fileError("prepare statements", err)
 	}
+	d.w = w
 	return nil
 }
 
@@ -227,7 +226,12 @@ func checkHeader(path string) error {
 // migrate brings the schema to SchemaVersion in one IMMEDIATE transaction, so
 // that processes opening a new file at once do not both create it.
 func (d *DB) migrate(ctx context.Context) error {
-	tx, err := d.w.BeginTx(ctx, nil)
+	c, err := d.db.Conn(ctx)
+	if err != nil {
+		return d.fileError("open", err)
+	}
+	defer c.Close()
+	tx, err := c.BeginTx(ctx, nil)
 	if err != nil {
 		return d.fileError("begin schema check", err)
 	}
@@ -267,7 +271,7 @@ func (d *DB) migrate(ctx context.Context) error {
 
 // fileError wraps err with what was being done and, for a damaged file, the fix.
 func (d *DB) fileError(op string, err error) error {
-	var se *sqlite.Error
+	var se interface{ Code() int }
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_NOTADB:
@@ -286,11 +290,9 @@ func (d *DB) Path() string { return d.path }
 func (d *DB) Close() error {
 	d.wmu.Lock()
 	d.ws.close()
-	err := d.w.Close()
+	d.w.close()
 	d.wmu.Unlock()
-	if cerr := d.db.Close(); err == nil {
-		err = cerr
-	}
+	err := d.db.Close()
 	if err != nil {
 		return fmt.Errorf("close lfsm database %s: %w", d.path, err)
 	}

@@ -37,12 +37,11 @@ func (d *DB) enqueue(ctx context.Context, m engine.OutMessage) (int64, error) {
 	}
 	var id int64
 	err := d.write(ctx, false, func(ctx context.Context) error {
-		res, err := d.ws.send.ExecContext(ctx, m.Key, payload, visible)
-		if err != nil {
+		if err := d.ws.send.bind().text(1, m.Key).blob(2, payload).int64(3, visible).exec(); err != nil {
 			return err
 		}
-		id, err = res.LastInsertId()
-		return err
+		id = d.w.lastInsertID()
+		return nil
 	})
 	if err != nil {
 		return 0, d.fileError("send message for "+m.Key, err)
@@ -151,26 +150,23 @@ func (d *DB) receive(ctx context.Context, max int, visibility time.Duration,
 
 // claim marks up to max visible messages as delivered and returns them.
 func (d *DB) claim(ctx context.Context, now time.Time, max int, visibility time.Duration) ([]engine.Delivery, error) {
-	rows, err := d.ws.receive.QueryContext(ctx, now.Add(visibility).UnixNano(), now.UnixNano(), max)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
+	s := d.ws.receive.bind().int64(1, now.Add(visibility).UnixNano()).int64(2, now.UnixNano()).int(3, max)
 	type claimed struct {
 		id int64
 		d  engine.Delivery
 	}
 	var got []claimed
-	for rows.Next() {
-		var c claimed
-		if err := rows.Scan(&c.id, &c.d.Payload, &c.d.Attempts); err != nil {
+	for {
+		row, err := s.step()
+		if err != nil {
 			return nil, err
 		}
+		if !row {
+			break
+		}
+		c := claimed{id: s.colInt64(0), d: engine.Delivery{Payload: s.colBytes(1), Attempts: s.colInt(2)}}
 		c.d.Receipt = strconv.FormatInt(c.id, 10) + ":" + strconv.Itoa(c.d.Attempts)
 		got = append(got, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	// RETURNING does not promise an order; deliver oldest first.
 	slices.SortFunc(got, func(a, b claimed) int { return cmp.Compare(a.id, b.id) })
@@ -191,12 +187,11 @@ func (d *DB) Ack(ctx context.Context, receipt string) error {
 	}
 	var n int64
 	err = d.write(ctx, false, func(ctx context.Context) error {
-		res, err := d.ws.ack.ExecContext(ctx, id, att)
-		if err != nil {
+		if err := d.ws.ack.bind().int64(1, id).int(2, att).exec(); err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		n = d.w.changes()
+		return nil
 	})
 	if err != nil {
 		return d.fileError(fmt.Sprintf("ack %q", receipt), err)

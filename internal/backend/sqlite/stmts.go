@@ -1,18 +1,16 @@
 package sqlite
 
 import (
-	"context"
-	"database/sql"
 	"fmt"
 )
 
-// writeStmts are prepared once on the pinned write connection.
+// writeStmts are prepared once on the write connection.
 type writeStmts struct {
-	begin, commit, rollback, savepoint, rollbackTo, release *sql.Stmt
+	begin, commit, rollback, savepoint, rollbackTo, release *stmt
 
-	create, acquire, acquireState, commitExec, insertHistory, setStatus *sql.Stmt
+	create, acquire, acquireState, commitExec, insertHistory, setStatus *stmt
 
-	send, receive, ack *sql.Stmt
+	send, receive, ack *stmt
 }
 
 const (
@@ -96,9 +94,9 @@ RETURNING id, payload, attempts`
 	sqlAck = `DELETE FROM queue WHERE id = ?1 AND attempts = ?2`
 )
 
-func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
+func (s *writeStmts) prepare(c *conn) error {
 	for _, p := range []struct {
-		dst   **sql.Stmt
+		dst   **stmt
 		query string
 	}{
 		{&s.begin, "BEGIN IMMEDIATE"},
@@ -117,7 +115,7 @@ func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		{&s.receive, sqlReceive},
 		{&s.ack, sqlAck},
 	} {
-		st, err := c.PrepareContext(ctx, p.query)
+		st, err := c.prepare(p.query)
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", firstLine(p.query), err)
 		}
@@ -127,11 +125,9 @@ func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 }
 
 func (s *writeStmts) close() {
-	for _, st := range []*sql.Stmt{s.begin, s.commit, s.rollback, s.savepoint, s.rollbackTo, s.release, s.create, s.acquire, s.acquireState,
+	for _, st := range []*stmt{s.begin, s.commit, s.rollback, s.savepoint, s.rollbackTo, s.release, s.create, s.acquire, s.acquireState,
 		s.commitExec, s.insertHistory, s.setStatus, s.send, s.receive, s.ack} {
-		if st != nil {
-			st.Close()
-		}
+		st.close()
 	}
 }
 

@@ -19,9 +19,7 @@ const actionSep = "\x1f"
 // rollback ends a failed transaction even when ctx was canceled, so the pinned
 // connection never stays inside one.
 func (d *DB) rollback(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	d.ws.rollback.ExecContext(ctx) // fails harmlessly if SQLite already rolled back
+	d.ws.rollback.bind().exec() // fails harmlessly if SQLite already rolled back
 }
 
 // Create implements engine.Store; see memory.Backend.Create for the rules
@@ -39,22 +37,20 @@ func (d *DB) Create(ctx context.Context, e engine.Execution) error {
 	if e.UpdatedAt.IsZero() {
 		e.UpdatedAt = e.CreatedAt
 	}
-	ctx, unlock, err := d.lock(ctx)
+	unlock, err := d.lock(ctx)
 	if err != nil {
 		return fmt.Errorf("create execution %s: %w", e.CorrelationID, err)
 	}
 	defer unlock()
-	res, err := d.ws.create.ExecContext(ctx, e.CorrelationID, e.Machine, string(e.Status), e.State, e.Event,
-		e.Retries, e.Fence, e.LastError, e.Checkpoint, e.SendReceipt, nanos(e.CreatedAt), nanos(e.UpdatedAt))
+	err = d.ws.create.bind().text(1, e.CorrelationID).text(2, e.Machine).text(3, string(e.Status)).text(4, e.State).
+		text(5, e.Event).int(6, e.Retries).int64(7, e.Fence).text(8, e.LastError).blob(9, e.Checkpoint).
+		text(10, e.SendReceipt).int64(11, nanos(e.CreatedAt)).int64(12, nanos(e.UpdatedAt)).exec()
 	if err != nil {
 		return d.fileError("create execution "+e.CorrelationID, err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return d.fileError("create execution "+e.CorrelationID, err)
-	} else if n == 0 {
-		var status string
-		d.ws.acquireState.QueryRowContext(ctx, e.CorrelationID).Scan(&status)
-		return fmt.Errorf("create execution %s (status %s): %w", e.CorrelationID, status, engine.ErrExists)
+	if d.w.changes() == 0 {
+		st, _, _ := d.acquireState(e.CorrelationID)
+		return fmt.Errorf("create execution %s (status %s): %w", e.CorrelationID, st.status, engine.ErrExists)
 	}
 	return nil
 }
@@ -74,29 +70,50 @@ func (d *DB) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.Lease
 	return l, nil
 }
 
+// executionState is what acquireState reads of an execution.
+type executionState struct {
+	status                    string
+	done, leaseStep           int
+	leaseExpires              int64
+	failedStep, failedAttempt int
+}
+
+// acquireState reads the state the acquire rule looks at; found is false
+// when there is no such execution.
+func (d *DB) acquireState(id string) (st executionState, found bool, err error) {
+	s := d.ws.acquireState.bind().text(1, id)
+	row, err := s.step()
+	if err != nil || !row {
+		return st, false, err
+	}
+	st = executionState{status: s.colText(0), done: s.colInt(1), leaseStep: s.colInt(2), leaseExpires: s.colInt64(3),
+		failedStep: s.colInt(4), failedAttempt: s.colInt(5)}
+	s.reset()
+	return st, true, nil
+}
+
 func (d *DB) acquire(ctx context.Context, q engine.AcquireRequest) (engine.Lease, error) {
 	for range 3 {
-		var fence int64
-		err := d.ws.acquire.QueryRowContext(ctx, q.CorrelationID, q.Machine, q.Step, q.Retries,
-			nanos(q.Now), nanos(q.Expires)).Scan(&fence)
-		if err == nil {
+		s := d.ws.acquire.bind().text(1, q.CorrelationID).text(2, q.Machine).int(3, q.Step).int(4, q.Retries).
+			int64(5, nanos(q.Now)).int64(6, nanos(q.Expires))
+		row, err := s.step()
+		if err != nil {
+			return engine.Lease{}, d.fileError(fmt.Sprintf("acquire %s step %d", q.CorrelationID, q.Step), err)
+		}
+		if row {
+			fence := s.colInt64(0)
+			if err := s.exec(); err != nil { // finishes the upsert
+				return engine.Lease{}, d.fileError(fmt.Sprintf("acquire %s step %d", q.CorrelationID, q.Step), err)
+			}
 			return engine.Lease{Fence: fence}, nil
 		}
-		if !errors.Is(err, sql.ErrNoRows) {
+		st, found, err := d.acquireState(q.CorrelationID)
+		if err != nil {
 			return engine.Lease{}, d.fileError(fmt.Sprintf("acquire %s step %d", q.CorrelationID, q.Step), err)
 		}
-		var (
-			status                    string
-			done, leaseStep           int
-			leaseExpires              int64
-			failedStep, failedAttempt int
-		)
-		err = d.ws.acquireState.QueryRowContext(ctx, q.CorrelationID).Scan(&status, &done, &leaseStep, &leaseExpires, &failedStep, &failedAttempt)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return engine.Lease{}, d.fileError(fmt.Sprintf("acquire %s step %d", q.CorrelationID, q.Step), err)
-		}
+		status, done, leaseStep, leaseExpires, failedStep, failedAttempt := st.status, st.done, st.leaseStep, st.leaseExpires, st.failedStep, st.failedAttempt
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
+		case !found:
 			// Deleted by another process in between: try again.
 		case status == string(engine.StatusStopped):
 			return engine.Lease{}, fmt.Errorf("acquire %s step %d: %w", q.CorrelationID, q.Step, engine.ErrInactive)
@@ -127,23 +144,24 @@ func (d *DB) Commit(ctx context.Context, c engine.Commit) error {
 
 // commit runs Commit's statements; the caller runs them in a transaction.
 func (d *DB) commit(ctx context.Context, c engine.Commit) error {
-	var checkpoint any
-	if c.Checkpoint != nil {
-		checkpoint = c.Checkpoint
-	}
-	var m string
-	err := d.ws.commitExec.QueryRowContext(ctx, c.CorrelationID, c.Fence, c.Step, c.Retries, string(c.Outcome),
-		string(commitStatus(c)), c.State, c.Event, checkpoint, c.SendReceipt, c.Error, nanos(c.Now), c.Machine).Scan(&m)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("commit %s step %d fence %d: %w", c.CorrelationID, c.Step, c.Fence, engine.ErrFenceLost)
-	}
+	s := d.ws.commitExec.bind().text(1, c.CorrelationID).int64(2, c.Fence).int(3, c.Step).int(4, c.Retries).
+		text(5, string(c.Outcome)).text(6, string(commitStatus(c))).text(7, c.State).text(8, c.Event).
+		blob(9, c.Checkpoint).text(10, c.SendReceipt).text(11, c.Error).int64(12, nanos(c.Now)).text(13, c.Machine)
+	row, err := s.step()
 	if err != nil {
 		return err
 	}
+	if !row {
+		return fmt.Errorf("commit %s step %d fence %d: %w", c.CorrelationID, c.Step, c.Fence, engine.ErrFenceLost)
+	}
+	m := s.colText(0)
+	if err := s.exec(); err != nil {
+		return err
+	}
 	h := c.History
-	_, err = d.ws.insertHistory.ExecContext(ctx, c.CorrelationID, m, h.Step, h.Retries, h.Fence, h.From, h.Event,
-		h.To, strings.Join(h.Actions, actionSep), string(h.Outcome), h.Error, nanos(h.Started), int64(h.Duration))
-	return err
+	return d.ws.insertHistory.bind().text(1, c.CorrelationID).text(2, m).int(3, h.Step).int(4, h.Retries).
+		int64(5, h.Fence).text(6, h.From).text(7, h.Event).text(8, h.To).text(9, joinActions(h.Actions)).
+		text(10, string(h.Outcome)).text(11, h.Error).int64(12, nanos(h.Started)).int64(13, int64(h.Duration)).exec()
 }
 
 // CommitStep implements engine.StepCommitter: the message's insert, Commit's
@@ -171,15 +189,10 @@ func (d *DB) CommitStep(ctx context.Context, c engine.Commit, out *engine.OutMes
 	receipt := ""
 	err := d.write(ctx, true, func(ctx context.Context) error {
 		if out != nil {
-			res, err := d.ws.send.ExecContext(ctx, out.Key, payload, visible)
-			if err != nil {
+			if err := d.ws.send.bind().text(1, out.Key).blob(2, payload).int64(3, visible).exec(); err != nil {
 				return err
 			}
-			id, err := res.LastInsertId()
-			if err != nil {
-				return err
-			}
-			receipt = strconv.FormatInt(id, 10)
+			receipt = strconv.FormatInt(d.w.lastInsertID(), 10)
 			c.SendReceipt = receipt
 		}
 		if err := d.commit(ctx, c); err != nil {
@@ -188,7 +201,7 @@ func (d *DB) CommitStep(ctx context.Context, c engine.Commit, out *engine.OutMes
 		if ack != "" {
 			// No row: the delivery is not current (delivered again); the later
 			// delivery finds the step done.
-			if _, err := d.ws.ack.ExecContext(ctx, ackID, ackAttempts); err != nil {
+			if err := d.ws.ack.bind().int64(1, ackID).int(2, ackAttempts).exec(); err != nil {
 				return err
 			}
 		}
@@ -228,29 +241,27 @@ func commitStatus(c engine.Commit) engine.Status {
 // error. Resuming a failed execution reopens the step that failed, so its
 // checkpoint (the failed message) is accepted again.
 func (d *DB) SetStatus(ctx context.Context, correlationID string, s engine.Status, reason string, now time.Time) error {
-	ctx, unlock, err := d.lock(ctx)
+	unlock, err := d.lock(ctx)
 	if err != nil {
 		return fmt.Errorf("set status of %s: %w", correlationID, err)
 	}
 	defer unlock()
-	res, err := d.ws.setStatus.ExecContext(ctx, correlationID, string(s), reason, nanos(now), !s.Terminal())
+	err = d.ws.setStatus.bind().text(1, correlationID).text(2, string(s)).text(3, reason).int64(4, nanos(now)).
+		bool(5, !s.Terminal()).exec()
 	if err != nil {
 		return d.fileError(fmt.Sprintf("set status of %s", correlationID), err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return d.fileError(fmt.Sprintf("set status of %s", correlationID), err)
-	} else if n == 1 {
+	if d.w.changes() == 1 {
 		return nil
 	}
-	var status string
-	err = d.ws.acquireState.QueryRowContext(ctx, correlationID).Scan(&status, new(int), new(int), new(int64), new(int), new(int))
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("set status of %s: %w", correlationID, engine.ErrNotFound)
-	}
+	st, found, err := d.acquireState(correlationID)
 	if err != nil {
 		return d.fileError(fmt.Sprintf("set status of %s", correlationID), err)
 	}
-	return fmt.Errorf("set status of %s to %s: execution is %s: %w", correlationID, s, status, engine.ErrInactive)
+	if !found {
+		return fmt.Errorf("set status of %s: %w", correlationID, engine.ErrNotFound)
+	}
+	return fmt.Errorf("set status of %s to %s: execution is %s: %w", correlationID, s, st.status, engine.ErrInactive)
 }
 
 const executionColumns = `correlation_id, machine, status, state, event, done_step, retries, fence,
@@ -379,15 +390,21 @@ func (d *DB) history(ctx context.Context, query string, args ...any) ([]engine.H
 	return out, rows.Err()
 }
 
-// lock takes the write lock for one operation. Statements run under a context
-// that is never canceled: with a cancelable one, the driver starts a goroutine
-// per statement to interrupt it, which costs more than our statements take. A
-// canceled ctx is honoured before the operation starts; a wait for another
-// process's lock is bounded by Options.BusyTimeout.
-func (d *DB) lock(ctx context.Context) (context.Context, func(), error) {
+// lock takes the write lock for one operation. A canceled ctx is honoured
+// before the operation starts; the statements themselves are not interrupted,
+// and a wait for another process's lock is bounded by Options.BusyTimeout.
+func (d *DB) lock(ctx context.Context) (func(), error) {
 	if err := ctx.Err(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	d.wmu.Lock()
-	return context.WithoutCancel(ctx), d.wmu.Unlock, nil
+	return d.wmu.Unlock, nil
+}
+
+// joinActions joins a history entry's actions with actionSep.
+func joinActions(actions []string) string {
+	if len(actions) == 1 {
+		return actions[0]
+	}
+	return strings.Join(actions, actionSep)
 }
