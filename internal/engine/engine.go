@@ -339,10 +339,30 @@ func (e *Engine) Resume(ctx context.Context, correlationID string) error {
 }
 
 func additionalDelay(s *SystemContext) time.Duration {
-	if s.AdditionalDelaySeconds <= 0 {
+	return seconds(s.AdditionalDelaySeconds)
+}
+
+// maxDuration caps the durations a message or an action asks for (lease
+// timeout, delays). A larger one overflows time.Duration, or Unix nanoseconds
+// once added to now (the stores keep times so), and came out as a time
+// already past: a lease expired at once, a delayed message delivered at once.
+const maxDuration = 100 * 365 * 24 * time.Hour
+
+// seconds converts a message's seconds (non-negative: the decoder checks) to
+// a duration of at most maxDuration.
+func seconds(s float64) time.Duration {
+	if s <= 0 {
 		return 0
 	}
-	return time.Duration(s.AdditionalDelaySeconds * float64(time.Second))
+	if s >= maxDuration.Seconds() {
+		return maxDuration
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
+// sumDelays adds two non-negative delays, capped at maxDuration.
+func sumDelays(a, b time.Duration) time.Duration {
+	return min(min(a, maxDuration)+min(b, maxDuration), maxDuration)
 }
 
 // retryDelay draws a full-jitter delay for the retry numbered retries (1 for

@@ -239,7 +239,7 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 			switch end.outcome {
 			case OutcomeNext:
 				c.Status = StatusRunning
-				res.Delay = inv.c.RequestedDelay() + additionalDelay(sys)
+				res.Delay = sumDelays(inv.c.RequestedDelay(), additionalDelay(sys))
 				if e.stepper != nil {
 					out = &OutMessage{Key: sys.CorrelationID, Payload: next, Delay: res.Delay}
 					break
@@ -350,7 +350,7 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 func (e *Engine) acquireRequest(sys *SystemContext, now time.Time) AcquireRequest {
 	leaseTimeout := e.leaseTimeout
 	if sys.LeaseTimeout > 0 {
-		leaseTimeout = time.Duration(sys.LeaseTimeout * float64(time.Second))
+		leaseTimeout = seconds(sys.LeaseTimeout)
 	}
 	return AcquireRequest{
 		CorrelationID: sys.CorrelationID,
