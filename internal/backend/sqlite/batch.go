@@ -62,7 +62,13 @@ func (d *DB) write(ctx context.Context, multi bool, fn func(ctx context.Context)
 	b.mu.Unlock()
 
 	d.wmu.Lock()
-	d.runBatch(op.ctx, batch)
+	if d.closed {
+		for _, o := range batch {
+			o.err = errClosed
+		}
+	} else {
+		d.runBatch(op.ctx, batch)
+	}
 	d.wmu.Unlock()
 
 	b.mu.Lock()

@@ -52,6 +52,9 @@ type DB struct {
 	w     *conn
 	ws    writeStmts
 	batch batcher
+	// closed is set by Close under wmu: w and ws are freed C memory then, and
+	// a write that used them would crash the process, not fail.
+	closed bool
 
 	// wake is closed (and replaced) by Send so waiting receivers retry at once.
 	wakeMu  sync.Mutex
@@ -286,9 +289,18 @@ func (d *DB) fileError(op string, err error) error {
 // Path returns the database file's path.
 func (d *DB) Path() string { return d.path }
 
-// Close closes the database. Pending operations of other goroutines fail.
+// errClosed fails writes after Close.
+var errClosed = errors.New("database is closed")
+
+// Close closes the database. Pending operations of other goroutines fail
+// (writes with errClosed). Closing again does nothing.
 func (d *DB) Close() error {
 	d.wmu.Lock()
+	if d.closed {
+		d.wmu.Unlock()
+		return nil
+	}
+	d.closed = true
 	d.ws.close()
 	d.w.close()
 	d.wmu.Unlock()

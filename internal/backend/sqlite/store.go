@@ -398,6 +398,10 @@ func (d *DB) lock(ctx context.Context) (func(), error) {
 		return nil, err
 	}
 	d.wmu.Lock()
+	if d.closed {
+		d.wmu.Unlock()
+		return nil, errClosed
+	}
 	return d.wmu.Unlock, nil
 }
 
