@@ -56,6 +56,8 @@ func hintFor(err error) string {
 		return "lfsm ls lists the executions of this store (--db names another store)"
 	case errors.Is(err, engine.ErrNotWaiting):
 		return "lfsm inspect ID shows its status; only a waiting execution takes an event"
+	case errors.Is(err, engine.ErrExists):
+		return "an id names one execution: lfsm resume ID restarts a failed or stopped one; start a new one under another --correlation-id (or none)"
 	}
 	return ""
 }

@@ -166,7 +166,10 @@ type ListFilter struct {
 // checkpoints and history. It is the one seam that decides idempotency.
 type Store interface {
 	// Create records a new execution in status running before its first message is
-	// sent. It fails if the correlation id exists and is not terminal.
+	// sent. It fails with ErrExists if the correlation id has a record, whatever
+	// its status (one created on the fly by Acquire too): a correlation id names
+	// one execution forever, so that no message of a finished run can be
+	// accepted by a later one.
 	Create(ctx context.Context, e Execution) error
 	// Acquire grants the lease for (Step, Retries) iff the execution is not
 	// stopped, DoneStep < Step, no unexpired lease is held for a step >= Step,

@@ -5,9 +5,10 @@ import (
 	"errors"
 )
 
-// ErrExists is returned by Store.Create when the correlation id belongs to an
-// execution that is not terminal (it is running or waiting).
-var ErrExists = errors.New("execution exists and is not terminal")
+// ErrExists is returned by Store.Create when the correlation id already
+// names an execution, whatever its status: an id identifies one execution
+// forever.
+var ErrExists = errors.New("correlation id is taken by an existing execution")
 
 // HistoryRow is one history entry with its position in the store's history log.
 // ID increases with every entry the store writes, across all executions, so a

@@ -63,28 +63,23 @@ func New(opts Options) *Backend {
 	return b
 }
 
-// Create records a new execution, or replaces a terminal one with the same
-// correlation id (its history is kept and its fence keeps counting up, so a
-// holder from the old run can never commit). It returns engine.ErrExists if the
-// execution is running or waiting. The done marker starts at -1 whatever
-// e.DoneStep says; an empty e.Status means running.
+// Create records a new execution. It returns engine.ErrExists if the
+// correlation id has a record, whatever its status (a correlation id names
+// one execution forever: a new run under a finished id would accept the old
+// run's late duplicates). The done marker starts at -1 whatever e.DoneStep
+// says; an empty e.Status means running.
 func (b *Backend) Create(ctx context.Context, e engine.Execution) error {
 	if e.CorrelationID == "" {
 		return fmt.Errorf("create execution: empty correlation id")
 	}
 	b.smu.Lock()
 	defer b.smu.Unlock()
-	old := b.execs[e.CorrelationID]
-	if old != nil && !old.e.Status.Terminal() {
+	if old := b.execs[e.CorrelationID]; old != nil {
 		return fmt.Errorf("create execution %s (status %s): %w", e.CorrelationID, old.e.Status, engine.ErrExists)
 	}
 	r := &record{e: e, failedStep: -1, failedAttempt: -1}
 	normalizeNew(&r.e)
 	r.e.Checkpoint = clone(e.Checkpoint)
-	if old != nil {
-		r.e.Fence = max(r.e.Fence, old.e.Fence)
-		r.hist = old.hist
-	}
 	b.execs[e.CorrelationID] = r
 	return nil
 }

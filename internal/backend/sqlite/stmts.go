@@ -18,14 +18,7 @@ const (
 INSERT INTO executions (correlation_id, machine, status, state, event, retries, fence,
 	last_error, checkpoint, send_receipt, created_at, updated_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-ON CONFLICT (correlation_id) DO UPDATE SET
-	machine = excluded.machine, status = excluded.status, state = excluded.state,
-	event = excluded.event, done_step = -1, retries = excluded.retries,
-	fence = max(fence, excluded.fence), lease_step = -1, lease_expires = 0,
-	failed_step = -1, failed_attempt = -1, last_error = excluded.last_error,
-	checkpoint = excluded.checkpoint, send_receipt = excluded.send_receipt,
-	created_at = excluded.created_at, updated_at = excluded.updated_at
-WHERE status IN ('done', 'failed', 'stopped')`
+ON CONFLICT (correlation_id) DO NOTHING`
 
 	// sqlAcquire is the acquire rule as one conditional upsert: ?1 id,
 	// ?2 machine, ?3 step, ?4 retries, ?5 now, ?6 expires.

@@ -22,8 +22,8 @@ func (d *DB) rollback(ctx context.Context) {
 	d.ws.rollback.bind().exec() // fails harmlessly if SQLite already rolled back
 }
 
-// Create implements engine.Store; see memory.Backend.Create for the rules
-// every backend follows.
+// Create implements engine.Store: an id that has a record, whatever its
+// status, is refused with engine.ErrExists (see memory.Backend.Create).
 func (d *DB) Create(ctx context.Context, e engine.Execution) error {
 	if e.CorrelationID == "" {
 		return errors.New("create execution: empty correlation id")

@@ -1,0 +1,90 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/lfsm/lfsm/fsm"
+	"github.com/lfsm/lfsm/internal/engine"
+	"github.com/lfsm/lfsm/internal/spec"
+)
+
+// counted is a machine A -(go)-> B (final, with an exit action) whose
+// actions count their runs.
+func counted(t *testing.T, runs map[string]int) *engine.Machine {
+	t.Helper()
+	count := func(name, ev string) fsm.ActionFunc {
+		return func(context.Context, *fsm.Context) (string, error) { runs[name]++; return ev, nil }
+	}
+	return mustCompile(t, &spec.Machine{Name: "M", States: []*spec.State{
+		{Name: "A", Initial: true, DoAction: ref("a.do"), Transitions: []*spec.Transition{{Target: "B", Event: "go"}}},
+		{Name: "B", Final: true, EntryAction: ref("b.entry"), ExitAction: ref("b.exit")},
+	}}, funcs(map[string]fsm.ActionFunc{"a.do": count("a.do", "go"), "b.entry": count("b.entry", ""), "b.exit": count("b.exit", "")}))
+}
+
+// TestStartRefusesAFinishedID: a correlation id names one execution forever.
+// Starting it again used to begin a new run with the done marker back at -1,
+// so a late duplicate of the old run's messages was accepted by the new run
+// (its actions ran twice, on the wrong context).
+func TestStartRefusesAFinishedID(t *testing.T) {
+	runs := map[string]int{}
+	h := newHarness(t, []*engine.Machine{counted(t, runs)})
+	id, err := h.eng.Start(t.Context(), engine.StartRequest{Machine: "M", CorrelationID: "c1"})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	// Keep a copy of step 1's message, to deliver again late.
+	var late []byte
+	for {
+		d, ok := h.next()
+		if !ok {
+			break
+		}
+		if msg, err := engine.DecodeMessage(d.Payload); err == nil && msg.System.Steps == 1 {
+			late = append([]byte{}, d.Payload...)
+		}
+		if _, err := h.eng.HandleDelivery(t.Context(), h.mem, d); err != nil {
+			t.Fatalf("HandleDelivery: %v", err)
+		}
+	}
+	if got := h.get(id).Status; got != engine.StatusDone {
+		t.Fatalf("status %s, want done", got)
+	}
+	_, err = h.eng.Start(t.Context(), engine.StartRequest{Machine: "M", CorrelationID: "c1"})
+	if !errors.Is(err, engine.ErrExists) {
+		t.Fatalf("Start of a done id = %v, want ErrExists", err)
+	}
+	res, err := h.eng.Handle(t.Context(), late)
+	if err != nil {
+		t.Fatalf("Handle(late duplicate): %v", err)
+	}
+	if res.Dropped != engine.DropDuplicate {
+		t.Errorf("late duplicate of step 1: %+v, want dropped as a duplicate", res)
+	}
+	if runs["b.entry"] != 1 || runs["a.do"] != 1 {
+		t.Errorf("actions ran %v, want each once", runs)
+	}
+	if x := h.get(id); x.Status != engine.StatusDone {
+		t.Errorf("status after the refused start %s, want done", x.Status)
+	}
+}
+
+// TestMessagesWithoutARecordStillRun: a producer that never called Start
+// (the Python framework) sends messages whose execution Acquire records on
+// the fly; refusing Create of existing ids must not touch that path.
+func TestMessagesWithoutARecordStillRun(t *testing.T) {
+	runs := map[string]int{}
+	h := newHarness(t, []*engine.Machine{counted(t, runs)})
+	start := []byte(`{"version":"0.1","system_context":{"machine_name":"M","current_state":"pseudo_init","current_event":"pseudo_init","correlation_id":"py1","steps":0,"retries":0},"user_context":{}}`)
+	if _, err := h.mem.Send(t.Context(), engine.OutMessage{Key: "py1", Payload: start}); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	h.drain()
+	if x := h.get("py1"); x.Status != engine.StatusDone {
+		t.Errorf("status %s, want done", x.Status)
+	}
+	if _, err := h.eng.Start(t.Context(), engine.StartRequest{Machine: "M", CorrelationID: "py1"}); !errors.Is(err, engine.ErrExists) {
+		t.Errorf("Start of an id recorded on the fly = %v, want ErrExists", err)
+	}
+}
