@@ -88,3 +88,45 @@ func TestMessagesWithoutARecordStillRun(t *testing.T) {
 		t.Errorf("Start of an id recorded on the fly = %v, want ErrExists", err)
 	}
 }
+
+// TestMaxStepsBoundary: max_steps caps the transitions an execution may
+// dispatch, a runaway guard. The end message of a final state with an exit
+// action (pseudo_final) cannot loop, so it does not count: an execution that
+// reaches its final state within max_steps finishes, exactly at the cap too.
+func TestMaxStepsBoundary(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		exit     bool
+		maxSteps int
+		want     engine.Status
+	}{
+		// A -(go)-> B -(go)-> C: two transitions, messages 1 and 2.
+		{"final exit, cap = transitions", true, 2, engine.StatusDone},
+		{"final exit, cap above", true, 3, engine.StatusDone},
+		{"final exit, cap below", true, 1, engine.StatusFailed},
+		{"final without exit, cap = transitions", false, 2, engine.StatusDone},
+		{"final without exit, cap below", false, 1, engine.StatusFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			goOn := func(context.Context, *fsm.Context) (string, error) { return "go", nil }
+			none := func(context.Context, *fsm.Context) (string, error) { return "", nil }
+			c := &spec.State{Name: "C", Final: true}
+			if tc.exit {
+				c.ExitAction = ref("none")
+			}
+			n := tc.maxSteps
+			m := mustCompile(t, &spec.Machine{Name: "M", MaxSteps: &n, States: []*spec.State{
+				{Name: "A", Initial: true, DoAction: ref("go"), Transitions: []*spec.Transition{{Target: "B", Event: "go"}}},
+				{Name: "B", DoAction: ref("go"), Transitions: []*spec.Transition{{Target: "C", Event: "go"}}},
+				c,
+			}}, funcs(map[string]fsm.ActionFunc{"go": goOn, "none": none}))
+			h := newHarness(t, []*engine.Machine{m})
+			id := h.start("M", nil)
+			h.drain()
+			x := h.get(id)
+			if x.Status != tc.want {
+				t.Errorf("max_steps %d: status %s (%s), want %s", tc.maxSteps, x.Status, x.LastError, tc.want)
+			}
+		})
+	}
+}

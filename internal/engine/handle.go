@@ -195,7 +195,10 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 		to = inv.m.states[end.state].name
 	}
 
-	if end.err == nil && end.outcome == OutcomeNext && sys.Steps+1 > inv.m.maxSteps {
+	// max_steps is a runaway guard: the end message of a final state
+	// (pseudo_final) cannot loop, so it does not count, and an execution that
+	// reaches its final state within the cap finishes.
+	if end.err == nil && end.outcome == OutcomeNext && end.event != spec.PseudoFinal && sys.Steps+1 > inv.m.maxSteps {
 		end.err = fatalf("max_steps %d exceeded in state %q (event %q)", inv.m.maxSteps, to, end.event)
 	}
 	if end.err == nil {
