@@ -115,8 +115,9 @@ func TestFinalExitActionFails(t *testing.T) {
 }
 
 // TestConcurrentSendsAdvanceOnce: two sends to one waiting execution (two
-// operators, or a retried API call) both find it waiting and both send; only
-// one of the two messages may advance the execution.
+// operators, or a retried API call): only one may advance the execution, and
+// the second is told so (ErrNotWaiting: the first claimed it) instead of
+// succeeding with a message that would be dropped as a duplicate.
 func TestConcurrentSendsAdvanceOnce(t *testing.T) {
 	s := &script{events: []string{"", "", ""}}
 	h := newHarness(t, []*engine.Machine{mustCompile(t, exampleSpec(), exampleActions(s))})
@@ -124,16 +125,17 @@ func TestConcurrentSendsAdvanceOnce(t *testing.T) {
 	if rs := h.drain(); len(rs) != 1 || rs[0].Outcome != engine.OutcomeWait {
 		t.Fatalf("results %+v, want one wait", rs)
 	}
-	for _, ev := range []string{"done", "skip"} {
-		if err := h.eng.Send(t.Context(), id, ev); err != nil {
-			t.Fatalf("Send(%s): %v", ev, err)
-		}
+	if err := h.eng.Send(t.Context(), id, "done"); err != nil {
+		t.Fatalf("Send(done): %v", err)
+	}
+	if err := h.eng.Send(t.Context(), id, "skip"); !errors.Is(err, engine.ErrNotWaiting) {
+		t.Fatalf("second Send(skip) = %v, want ErrNotWaiting", err)
 	}
 	rs := h.drain()
 	if len(rs) != 1 {
 		t.Fatalf("results %+v, want exactly one step run", rs)
 	}
-	if got := h.counters.Total(engine.MetricDuplicate); got != 1 {
-		t.Errorf("duplicates %d, want 1", got)
+	if got := h.counters.Total(engine.MetricDuplicate); got != 0 {
+		t.Errorf("duplicates %d, want 0 (the second event was never sent)", got)
 	}
 }

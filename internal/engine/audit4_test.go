@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/lfsm/lfsm/fsm"
@@ -128,5 +130,142 @@ func TestMaxStepsBoundary(t *testing.T) {
 				t.Errorf("max_steps %d: status %s (%s), want %s", tc.maxSteps, x.Status, x.LastError, tc.want)
 			}
 		})
+	}
+}
+
+// parked is a machine that waits in A for an outside event: x or y, each to
+// a final state.
+func parked(t *testing.T) *engine.Machine {
+	t.Helper()
+	return mustCompile(t, &spec.Machine{Name: "P", States: []*spec.State{
+		{Name: "A", Initial: true, Transitions: []*spec.Transition{{Target: "X", Event: "x"}, {Target: "Y", Event: "y"}}},
+		{Name: "X", Final: true},
+		{Name: "Y", Final: true},
+	}}, funcs(nil))
+}
+
+// TestConcurrentSendsOneWins: concurrent Sends of different events to one
+// waiting execution used to all report success while only one advanced (the
+// others' messages were dropped as duplicates at acquire). Exactly one may
+// win; the others get ErrNotWaiting and sent nothing.
+func TestConcurrentSendsOneWins(t *testing.T) {
+	for _, oneWrite := range []bool{true, false} {
+		t.Run(fmt.Sprintf("one write %v", oneWrite), func(t *testing.T) {
+			var opts []harnessOption
+			if !oneWrite {
+				// A Queue that is not the Store: claim and enqueue are two writes.
+				opts = append(opts, func(o *engine.Options) { o.Queue = queueOnly{o.Queue} })
+			}
+			h := newHarness(t, []*engine.Machine{parked(t)}, opts...)
+			id := h.start("P", nil)
+			h.drain()
+			if got := h.get(id).Status; got != engine.StatusWaiting {
+				t.Fatalf("status %s, want waiting", got)
+			}
+			const n = 8
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() { errs[i] = h.eng.Send(t.Context(), id, []string{"x", "y"}[i%2]) })
+			}
+			wg.Wait()
+			won := 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					won++
+				case !errors.Is(err, engine.ErrNotWaiting):
+					t.Errorf("losing Send = %v, want ErrNotWaiting", err)
+				}
+			}
+			if won != 1 {
+				t.Fatalf("%d of %d concurrent Sends succeeded, want 1", won, n)
+			}
+			if q := h.mem.Len(); q != 1 {
+				t.Errorf("%d messages queued, want 1 (the winner's)", q)
+			}
+			rs := h.drain()
+			if len(rs) != 1 || rs[0].Outcome != engine.OutcomeDone {
+				t.Errorf("after the sends: %+v, want one step that finishes", rs)
+			}
+		})
+	}
+}
+
+// queueOnly hides every method of a backend but Send, so the engine sees a
+// Queue that is not its Store.
+type queueOnly struct{ q engine.Queue }
+
+func (w queueOnly) Send(ctx context.Context, m engine.OutMessage) (string, error) {
+	return w.q.Send(ctx, m)
+}
+
+// failingQueue refuses every message.
+type failingQueue struct{}
+
+func (failingQueue) Send(context.Context, engine.OutMessage) (string, error) {
+	return "", errors.New("queue down")
+}
+
+// TestSendRacingStop: a Stop that lands before Send's claim makes Send fail
+// with ErrNotWaiting (it used to report success while its message was
+// dropped); one that lands after it stops an execution whose checkpoint is
+// the event's message, so resume delivers the event.
+func TestSendRacingStop(t *testing.T) {
+	for range 20 {
+		h := newHarness(t, []*engine.Machine{parked(t)})
+		id := h.start("P", nil)
+		h.drain()
+		var sendErr, stopErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { sendErr = h.eng.Send(t.Context(), id, "x") })
+		wg.Go(func() { stopErr = h.eng.Stop(t.Context(), id) })
+		wg.Wait()
+		if stopErr != nil {
+			t.Fatalf("Stop: %v", stopErr)
+		}
+		if sendErr != nil && !errors.Is(sendErr, engine.ErrNotWaiting) {
+			t.Fatalf("Send = %v, want nil or ErrNotWaiting", sendErr)
+		}
+		h.drain() // a sent message is dropped: the execution is stopped
+		if err := h.eng.Resume(t.Context(), id); err != nil {
+			t.Fatalf("Resume: %v", err)
+		}
+		h.drain()
+		want := engine.StatusDone
+		if sendErr != nil {
+			want = engine.StatusWaiting // the event was refused: resume parks it again
+		}
+		if got := h.get(id); got.Status != want {
+			t.Errorf("Send err %v: after resume status %s, want %s", sendErr, got.Status, want)
+		}
+	}
+}
+
+// TestSendGivesTheClaimBack: when the event's message cannot be enqueued,
+// Send fails and the execution is waiting again, for the same event or
+// another.
+func TestSendGivesTheClaimBack(t *testing.T) {
+	h := newHarness(t, []*engine.Machine{parked(t)})
+	id := h.start("P", nil)
+	h.drain()
+	parkedAt := h.get(id)
+	eng, err := engine.New(engine.Options{Machines: []*engine.Machine{parked(t)}, Store: h.mem, Queue: failingQueue{}, Clock: h.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Send(t.Context(), id, "x"); err == nil {
+		t.Fatal("Send through a failing queue succeeded")
+	}
+	x := h.get(id)
+	if x.Status != engine.StatusWaiting || string(x.Checkpoint) != string(parkedAt.Checkpoint) {
+		t.Fatalf("after a failed Send: status %s, checkpoint %s; want waiting, the parked message", x.Status, x.Checkpoint)
+	}
+	if err := h.eng.Send(t.Context(), id, "y"); err != nil {
+		t.Fatalf("Send after the claim was given back: %v", err)
+	}
+	h.drain()
+	if got := h.get(id); got.Status != engine.StatusDone || got.State != "Y" {
+		t.Errorf("status %s in %s, want done in Y", got.Status, got.State)
 	}
 }

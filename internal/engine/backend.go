@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -189,6 +190,57 @@ type Store interface {
 	// SetStatus changes the status of a non-done execution (stop, resume), with
 	// the checkpoint to keep. It does not touch leases.
 	SetStatus(ctx context.Context, correlationID string, s Status, reason string, now time.Time) error
+	// SwapStatus moves an execution from s.From to s.To iff its status is
+	// s.From, its done step is s.Step and no lease was granted for a later
+	// step, so that of concurrent swaps of one execution exactly one wins; a
+	// non-nil s.Checkpoint replaces the checkpoint. Otherwise it changes
+	// nothing and returns a *StatusError saying what it found (ErrNotFound
+	// without a record). Engine.Send claims a waiting execution with it
+	// (waiting to running) before it enqueues the event.
+	SwapStatus(ctx context.Context, s StatusSwap) error
+}
+
+// StatusSwap is a conditional status change (Store.SwapStatus).
+type StatusSwap struct {
+	CorrelationID string
+	// Step is the done step the caller saw along with From (for a waiting
+	// execution, the parked step whose checkpoint it read).
+	Step     int
+	From, To Status
+	// Checkpoint, if not nil, replaces the checkpoint.
+	Checkpoint []byte
+	Now        time.Time
+}
+
+// StatusError is a refused StatusSwap: the execution is not in the status
+// (or at the done step) the caller expected.
+type StatusError struct {
+	CorrelationID string
+	// Status and DoneStep are what the store found.
+	Status   Status
+	DoneStep int
+	// Want is the swap that was refused.
+	Want StatusSwap
+}
+
+// Error says what was found instead of what was expected.
+func (e *StatusError) Error() string {
+	if e.Status == e.Want.From {
+		return fmt.Sprintf("execution %s is %s at step %d, not at step %d", e.CorrelationID, e.Status, e.DoneStep, e.Want.Step)
+	}
+	return fmt.Sprintf("execution %s is %s, not %s", e.CorrelationID, e.Status, e.Want.From)
+}
+
+// SwapSender is implemented by a Store that is also the Queue the engine
+// sends to (the local backends): it swaps and sends in one atomic write, so
+// that a claim of a waiting execution and the message it claimed it for
+// cannot be parted by a crash. Engine.Send uses it when its Store implements
+// it and its Queue is the same value.
+type SwapSender interface {
+	// SwapStatusSend applies s as SwapStatus does and, in the same atomic
+	// write, sends out (delayed by out.Delay) and returns its receipt. If the
+	// swap is refused nothing is sent.
+	SwapStatusSend(ctx context.Context, s StatusSwap, out OutMessage) (receipt string, err error)
 }
 
 // StepCommitter is implemented by a Store that is also the Queue the engine

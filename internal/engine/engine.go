@@ -82,6 +82,9 @@ type Engine struct {
 	// Queue too); stepRetries: the Retrier is that backend as well.
 	stepper     StepCommitter
 	stepRetries bool
+	// swapSender is the Store when it can claim a waiting execution and
+	// send the event's message in one write (it is the Queue too).
+	swapSender SwapSender
 }
 
 type systemClock struct{}
@@ -146,6 +149,9 @@ func New(o Options) (*Engine, error) {
 	if sc, ok := o.Store.(StepCommitter); ok && sameBackend(o.Store, o.Queue) {
 		e.stepper = sc
 		e.stepRetries = o.Retrier == nil || sameBackend(o.Store, o.Retrier)
+	}
+	if ss, ok := o.Store.(SwapSender); ok && sameBackend(o.Store, o.Queue) {
+		e.swapSender = ss
 	}
 	if e.metrics == nil {
 		e.metrics = discardMetrics{}
@@ -258,6 +264,17 @@ func (e *Engine) setStatusAfterFailure(ctx context.Context, id string, s Status,
 // from the parked checkpoint (its state and user context, steps + 1). It fails
 // with ErrNotWaiting unless the execution is waiting, and with ErrUnknownEvent
 // (sending nothing) if the state has no transition for event.
+//
+// Send first claims the execution: a conditional change from waiting to
+// running at the parked step (Store.SwapStatus), which exactly one of
+// concurrent callers wins; the others, and a Send that finds the execution
+// stopped or moved on, get ErrNotWaiting naming the status, and send
+// nothing. The claim makes the event's message the checkpoint, so that a
+// Stop after it and a Resume deliver the event. When the Store is also the
+// Queue (SwapSender) the claim and the message are one write; otherwise the
+// message is sent after the claim, and if that fails the claim is given back
+// (best effort: a crash in between leaves the execution running with no
+// message, which stop and resume repair).
 func (e *Engine) Send(ctx context.Context, correlationID, event string) error {
 	x, err := e.store.Get(ctx, correlationID)
 	if err != nil {
@@ -283,10 +300,51 @@ func (e *Engine) Send(ctx context.Context, correlationID, event string) error {
 	if err != nil {
 		return fmt.Errorf("send %q to %s: %w", event, correlationID, err)
 	}
-	if _, err := e.queue.Send(ctx, OutMessage{Key: correlationID, Payload: payload, Delay: additionalDelay(&msg.System)}); err != nil {
+	claim := StatusSwap{CorrelationID: correlationID, Step: x.DoneStep, From: StatusWaiting, To: StatusRunning,
+		Checkpoint: payload, Now: e.clock.Now()}
+	out := OutMessage{Key: correlationID, Payload: payload, Delay: additionalDelay(&msg.System)}
+	if e.swapSender != nil {
+		if _, err := e.swapSender.SwapStatusSend(ctx, claim, out); err != nil {
+			return sendError(event, correlationID, err)
+		}
+		return nil
+	}
+	if err := e.store.SwapStatus(ctx, claim); err != nil {
+		return sendError(event, correlationID, err)
+	}
+	if _, err := e.queue.Send(ctx, out); err != nil {
+		e.giveBack(ctx, x)
 		return fmt.Errorf("send %q to %s: %w", event, correlationID, err)
 	}
 	return nil
+}
+
+// sendError words a refused claim of Send as ErrNotWaiting, naming the
+// status found.
+func sendError(event, correlationID string, err error) error {
+	var se *StatusError
+	if !errors.As(err, &se) {
+		return fmt.Errorf("send %q to %s: %w", event, correlationID, err)
+	}
+	status := string(se.Status)
+	if se.Status == StatusWaiting {
+		status = fmt.Sprintf("waiting, moved on from step %d to %d", se.Want.Step, se.DoneStep)
+	}
+	return fmt.Errorf("send %q to %s (status %s): %w", event, correlationID, status, ErrNotWaiting)
+}
+
+// giveBack undoes Send's claim of x after its message could not be sent:
+// running back to waiting with the parked checkpoint, unless something
+// happened meanwhile (a stop wins).
+func (e *Engine) giveBack(ctx context.Context, x Execution) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	back := StatusSwap{CorrelationID: x.CorrelationID, Step: x.DoneStep, From: StatusRunning, To: StatusWaiting,
+		Checkpoint: x.Checkpoint, Now: e.clock.Now()}
+	if err := e.store.SwapStatus(ctx, back); err != nil {
+		e.logger.LogAttrs(ctx, slog.LevelError, "cannot put execution back to waiting", slog.String("correlation_id", x.CorrelationID),
+			slog.Any("err", err))
+	}
 }
 
 // Stop marks an execution stopped: its later messages are dropped. Resume

@@ -23,6 +23,7 @@ const (
 	OpHistory       = "History"
 	OpList          = "List"
 	OpSetStatus     = "SetStatus"
+	OpSwapStatus    = "SwapStatus"
 	OpSend          = "Send"
 	OpScheduleRetry = "ScheduleRetry"
 	OpReceive       = "Receive"
@@ -235,6 +236,13 @@ func (w *store) SetStatus(ctx context.Context, id string, s engine.Status, reaso
 		return err
 	}
 	return w.s.SetStatus(ctx, id, s, reason, now)
+}
+
+func (w *store) SwapStatus(ctx context.Context, s engine.StatusSwap) error {
+	if err := w.i.fail(OpSwapStatus); err != nil {
+		return err
+	}
+	return w.s.SwapStatus(ctx, s)
 }
 
 type queue struct {

@@ -50,6 +50,7 @@ var (
 	_ engine.Source        = (*Backend)(nil)
 	_ engine.Tailer        = (*Backend)(nil)
 	_ engine.StepCommitter = (*Backend)(nil)
+	_ engine.SwapSender    = (*Backend)(nil)
 )
 
 // New returns an empty Backend.
@@ -361,6 +362,43 @@ func (b *Backend) SetStatus(ctx context.Context, correlationID string, s engine.
 		e.LastError = reason
 	}
 	e.UpdatedAt = now
+	return nil
+}
+
+// SwapStatus implements engine.Store.
+func (b *Backend) SwapStatus(ctx context.Context, s engine.StatusSwap) error {
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	return b.swap(s)
+}
+
+// SwapStatusSend implements engine.SwapSender. The store's lock is held
+// throughout, so the message is sent iff the swap won.
+func (b *Backend) SwapStatusSend(ctx context.Context, s engine.StatusSwap, out engine.OutMessage) (string, error) {
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	if err := b.swap(s); err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(b.enqueue(out), 10), nil
+}
+
+// swap applies s if the execution is where s expects it. The caller holds smu.
+func (b *Backend) swap(s engine.StatusSwap) error {
+	r := b.execs[s.CorrelationID]
+	if r == nil {
+		return fmt.Errorf("swap status of %s: %w", s.CorrelationID, engine.ErrNotFound)
+	}
+	e := &r.e
+	if e.Status != s.From || e.DoneStep != s.Step || e.LeaseStep > s.Step {
+		return fmt.Errorf("swap status of %s from %s to %s: %w", s.CorrelationID, s.From, s.To,
+			&engine.StatusError{CorrelationID: s.CorrelationID, Status: e.Status, DoneStep: e.DoneStep, Want: s})
+	}
+	e.Status = s.To
+	if s.Checkpoint != nil {
+		e.Checkpoint = append(e.Checkpoint[:0], s.Checkpoint...)
+	}
+	e.UpdatedAt = s.Now
 	return nil
 }
 

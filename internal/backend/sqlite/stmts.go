@@ -8,7 +8,7 @@ import (
 type writeStmts struct {
 	begin, commit, rollback, savepoint, rollbackTo, release *stmt
 
-	create, acquire, acquireState, commitExec, insertHistory, setStatus *stmt
+	create, acquire, acquireState, commitExec, insertHistory, setStatus, swapStatus *stmt
 
 	send, receive, ack *stmt
 }
@@ -75,6 +75,12 @@ UPDATE executions SET
 	status = ?2, last_error = iif(?3 <> '', ?3, last_error), updated_at = ?4
 WHERE correlation_id = ?1 AND status <> 'done' AND NOT (status = 'failed' AND ?2 = 'stopped')`
 
+	// sqlSwapStatus: ?1 id, ?2 from, ?3 to, ?4 step (the done step the
+	// caller saw), ?5 checkpoint (NULL keeps it), ?6 now. See engine.Store.
+	sqlSwapStatus = `
+UPDATE executions SET status = ?3, checkpoint = coalesce(?5, checkpoint), updated_at = ?6
+WHERE correlation_id = ?1 AND status = ?2 AND done_step = ?4 AND lease_step <= ?4`
+
 	sqlSend = `INSERT INTO queue (key, payload, visible_at) VALUES (?1, ?2, ?3)`
 
 	// sqlReceive claims up to ?3 visible messages atomically: ?1 hidden until,
@@ -104,6 +110,7 @@ func (s *writeStmts) prepare(c *conn) error {
 		{&s.commitExec, sqlCommit},
 		{&s.insertHistory, sqlInsertHistory},
 		{&s.setStatus, sqlSetStatus},
+		{&s.swapStatus, sqlSwapStatus},
 		{&s.send, sqlSend},
 		{&s.receive, sqlReceive},
 		{&s.ack, sqlAck},
@@ -119,7 +126,7 @@ func (s *writeStmts) prepare(c *conn) error {
 
 func (s *writeStmts) close() {
 	for _, st := range []*stmt{s.begin, s.commit, s.rollback, s.savepoint, s.rollbackTo, s.release, s.create, s.acquire, s.acquireState,
-		s.commitExec, s.insertHistory, s.setStatus, s.send, s.receive, s.ack} {
+		s.commitExec, s.insertHistory, s.setStatus, s.swapStatus, s.send, s.receive, s.ack} {
 		st.close()
 	}
 }

@@ -264,6 +264,69 @@ func (d *DB) SetStatus(ctx context.Context, correlationID string, s engine.Statu
 	return fmt.Errorf("set status of %s to %s: execution is %s: %w", correlationID, s, st.status, engine.ErrInactive)
 }
 
+// SwapStatus implements engine.Store with one conditional update; only a
+// refusal costs a second query (to say what was found).
+func (d *DB) SwapStatus(ctx context.Context, s engine.StatusSwap) error {
+	err := d.write(ctx, false, func(ctx context.Context) error { return d.swap(s) })
+	return d.swapError(s, err)
+}
+
+// SwapStatusSend implements engine.SwapSender: the conditional update and
+// the message's insert in one transaction; a refused swap sends nothing.
+func (d *DB) SwapStatusSend(ctx context.Context, s engine.StatusSwap, out engine.OutMessage) (string, error) {
+	visible := d.clock().Add(max(out.Delay, 0)).UnixNano()
+	payload := out.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	receipt := ""
+	err := d.write(ctx, true, func(ctx context.Context) error {
+		if err := d.swap(s); err != nil {
+			return err
+		}
+		if err := d.ws.send.bind().text(1, out.Key).blob(2, payload).int64(3, visible).exec(); err != nil {
+			return err
+		}
+		receipt = strconv.FormatInt(d.w.lastInsertID(), 10)
+		return nil
+	})
+	if err := d.swapError(s, err); err != nil {
+		return "", err
+	}
+	d.wakeReceivers()
+	return receipt, nil
+}
+
+// swap runs SwapStatus's statements on the write connection.
+func (d *DB) swap(s engine.StatusSwap) error {
+	err := d.ws.swapStatus.bind().text(1, s.CorrelationID).text(2, string(s.From)).text(3, string(s.To)).int(4, s.Step).
+		blob(5, s.Checkpoint).int64(6, nanos(s.Now)).exec()
+	if err != nil {
+		return err
+	}
+	if d.w.changes() == 1 {
+		return nil
+	}
+	st, found, err := d.acquireState(s.CorrelationID)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("swap status of %s: %w", s.CorrelationID, engine.ErrNotFound)
+	}
+	return fmt.Errorf("swap status of %s from %s to %s: %w", s.CorrelationID, s.From, s.To,
+		&engine.StatusError{CorrelationID: s.CorrelationID, Status: engine.Status(st.status), DoneStep: st.done, Want: s})
+}
+
+// swapError passes a refusal on and names the file in any other error.
+func (d *DB) swapError(s engine.StatusSwap, err error) error {
+	var se *engine.StatusError
+	if err == nil || errors.As(err, &se) || errors.Is(err, engine.ErrNotFound) {
+		return err
+	}
+	return d.fileError("swap status of "+s.CorrelationID, err)
+}
+
 const executionColumns = `correlation_id, machine, status, state, event, done_step, retries, fence,
 	lease_step, lease_expires, last_error, checkpoint, send_receipt, created_at, updated_at`
 

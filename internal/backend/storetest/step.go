@@ -15,6 +15,7 @@ import (
 type StepBackend interface {
 	engine.Store
 	engine.StepCommitter
+	engine.SwapSender
 	QueueBackend
 }
 
@@ -23,6 +24,7 @@ type StepBackend interface {
 // suite advances).
 func RunStepCommitter(t *testing.T, newBackend func(t *testing.T, clock func() time.Time) StepBackend) {
 	t1 := T0.Add(time.Second)
+	t.Run("SwapStatusSend", func(t *testing.T) { testSwapStatusSend(t, newBackend) })
 	// fresh returns a backend with execution "c" created, step 0 acquired
 	// (fence 1) and its message delivered once.
 	fresh := func(t *testing.T) (StepBackend, *Clock, engine.Delivery) {

@@ -144,6 +144,7 @@ func RunStore(t *testing.T, newStore func(t *testing.T) engine.Store) {
 	t.Run("SetStatus", func(t *testing.T) { testSetStatus(t, newStore) })
 	t.Run("HistorySince", func(t *testing.T) { testHistorySince(t, newStore) })
 	t.Run("Operator", func(t *testing.T) { testOperator(t, newStore) })
+	t.Run("SwapStatus", func(t *testing.T) { testSwapStatus(t, newStore) })
 }
 
 func testCreate(t *testing.T, newStore func(t *testing.T) engine.Store) {
