@@ -471,6 +471,23 @@ func (p *parser) list(kv *fields, key, what, hint string) []*yaml.Node {
 	return v.Content
 }
 
+// eachMapping calls fn for every item of the list under key that is a mapping
+// (a state, a transition), and reports each item that is not, as a kind of
+// what, with itemHint. It stops when the parse budget is spent.
+func (p *parser) eachMapping(kv *fields, key, what, kind, listHint, itemHint string, fn func(*yaml.Node)) {
+	for _, item := range p.list(kv, key, what, listHint) {
+		if !p.visit() {
+			return
+		}
+		it := resolve(item)
+		if it.Kind != yaml.MappingNode {
+			p.add(diag(CodeWrongType, p.src.rangeOf(item), fmt.Sprintf("a %s of %s must be a mapping, not %s", kind, what, describe(it)), "", itemHint))
+			continue
+		}
+		fn(it)
+	}
+}
+
 func (p *parser) machine(n *yaml.Node) *Machine {
 	m := &Machine{Range: p.src.rangeOf(n)}
 	what := "machine"
@@ -487,18 +504,10 @@ func (p *parser) machine(n *yaml.Node) *Machine {
 		"write a whole number such as max_retries: 3 (0 means no retry), or remove the key for the default 5")
 	m.MaxSteps = p.integer(kv, "max_steps", what, CodeInvalidMaxSteps, 1,
 		"write a whole number of at least 1 such as max_steps: 1000, or remove the key for the default 10000")
-	for _, item := range p.list(kv, "states", what, "write each state as a list item starting with \"- name:\"") {
-		if !p.visit() {
-			break
-		}
-		it := resolve(item)
-		if it.Kind != yaml.MappingNode {
-			p.add(diag(CodeWrongType, p.src.rangeOf(item), fmt.Sprintf("a state of %s must be a mapping, not %s", what, describe(it)), "",
-				"write a state as \"- name: ...\" followed by its keys"))
-			continue
-		}
-		m.States = append(m.States, p.state(it, what))
-	}
+	p.eachMapping(kv, "states", what, "state", "write each state as a list item starting with \"- name:\"",
+		"write a state as \"- name: ...\" followed by its keys", func(it *yaml.Node) {
+			m.States = append(m.States, p.state(it, what))
+		})
 	return m
 }
 
@@ -530,18 +539,10 @@ func (p *parser) state(n *yaml.Node, machine string) *State {
 	s.EntryAction = p.action(kv, "entry_action", what)
 	s.DoAction = p.action(kv, "do_action", what)
 	s.ExitAction = p.action(kv, "exit_action", what)
-	for _, item := range p.list(kv, "transitions", what, "write each transition as a list item starting with \"- target:\"") {
-		if !p.visit() {
-			break
-		}
-		it := resolve(item)
-		if it.Kind != yaml.MappingNode {
-			p.add(diag(CodeWrongType, p.src.rangeOf(item), fmt.Sprintf("a transition of %s must be a mapping, not %s", what, describe(it)), "",
-				"write a transition as \"- target: State\" with \"event: name\" below it"))
-			continue
-		}
-		s.Transitions = append(s.Transitions, p.transition(it, what))
-	}
+	p.eachMapping(kv, "transitions", what, "transition", "write each transition as a list item starting with \"- target:\"",
+		"write a transition as \"- target: State\" with \"event: name\" below it", func(it *yaml.Node) {
+			s.Transitions = append(s.Transitions, p.transition(it, what))
+		})
 	return s
 }
 

@@ -122,7 +122,7 @@ func TestParseGoRef(t *testing.T) {
 }
 
 func TestWriteTextAndReport(t *testing.T) {
-	cwd := filepath.FromSlash("/work/project")
+	cwd := filepath.FromSlash("/src/project")
 	abs := filepath.Join(cwd, "specs", "orders.yaml")
 	at := func(file string, line, col int) Range {
 		return Range{Filename: file, Start: Pos{Line: line, Column: col}, End: Pos{Line: line, Column: col + 1}}
