@@ -119,6 +119,24 @@ type Commit struct {
 	Now     time.Time
 }
 
+// NextStatus is the status the commit moves the execution to: Status, or when
+// that is empty, the one its Outcome implies. Every Store applies this rule.
+func (c Commit) NextStatus() Status {
+	if c.Status != "" {
+		return c.Status
+	}
+	switch c.Outcome {
+	case OutcomeWait:
+		return StatusWaiting
+	case OutcomeDone:
+		return StatusDone
+	case OutcomeFailed:
+		return StatusFailed
+	default:
+		return StatusRunning
+	}
+}
+
 // HistoryEntry describes one invocation (one λ) of an execution.
 type HistoryEntry struct {
 	Step     int           `json:"step"`

@@ -218,7 +218,7 @@ func (b *Backend) commit(r *record, c engine.Commit) {
 	}
 	e.LeaseExpires = time.Time{}
 	if e.Status != engine.StatusStopped || finishes(c.Outcome) {
-		e.Status = commitStatus(c)
+		e.Status = c.NextStatus()
 	}
 	e.State, e.Event = c.State, c.Event
 	if c.Checkpoint != nil {
@@ -252,24 +252,6 @@ func (b *Backend) commit(r *record, c engine.Commit) {
 // a resume finds a failed step reopened, or a done execution refused).
 func finishes(o engine.Outcome) bool {
 	return o == engine.OutcomeDone || o == engine.OutcomeFailed
-}
-
-// commitStatus is the status a commit moves an execution to: c.Status, or when
-// that is empty, the one its outcome implies.
-func commitStatus(c engine.Commit) engine.Status {
-	if c.Status != "" {
-		return c.Status
-	}
-	switch c.Outcome {
-	case engine.OutcomeWait:
-		return engine.StatusWaiting
-	case engine.OutcomeDone:
-		return engine.StatusDone
-	case engine.OutcomeFailed:
-		return engine.StatusFailed
-	default:
-		return engine.StatusRunning
-	}
 }
 
 // Get implements engine.Store.

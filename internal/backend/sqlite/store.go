@@ -145,7 +145,7 @@ func (d *DB) Commit(ctx context.Context, c engine.Commit) error {
 // commit runs Commit's statements; the caller runs them in a transaction.
 func (d *DB) commit(ctx context.Context, c engine.Commit) error {
 	s := d.ws.commitExec.bind().text(1, c.CorrelationID).int64(2, c.Fence).int(3, c.Step).int(4, c.Retries).
-		text(5, string(c.Outcome)).text(6, string(commitStatus(c))).text(7, c.State).text(8, c.Event).
+		text(5, string(c.Outcome)).text(6, string(c.NextStatus())).text(7, c.State).text(8, c.Event).
 		blob(9, c.Checkpoint).text(10, c.SendReceipt).text(11, c.Error).int64(12, nanos(c.Now)).text(13, c.Machine)
 	row, err := s.step()
 	if err != nil {
@@ -217,24 +217,6 @@ func (d *DB) CommitStep(ctx context.Context, c engine.Commit, out *engine.OutMes
 		d.wakeReceivers()
 	}
 	return receipt, nil
-}
-
-// commitStatus is the status a commit moves an execution to: c.Status, or when
-// that is empty, the one its outcome implies.
-func commitStatus(c engine.Commit) engine.Status {
-	if c.Status != "" {
-		return c.Status
-	}
-	switch c.Outcome {
-	case engine.OutcomeWait:
-		return engine.StatusWaiting
-	case engine.OutcomeDone:
-		return engine.StatusDone
-	case engine.OutcomeFailed:
-		return engine.StatusFailed
-	default:
-		return engine.StatusRunning
-	}
 }
 
 // SetStatus implements engine.Store. reason, if not empty, becomes the last
