@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/lfsm/lfsm/internal/backend/chaos"
 	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/spec"
 )
@@ -49,7 +50,38 @@ type RunOptions struct {
 	JSON bool
 	// Logger receives the engine's logs; nil discards.
 	Logger *slog.Logger
+	// Chaos, when set, wraps the backend so that its calls fail at random
+	// (the execution's start excepted: see Run). It also shortens the
+	// default Visibility and LeaseTimeout to ChaosVisibility and
+	// ChaosLeaseTimeout, so that a failed step comes back within seconds.
+	Chaos *chaos.Injector
+	// Visibility is how long a received message that was not acknowledged
+	// (its handling failed) stays hidden before it comes back (default
+	// RunVisibility, or ChaosVisibility under Chaos).
+	Visibility time.Duration
+	// LeaseTimeout is how long a step's lease lasts; a step whose commit
+	// failed can run again only once it expires (default
+	// engine.DefaultLeaseTimeout, or ChaosLeaseTimeout under Chaos).
+	LeaseTimeout time.Duration
 }
+
+// Redelivery timeouts. Run handles one message at a time, so a message
+// comes back only when its handling failed; a short visibility costs
+// nothing else. The lease is what keeps two workers sharing a store from
+// running one step at once, so only chaos, under which commits fail on
+// purpose and would otherwise block the step for the full default lease,
+// shortens it; a step that runs longer than ChaosLeaseTimeout under chaos
+// may then run twice if a worker shares the store (its fence stops the
+// second commit).
+const (
+	RunVisibility     = 2 * time.Second
+	ChaosVisibility   = 250 * time.Millisecond
+	ChaosLeaseTimeout = time.Second
+)
+
+// maxInfraFailures is how many store or queue calls in a row Run lets fail
+// (each then retried, or its message redelivered) before it gives up.
+const maxInfraFailures = 20
 
 // Poll bounds how long one receive waits for the next message, between
 // checks of the execution's status.
@@ -66,45 +98,89 @@ func Run(ctx context.Context, opts RunOptions) (RunResult, error) {
 	if m == nil {
 		return res, fmt.Errorf("run %q: %w", opts.Machine, ErrUnknownMachine)
 	}
-	b, closeB, err := open(ctx, opts.Backend, opts.DBPath)
+	raw, closeB, err := open(ctx, opts.Backend, opts.DBPath)
 	if err != nil {
 		return res, err
 	}
 	defer closeB()
-	e, err := newEngine(opts.Spec, opts.Resolve, opts.Simulate, b, opts.Logger, 0)
+	visibility, leaseTimeout := RunVisibility, time.Duration(0)
+	if opts.Chaos != nil {
+		visibility, leaseTimeout = ChaosVisibility, ChaosLeaseTimeout
+	}
+	if opts.Visibility > 0 {
+		visibility = opts.Visibility
+	}
+	if opts.LeaseTimeout > 0 {
+		leaseTimeout = opts.LeaseTimeout
+	}
+	b, err := withChaos(raw, opts.Chaos)
 	if err != nil {
 		return res, err
+	}
+	e, err := newEngine(opts.Spec, opts.Resolve, opts.Simulate, b, opts.Logger, leaseTimeout)
+	if err != nil {
+		return res, err
+	}
+	// The start goes to the store as it is: a start that fails is the
+	// caller's error to report, not a step to redeliver, and chaos is there
+	// to test how the execution copes once started.
+	starter := e
+	if b != raw {
+		if starter, err = newEngine(opts.Spec, opts.Resolve, opts.Simulate, raw, opts.Logger, leaseTimeout); err != nil {
+			return res, err
+		}
 	}
 	out := opts.Out
 	if out == nil {
 		out = io.Discard
 	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	trace := NewTrace(m)
 	start := time.Now()
-	id, err := e.Start(ctx, engine.StartRequest{Machine: m.Name, Context: opts.Context, CorrelationID: opts.CorrelationID})
+	id, err := starter.Start(ctx, engine.StartRequest{Machine: m.Name, Context: opts.Context, CorrelationID: opts.CorrelationID})
 	if err != nil {
 		return res, err
 	}
 	res.CorrelationID = id
+	// Failures of the store or queue are infrastructure errors: a failed
+	// receive or read is tried again after a short backoff, a delivery whose
+	// handling failed comes back after the visibility timeout. Only a run of
+	// maxInfraFailures in a row ends Run.
+	infra := infraRetry{ctx: ctx, logger: logger, id: id}
 	finished := false
 	for !finished {
-		ds, err := b.Receive(ctx, 10, 30*time.Second, poll)
+		ds, err := b.Receive(ctx, 10, visibility, poll)
 		if err != nil {
-			return res, fmt.Errorf("run %s: receive: %w", id, err)
+			if err := infra.failed("receive", err); err != nil {
+				return res, err
+			}
+			continue
 		}
 		if len(ds) == 0 {
 			// Someone else (a worker on the same store) may have finished it.
 			ex, err := b.Get(ctx, id)
 			if err != nil {
-				return res, fmt.Errorf("run %s: %w", id, err)
+				if err := infra.failed("get", err); err != nil {
+					return res, err
+				}
+				continue
 			}
+			infra.ok()
 			finished = ex.Status.Terminal() || ex.Status == engine.StatusWaiting
 			continue
 		}
+		infra.ok()
 		for _, d := range ds {
 			l, mine, err := handle(ctx, e, b, d, id, trace)
 			if err != nil {
-				return res, err
+				// Left unacknowledged: it comes back after the visibility timeout.
+				if err := infra.failed("handle message", err); err != nil {
+					return res, err
+				}
+				continue
 			}
 			if !mine {
 				continue
@@ -122,13 +198,67 @@ func Run(ctx context.Context, opts RunOptions) (RunResult, error) {
 		}
 	}
 	res.Duration = time.Since(start)
-	if err := fill(ctx, b, &res); err != nil {
-		return res, err
+	for {
+		err := fill(ctx, b, &res)
+		if err == nil {
+			break
+		}
+		if err := infra.failed("read result", err); err != nil {
+			return res, err
+		}
 	}
 	if opts.JSON {
 		return res, WriteJSON(out, res)
 	}
 	return res, WriteSummary(out, res)
+}
+
+// infraRetry counts failures of the store or queue in a row.
+type infraRetry struct {
+	ctx     context.Context
+	logger  *slog.Logger
+	id      string
+	n       int
+	backoff time.Duration
+}
+
+// failed records err of what Run was doing. It returns an error when Run
+// must stop (ctx is done, or too many failures in a row); else it logs err
+// and waits a backoff (10 ms doubling to 200 ms) before the caller retries.
+func (r *infraRetry) failed(what string, err error) error {
+	if r.ctx.Err() != nil {
+		return fmt.Errorf("run %s: %s: %w", r.id, what, err)
+	}
+	r.n++
+	if r.n > maxInfraFailures {
+		return fmt.Errorf("run %s: %s: %w (%d failures of the store in a row)", r.id, what, err, r.n)
+	}
+	r.logger.LogAttrs(r.ctx, slog.LevelWarn, "store call failed, will retry", slog.String("correlation_id", r.id),
+		slog.String("call", what), slog.Any("err", err))
+	r.backoff = min(max(2*r.backoff, 10*time.Millisecond), 200*time.Millisecond)
+	t := time.NewTimer(r.backoff)
+	defer t.Stop()
+	select {
+	case <-r.ctx.Done():
+		return fmt.Errorf("run %s: %s: %w", r.id, what, r.ctx.Err())
+	case <-t.C:
+	}
+	return nil
+}
+
+// ok records a call that succeeded.
+func (r *infraRetry) ok() { r.n, r.backoff = 0, 0 }
+
+// withChaos returns b wrapped by inj, or b when inj is nil.
+func withChaos(b Backend, inj *chaos.Injector) (Backend, error) {
+	if inj == nil {
+		return b, nil
+	}
+	full, ok := b.(chaos.Full)
+	if !ok {
+		return nil, fmt.Errorf("chaos: the backend %T is not a full local backend (store, queue, retrier and source)", b)
+	}
+	return inj.Backend(full), nil
 }
 
 // handle processes one delivery. mine reports whether it was a step of
@@ -201,6 +331,9 @@ type WorkerOptions struct {
 	// event do not keep it busy. The backend must report its queue length.
 	UntilIdle bool
 	Logger    *slog.Logger
+	// Chaos, as in RunOptions: it wraps the backend, and the zero Visibility
+	// and LeaseTimeout become ChaosVisibility and ChaosLeaseTimeout.
+	Chaos *chaos.Injector
 }
 
 // queueLener is implemented by backends that can count the messages not yet
@@ -216,11 +349,23 @@ const idlePoll = 100 * time.Millisecond
 // cancelled (or, with UntilIdle, the queue is empty); then it lets the steps
 // in flight finish and returns nil.
 func Worker(ctx context.Context, opts WorkerOptions) error {
-	b, closeB, err := open(ctx, opts.Backend, opts.DBPath)
+	raw, closeB, err := open(ctx, opts.Backend, opts.DBPath)
 	if err != nil {
 		return err
 	}
 	defer closeB()
+	b, err := withChaos(raw, opts.Chaos)
+	if err != nil {
+		return err
+	}
+	if opts.Chaos != nil {
+		if opts.Visibility <= 0 {
+			opts.Visibility = ChaosVisibility
+		}
+		if opts.LeaseTimeout <= 0 {
+			opts.LeaseTimeout = ChaosLeaseTimeout
+		}
+	}
 	e, err := newEngine(opts.Spec, opts.Resolve, opts.Simulate, b, opts.Logger, opts.LeaseTimeout)
 	if err != nil {
 		return err
@@ -229,7 +374,7 @@ func Worker(ctx context.Context, opts WorkerOptions) error {
 	if !opts.UntilIdle {
 		return engine.RunWorker(ctx, b, e, wopts)
 	}
-	ql, ok := queueLenOf(b)
+	ql, ok := queueLenOf(raw) // the wrapper does not count; counting is no store call under test
 	if !ok {
 		return fmt.Errorf("worker: the backend %T cannot report its queue length (needed to stop when idle)", b)
 	}

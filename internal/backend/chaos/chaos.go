@@ -3,8 +3,10 @@ package chaos
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +31,12 @@ const (
 	OpReceive       = "Receive"
 	OpAck           = "Ack"
 )
+
+// Ops returns every operation name Config.Ops may key, sorted.
+func Ops() []string {
+	return []string{OpAck, OpAcquire, OpCommit, OpCommitStep, OpCreate, OpGet, OpHistory,
+		OpList, OpReceive, OpScheduleRetry, OpSend, OpSetStatus, OpSwapStatus}
+}
 
 // ErrInjected is what every injected failure wraps.
 var ErrInjected = errors.New("chaos: injected failure")
@@ -286,4 +294,26 @@ func (w *source) Ack(ctx context.Context, receipt string) error {
 		return err
 	}
 	return w.s.Ack(ctx, receipt)
+}
+
+// Summary says how many calls failed of how many, per operation that failed:
+// "3 of 41 calls failed (CommitStep 1, Receive 2)".
+func (i *Injector) Summary() string {
+	calls, failures := i.Stats()
+	n, f := 0, 0
+	for _, c := range calls {
+		n += c
+	}
+	var parts []string
+	for _, op := range Ops() {
+		if failures[op] > 0 {
+			f += failures[op]
+			parts = append(parts, fmt.Sprintf("%s %d", op, failures[op]))
+		}
+	}
+	s := fmt.Sprintf("%d of %d calls failed", f, n)
+	if len(parts) > 0 {
+		s += " (" + strings.Join(parts, ", ") + ")"
+	}
+	return s
 }
