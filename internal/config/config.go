@@ -63,6 +63,12 @@ type Config struct {
 	// .lfsm/lfsm.db in the project directory (the Go module root holding the
 	// spec, else the spec's directory).
 	DB string `mapstructure:"db" json:"db"`
+	// Chaos makes calls to the local store fail at random (flag --chaos of
+	// run and dev). In lfsm.yaml it is a map, which the settings loader
+	// reads through ChaosFromSetting, hence no mapstructure decoding.
+	Chaos Chaos `mapstructure:"-" json:"chaos"`
+	// ChaosSeed seeds the chaos draws (flag --chaos-seed); 0 means random.
+	ChaosSeed uint64 `mapstructure:"chaos-seed" json:"chaos_seed"`
 }
 
 // Default returns the settings used when nothing else sets them.
@@ -72,7 +78,7 @@ func Default() Config {
 
 // Keys lists the keys lfsm.yaml may hold, sorted.
 func Keys() []string {
-	return []string{"db", "file", "lambda-arn", "machine", "output", "target"}
+	return []string{"chaos", "chaos-seed", "db", "file", "lambda-arn", "machine", "output", "target"}
 }
 
 // Validate checks values whose shape is known without a command's context. It

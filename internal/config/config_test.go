@@ -94,3 +94,63 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestChaos(t *testing.T) {
+	tests := []struct {
+		name    string
+		flag    string // SPEC, as --chaos and LFSM_CHAOS give it
+		file    any    // the chaos value of lfsm.yaml, as YAML decodes it
+		want    string // canonical String of the result
+		wantErr []string
+	}{
+		{name: "off", flag: "", want: ""},
+		{name: "default only", flag: "0.1", file: 0.1, want: "default=0.1"},
+		{name: "per op", flag: "default=0.1,Commit=0.5", file: map[string]any{"default": 0.1, "Commit": 0.5},
+			want: "default=0.1,Commit=0.5"},
+		{name: "bounds", flag: "Receive=0, Ack=1", file: map[string]any{"Receive": 0, "Ack": 1}, want: "Ack=1,Receive=0"},
+		{name: "spec string in file", flag: "Send=0.25", file: "Send=0.25", want: "Send=0.25"},
+		{name: "out of range", flag: "1.5", file: 1.5, wantErr: []string{"chaos default=1.5: out of range"}},
+		{name: "negative", flag: "Commit=-0.1", file: map[string]any{"Commit": -0.1}, wantErr: []string{"chaos Commit=-0.1: out of range"}},
+		{name: "not a number", flag: "Commit=lots", file: map[string]any{"Commit": "lots"}, wantErr: []string{"chaos Commit=lots: not a number"}},
+		{name: "unknown op lists valid keys", flag: "Comit=0.5", file: map[string]any{"Comit": 0.5},
+			wantErr: []string{`chaos key "Comit": unknown operation`, "default, Ack, Acquire, Commit, CommitStep, Create, Get, History, List, Receive, ScheduleRetry, Send, SetStatus, SwapStatus"}},
+		{name: "wrong case", flag: "commit=0.5", file: map[string]any{"commit": 0.5}, wantErr: []string{`did you mean "Commit"?`}},
+		{name: "every problem", flag: "Comit=0.5,Send=2", file: map[string]any{"Comit": 0.5, "Send": 2},
+			wantErr: []string{`"Comit"`, "Send=2: out of range"}},
+		{name: "no equals", flag: "Commit=0.5,Send", file: []any{"Send"}, wantErr: []string{"want "}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, src := range []string{"flag", "file"} {
+				var got Chaos
+				var err error
+				if src == "flag" {
+					got, err = ParseChaos(tt.flag)
+				} else {
+					got, err = ChaosFromSetting(tt.file)
+				}
+				if len(tt.wantErr) > 0 {
+					var ce *ChaosError
+					if !errors.As(err, &ce) {
+						t.Fatalf("%s: error = %v, want a ChaosError", src, err)
+					}
+					for _, w := range tt.wantErr {
+						if !strings.Contains(err.Error(), w) {
+							t.Errorf("%s: error = %q, want it to contain %q", src, err, w)
+						}
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", src, err)
+				}
+				if got.String() != tt.want {
+					t.Errorf("%s: got %q, want %q", src, got, tt.want)
+				}
+				if back, err := ParseChaos(got.String()); err != nil || back.String() != tt.want {
+					t.Errorf("%s: String does not parse back: %q, %v", src, back, err)
+				}
+			}
+		})
+	}
+}
