@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/lfsm/lfsm/fsm"
+	"github.com/lfsm/lfsm/internal/backend/chaos"
+	"github.com/lfsm/lfsm/internal/config"
 	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/local"
 	"github.com/lfsm/lfsm/internal/spec"
@@ -94,8 +97,8 @@ func run(ctx context.Context, cfg Config, args []string, stdout, stderr io.Write
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
-  run -m MACHINE [--context JSON|@FILE] [--correlation-id ID] [--db PATH] [--output text|json]
-  worker [--workers N] [--db PATH] [--until-idle] [--visibility DURATION] [--lease-timeout DURATION]
+  run -m MACHINE [--context JSON|@FILE] [--correlation-id ID] [--db PATH] [--output text|json] [--chaos SPEC [--chaos-seed N]]
+  worker [--workers N] [--db PATH] [--until-idle] [--visibility DURATION] [--lease-timeout DURATION] [--chaos SPEC [--chaos-seed N]]
   machines
 `)
 }
@@ -109,7 +112,13 @@ func runCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []s
 	id := fs.String("correlation-id", "", "correlation id (default: a new random one)")
 	db := fs.String("db", local.DefaultDBPath, "SQLite database of the local store")
 	output := fs.String("output", "text", "text or json")
+	cf := chaosFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	inj, err := cf.injector(fs, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitUsage
 	}
 	if *machine == "" || fs.NArg() > 0 || (*output != "text" && *output != "json") {
@@ -123,8 +132,11 @@ func runCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []s
 	}
 	res, err := local.Run(ctx, local.RunOptions{
 		Spec: s, Resolve: resolve, DBPath: *db, Machine: *machine, Context: uc,
-		CorrelationID: *id, Out: stdout, JSON: *output == "json", Logger: logger,
+		CorrelationID: *id, Out: stdout, JSON: *output == "json", Logger: logger, Chaos: inj,
 	})
+	if inj != nil {
+		fmt.Fprintln(stderr, "chaos: "+inj.Summary())
+	}
 	switch {
 	case err != nil && ctx.Err() != nil:
 		fmt.Fprintf(stderr, "interrupted: execution %s left as it was (lfsm inspect %s)\n", res.CorrelationID, res.CorrelationID)
@@ -150,6 +162,7 @@ func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args 
 	untilIdle := fs.Bool("until-idle", false, "exit once no message is queued, delayed or in flight")
 	visibility := fs.Duration("visibility", 30*time.Second, "how long a received message stays hidden before it is delivered again")
 	leaseTimeout := fs.Duration("lease-timeout", engine.DefaultLeaseTimeout, "how long a step's lease lasts before another worker may take the step over")
+	cf := chaosFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -157,9 +170,28 @@ func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args 
 		fmt.Fprintln(stderr, "error: worker takes no arguments, --workers >= 1, and positive --visibility and --lease-timeout")
 		return exitUsage
 	}
+	inj, err := cf.injector(fs, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitUsage
+	}
+	if inj != nil {
+		// Under chaos, commits fail on purpose: short timeouts unless given.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["visibility"] {
+			*visibility = local.ChaosVisibility
+		}
+		if !set["lease-timeout"] {
+			*leaseTimeout = local.ChaosLeaseTimeout
+		}
+	}
 	fmt.Fprintf(stderr, "worker: %d workers on %s (machines: %s)\n", *workers, *db, machineNames(s))
-	err := local.Worker(ctx, local.WorkerOptions{Spec: s, Resolve: resolve, DBPath: *db, Workers: *workers, Logger: logger,
-		UntilIdle: *untilIdle, Visibility: *visibility, LeaseTimeout: *leaseTimeout})
+	err = local.Worker(ctx, local.WorkerOptions{Spec: s, Resolve: resolve, DBPath: *db, Workers: *workers, Logger: logger,
+		UntilIdle: *untilIdle, Visibility: *visibility, LeaseTimeout: *leaseTimeout, Chaos: inj})
+	if inj != nil {
+		fmt.Fprintln(stderr, "chaos: "+inj.Summary())
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitFailure
@@ -172,6 +204,37 @@ func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args 
 		fmt.Fprintln(stderr, "worker: queue empty, exiting")
 	}
 	return exitOK
+}
+
+// chaosOpts are the --chaos and --chaos-seed flags of run and worker.
+type chaosOpts struct {
+	spec config.Chaos
+	seed uint64
+}
+
+func chaosFlags(fs *flag.FlagSet) *chaosOpts {
+	c := &chaosOpts{}
+	fs.Var(&c.spec, "chaos", "make calls to the local store fail at random: 0.1, or default=0.1,Commit=0.5")
+	fs.Uint64Var(&c.seed, "chaos-seed", 0, "seed of the chaos draws (default: random, printed)")
+	return c
+}
+
+// injector returns nil when chaos is off; else it prints that chaos is on
+// and returns the injector. --chaos-seed without chaos is an error.
+func (c *chaosOpts) injector(fs *flag.FlagSet, stderr io.Writer) (*chaos.Injector, error) {
+	seedSet := false
+	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "chaos-seed" })
+	if !c.spec.Enabled() {
+		if seedSet {
+			return nil, errors.New("--chaos-seed needs --chaos")
+		}
+		return nil, nil
+	}
+	if !seedSet {
+		c.seed = rand.Uint64N(1 << 31)
+	}
+	fmt.Fprintln(stderr, c.spec.Notice(c.seed))
+	return chaos.New(c.spec.Config(c.seed)), nil
 }
 
 // parseContext reads the initial user context: a JSON object, or @FILE.

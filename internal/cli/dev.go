@@ -22,13 +22,14 @@ type DevOptions struct {
 	UntilIdle bool
 	Simulate  bool
 	Sim       simulateFlags
+	Chaos     chaosFlags
 }
 
 func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 	opts := &DevOptions{}
 	var sim *engine.SimulateOptions
 	cmd := &cobra.Command{
-		Use:   "dev [--workers N] [--until-idle] [--simulate [--events a,b,...] [--seed N]]",
+		Use:   "dev [--workers N] [--until-idle] [--simulate [--events a,b,...] [--seed N]] [--chaos SPEC [--chaos-seed N]]",
 		Short: "Run a local worker over the project's store",
 		Long: heredoc(`
 			Build the project and run its worker on the project's local store
@@ -42,6 +43,10 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 			With --simulate nothing is built: the worker runs inside lfsm with
 			simulated actions (see lfsm run --help); --events are shared by every
 			execution the worker runs.
+
+			--chaos makes calls to the local store fail at random, as in lfsm run
+			(see lfsm run --help); under chaos a failed step comes back after a
+			250 ms visibility timeout and a 1 s lease.
 
 			Ctrl-C stops the worker gracefully: the steps in flight finish and are
 			committed (exit status 130); a second Ctrl-C aborts them, and their
@@ -63,6 +68,9 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 			if sim, err = opts.Sim.options(cmd, opts.Simulate); err != nil {
 				return err
 			}
+			if err := opts.Chaos.check(cmd); err != nil {
+				return err
+			}
 			opts.IO, opts.WorkDir = f.IOStreams, f.WorkDir
 			if runF != nil {
 				return runF(opts)
@@ -75,6 +83,7 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 	fl.IntVar(&opts.Workers, "workers", 4, "messages handled at once")
 	fl.BoolVar(&opts.UntilIdle, "until-idle", false, "exit once no message is queued, delayed or in flight")
 	addSimulateFlags(cmd, &opts.Simulate, &opts.Sim)
+	addChaosFlags(cmd, &opts.Chaos)
 	return cmd
 }
 
@@ -89,7 +98,11 @@ func runDev(ctx context.Context, opts *DevOptions, sim *engine.SimulateOptions) 
 	}
 	if sim != nil {
 		fmt.Fprintf(opts.IO.ErrOut, "dev: simulated worker, %d at a time, on %s (machines: %s)\n", opts.Workers, relTo(opts.WorkDir, db), machineNames(s))
-		err := local.Worker(ctx, local.WorkerOptions{Spec: s, Simulate: sim, DBPath: db, Workers: opts.Workers, UntilIdle: opts.UntilIdle})
+		inj := opts.Chaos.injector(opts.IO)
+		err := local.Worker(ctx, local.WorkerOptions{Spec: s, Simulate: sim, DBPath: db, Workers: opts.Workers, UntilIdle: opts.UntilIdle, Chaos: inj})
+		if inj != nil {
+			fmt.Fprintln(opts.IO.ErrOut, "chaos: "+inj.Summary())
+		}
 		if err != nil {
 			return err
 		}
@@ -107,5 +120,6 @@ func runDev(ctx context.Context, opts *DevOptions, sim *engine.SimulateOptions) 
 	if opts.UntilIdle {
 		args = append(args, "--until-idle")
 	}
+	args = append(args, opts.Chaos.args()...)
 	return runChild(ctx, opts.IO, projectDir(opts.File), res.Binary, args...)
 }

@@ -78,8 +78,9 @@ func NewRootCmd(f *Factory) *cobra.Command {
 			Every flag can also be set by an environment variable: LFSM_ and the
 			flag's name in capitals, dashes as underscores (LFSM_OUTPUT=json).
 			The settings file lfsm.yaml in the working directory (or --config FILE)
-			may set file, machine, target, output, lambda-arn and db. A flag beats the
-			environment, which beats lfsm.yaml, which beats the default.
+			may set file, machine, target, output, lambda-arn, db, chaos and
+			chaos-seed. A flag beats the environment, which beats lfsm.yaml,
+			which beats the default.
 
 			Exit status: 0 ok, 1 failure (including an invalid spec), 2 usage
 			error, 130 interrupted.

@@ -26,6 +26,7 @@ type RunOptions struct {
 	Output        string
 	Simulate      bool
 	Sim           simulateFlags
+	Chaos         chaosFlags
 }
 
 // simulateFlags are the --events and --seed flags of run and dev.
@@ -68,7 +69,7 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 	opts := &RunOptions{}
 	var sim *engine.SimulateOptions
 	cmd := &cobra.Command{
-		Use:   "run -m MACHINE [--context JSON|@FILE] [--correlation-id ID] [--output text|json] [--simulate [--events a,b,...] [--seed N]]",
+		Use:   "run -m MACHINE [--context JSON|@FILE] [--correlation-id ID] [--output text|json] [--simulate [--events a,b,...] [--seed N]] [--chaos SPEC [--chaos-seed N]]",
 		Short: "Run one execution locally and show each Lambda invocation",
 		Long: heredoc(`
 			Start one execution and run it to the end in this terminal, printing
@@ -93,6 +94,12 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 
 			With --output json the result is one JSON document (format_version "1")
 			with every λ, the final status and context.
+
+			--chaos makes calls to the local store fail at random, to test that
+			the workflow copes (see docs/run.md, "Chaos"): a probability for every
+			call (0.1) or per operation (default=0.1,Commit=0.5). A failed call is
+			retried or its message redelivered, so the run still finishes, later;
+			a line on stderr says chaos is on, with the seed that repeats it.
 		`),
 		Example: example(`
 			# The seed example's done, done path: λ1 λ2 λ4 λ5
@@ -100,6 +107,9 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 
 			# A real run with the project's Go actions
 			lfsm run -m Example --context '{"arg1":1}'
+
+			# The same path with one store call in five failing at random
+			lfsm run -f examples/seed/fsm.yaml -m Example --simulate --events done,done --chaos 0.2 --chaos-seed 1
 
 			# The context from a file, as JSON
 			lfsm run -m Example --context @order.json --output json
@@ -111,6 +121,9 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 			}
 			var err error
 			if sim, err = opts.Sim.options(cmd, opts.Simulate); err != nil {
+				return err
+			}
+			if err := opts.Chaos.check(cmd); err != nil {
 				return err
 			}
 			opts.IO, opts.WorkDir = f.IOStreams, f.WorkDir
@@ -127,6 +140,7 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 	fl.StringVar(&opts.CorrelationID, "correlation-id", "", "correlation `ID` of the execution (default: a new random one)")
 	fl.StringVar(&opts.Output, "output", outputText, "output `FORMAT`: text|json")
 	addSimulateFlags(cmd, &opts.Simulate, &opts.Sim)
+	addChaosFlags(cmd, &opts.Chaos)
 	return cmd
 }
 
@@ -144,10 +158,15 @@ func runRun(ctx context.Context, opts *RunOptions, sim *engine.SimulateOptions) 
 		return err
 	}
 	if sim != nil {
+		inj := opts.Chaos.injector(opts.IO)
 		res, err := local.Run(ctx, local.RunOptions{
 			Spec: s, Simulate: sim, Backend: memory.New(memory.Options{}), Machine: m.Name,
 			Context: uc, CorrelationID: opts.CorrelationID, Out: opts.IO.Out, JSON: opts.Output == outputJSON,
+			Chaos: inj,
 		})
+		if inj != nil {
+			fmt.Fprintln(opts.IO.ErrOut, "chaos: "+inj.Summary())
+		}
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return ctx.Err()
@@ -178,5 +197,6 @@ func runRun(ctx context.Context, opts *RunOptions, sim *engine.SimulateOptions) 
 	if opts.CorrelationID != "" {
 		args = append(args, "--correlation-id", opts.CorrelationID)
 	}
+	args = append(args, opts.Chaos.args()...)
 	return runChild(ctx, opts.IO, projectDir(opts.File), res.Binary, args...)
 }

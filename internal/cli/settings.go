@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/lfsm/lfsm/internal/config"
 )
@@ -44,7 +45,7 @@ func bindSettings(cmd *cobra.Command, f *Factory) error {
 		// Only the file's keys are known at this point: nothing is bound yet.
 		var unknown []string
 		for _, k := range v.AllKeys() {
-			if !slices.Contains(config.Keys(), k) {
+			if !slices.Contains(config.Keys(), k) && !strings.HasPrefix(k, "chaos.") {
 				unknown = append(unknown, k)
 			}
 		}
@@ -56,6 +57,10 @@ func bindSettings(cmd *cobra.Command, f *Factory) error {
 	}
 	f.ConfigFile = path
 	f.sources = map[string]string{}
+	fileChaos, err := readChaos(path)
+	if err != nil {
+		return err
+	}
 
 	var errs []error
 	cmd.Flags().VisitAll(func(fl *pflag.Flag) {
@@ -71,12 +76,15 @@ func bindSettings(cmd *cobra.Command, f *Factory) error {
 			return
 		}
 		source := filepath.Base(path)
+		value := v.GetString(fl.Name)
 		if os.Getenv(envName(fl.Name)) != "" {
 			source = envName(fl.Name)
+		} else if fl.Name == "chaos" {
+			value = fileChaos.String() // a map in the file, already checked
 		}
-		if err := cmd.Flags().Set(fl.Name, v.GetString(fl.Name)); err != nil {
+		if err := cmd.Flags().Set(fl.Name, value); err != nil {
 			errs = append(errs, usageErrorf("invalid value %q for --%s (set by %s): %w",
-				v.GetString(fl.Name), fl.Name, source, err))
+				value, fl.Name, source, err))
 			return
 		}
 		f.sources[fl.Name] = source
@@ -94,11 +102,43 @@ func bindSettings(cmd *cobra.Command, f *Factory) error {
 	if err := v.Unmarshal(&cfg); err != nil {
 		return fmt.Errorf("decode settings: %w", err)
 	}
+	cfg.Chaos = fileChaos
+	if fl := cmd.Flags().Lookup("chaos"); fl != nil {
+		cfg.Chaos = *fl.Value.(*config.Chaos)
+	} else if s := os.Getenv(envName("chaos")); s != "" {
+		if cfg.Chaos, err = config.ParseChaos(s); err != nil {
+			return usageErrorf("invalid %s: %w", envName("chaos"), err)
+		}
+	}
 	if _, err := config.ParseTarget(string(cfg.Target)); err != nil {
 		return usageErrorf("invalid --target%s: %w", f.sourceNote("target"), err)
 	}
 	f.Config = cfg
 	return nil
+}
+
+// readChaos returns the chaos setting of the settings file at path ("" for
+// none). It reads the file itself: viper lowercases map keys, and chaos keys
+// are operation names (Commit).
+func readChaos(path string) (config.Chaos, error) {
+	if path == "" {
+		return config.Chaos{}, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return config.Chaos{}, fmt.Errorf("read settings %s: %w", path, err)
+	}
+	var raw struct {
+		Chaos any `yaml:"chaos"`
+	}
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return config.Chaos{}, fmt.Errorf("read settings %s: %w", path, err)
+	}
+	c, err := config.ChaosFromSetting(raw.Chaos)
+	if err != nil {
+		return c, usageErrorf("invalid chaos in %s: %w", path, err)
+	}
+	return c, nil
 }
 
 // configPath returns the settings file to read: --config, else LFSM_CONFIG,
