@@ -34,6 +34,8 @@ func TestCommandLine(t *testing.T) {
 		{"run bad context", []string{"run", "-m", "Example", "--context", "[1]"}, exitUsage, "", "--context: not a JSON object"},
 		{"run unknown flag", []string{"run", "--nope"}, exitUsage, "", "flag provided but not defined"},
 		{"worker bad workers", []string{"worker", "--workers", "0"}, exitUsage, "", "--workers >= 1"},
+		{"run bad chaos", []string{"run", "-m", "Example", "--chaos", "Comit=0.5"}, exitUsage, "", `chaos key "Comit": unknown operation; valid keys are default, Ack`},
+		{"worker chaos seed alone", []string{"worker", "--chaos-seed", "1"}, exitUsage, "", "--chaos-seed needs --chaos"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
