@@ -176,6 +176,20 @@ type fields struct {
 	vals  [8]pair
 }
 
+// optional returns the pair of key k and its resolved value, or ok false when
+// the key is absent or null (an optional key's default applies).
+func (f *fields) optional(k string) (pr pair, v *yaml.Node, ok bool) {
+	pr, ok = f.get(k)
+	if !ok {
+		return pair{}, nil, false
+	}
+	v = resolve(pr.val)
+	if isNull(v) {
+		return pair{}, nil, false
+	}
+	return pr, v, true
+}
+
 // get returns the pair of key k and whether the mapping has it.
 func (f *fields) get(k string) (pair, bool) {
 	for i, name := range f.known {
@@ -382,12 +396,8 @@ var yaml11Bools = map[string]bool{
 
 // boolean reads an optional boolean; absent or null is false.
 func (p *parser) boolean(kv *fields, key, what string) bool {
-	pr, ok := kv.get(key)
+	pr, v, ok := kv.optional(key)
 	if !ok {
-		return false
-	}
-	v := resolve(pr.val)
-	if isNull(v) {
 		return false
 	}
 	if v.Kind == yaml.ScalarNode {
@@ -408,12 +418,8 @@ func (p *parser) boolean(kv *fields, key, what string) bool {
 
 // integer reads an optional integer >= minimum; nil when absent or invalid.
 func (p *parser) integer(kv *fields, key, what, code string, minimum int, hint string) *int {
-	pr, ok := kv.get(key)
+	pr, v, ok := kv.optional(key)
 	if !ok {
-		return nil
-	}
-	v := resolve(pr.val)
-	if isNull(v) {
 		return nil
 	}
 	if v.Kind != yaml.ScalarNode {
@@ -434,12 +440,8 @@ func (p *parser) integer(kv *fields, key, what, code string, minimum int, hint s
 
 // action reads an optional action reference.
 func (p *parser) action(kv *fields, key, what string) *ActionRef {
-	pr, ok := kv.get(key)
+	pr, v, ok := kv.optional(key)
 	if !ok {
-		return nil
-	}
-	v := resolve(pr.val)
-	if isNull(v) {
 		return nil
 	}
 	const hint = "name the action as import/path.Identifier (for example example.com/shop/actions.ChargeCard), or remove the key"
@@ -456,12 +458,8 @@ func (p *parser) action(kv *fields, key, what string) *ActionRef {
 
 // list returns the items of an optional list value; nil when absent or null.
 func (p *parser) list(kv *fields, key, what, hint string) []*yaml.Node {
-	pr, ok := kv.get(key)
+	pr, v, ok := kv.optional(key)
 	if !ok {
-		return nil
-	}
-	v := resolve(pr.val)
-	if isNull(v) {
 		return nil
 	}
 	if v.Kind != yaml.SequenceNode {
