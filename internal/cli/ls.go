@@ -38,7 +38,7 @@ func newLsCmd(f *Factory, runF func(*LsOptions) error) *cobra.Command {
 		Aliases: []string{"list"},
 		Short:   "List executions of the local store",
 		Long: heredoc(`
-			List executions, most recently updated first: correlation id, machine,
+			List executions, newest (most recently started) first: correlation id, machine,
 			status, state, last committed step and when it last changed.
 			-m and --status (running, waiting, done, failed, stopped) filter them.
 
@@ -78,10 +78,11 @@ func runLs(ctx context.Context, opts *LsOptions) error {
 		return err
 	}
 	defer db.Close()
-	xs, err := db.List(ctx, engine.ListFilter{Machine: opts.Machine, Status: engine.Status(opts.Status), Limit: opts.Limit})
+	page, err := db.List(ctx, engine.ListFilter{Machine: opts.Machine, Status: engine.Status(opts.Status), Limit: opts.Limit})
 	if err != nil {
 		return fmt.Errorf("list executions: %w", err)
 	}
+	xs := page.Executions
 	if opts.Output == outputJSON {
 		return writeJSON(opts.IO.Out, LsResult{FormatVersion: "1", Executions: xs})
 	}

@@ -174,12 +174,36 @@ type Execution struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 }
 
-// ListFilter selects executions for List (zero values match all).
+// ListFilter selects executions for List (zero values match all) and the
+// page to return.
 type ListFilter struct {
 	Machine string
 	Status  Status
-	Limit   int
+	// State is the current state's name.
+	State string
+	// Limit is the page size: at most Limit executions; 0 means no limit (one
+	// page holds every match).
+	Limit int
+	// Cursor continues a listing where a page's Next left off (with the same
+	// filter); empty starts at the newest execution. It is opaque: only the
+	// store that returned it understands it, and it refuses others with
+	// ErrBadCursor.
+	Cursor string
 }
+
+// ListPage is one page of a listing.
+type ListPage struct {
+	Executions []Execution
+	// Next is the cursor of the following page; empty when this page is the
+	// last. A page may hold fewer than Limit executions (even none) and still
+	// have a Next (a store that filters after it reads, such as DynamoDB's
+	// FilterExpression): callers follow Next until it is empty.
+	Next string
+}
+
+// ErrBadCursor: a ListFilter.Cursor that the store did not issue (or that is
+// damaged). Stores wrap it with what was wrong.
+var ErrBadCursor = errors.New("invalid list cursor")
 
 // Store keeps execution records: leases with fence tokens, done markers,
 // checkpoints and history. It is the one seam that decides idempotency.
@@ -203,8 +227,13 @@ type Store interface {
 	Get(ctx context.Context, correlationID string) (Execution, error)
 	// History returns an execution's entries, oldest first.
 	History(ctx context.Context, correlationID string) ([]HistoryEntry, error)
-	// List returns executions, most recently updated first.
-	List(ctx context.Context, f ListFilter) ([]Execution, error)
+	// List returns one page of the executions f selects, newest first: by
+	// CreatedAt descending, executions created at the same time by
+	// correlation id descending. Paging is by key (the cursor names the last
+	// execution returned), so executions updated while a caller pages are
+	// listed once, those created after the first page are not listed, and
+	// none is skipped. storetest.RunStore holds the rules.
+	List(ctx context.Context, f ListFilter) (ListPage, error)
 	// SetStatus changes the status of a non-done execution (stop, resume), with
 	// the checkpoint to keep. It does not touch leases.
 	SetStatus(ctx context.Context, correlationID string, s Status, reason string, now time.Time) error

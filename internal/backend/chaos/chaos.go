@@ -232,9 +232,9 @@ func (w *store) History(ctx context.Context, id string) ([]engine.HistoryEntry, 
 	return w.s.History(ctx, id)
 }
 
-func (w *store) List(ctx context.Context, f engine.ListFilter) ([]engine.Execution, error) {
+func (w *store) List(ctx context.Context, f engine.ListFilter) (engine.ListPage, error) {
 	if err := w.i.fail(OpList); err != nil {
-		return nil, err
+		return engine.ListPage{}, err
 	}
 	return w.s.List(ctx, f)
 }

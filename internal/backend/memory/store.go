@@ -3,9 +3,11 @@ package memory
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -284,30 +286,75 @@ func (b *Backend) History(ctx context.Context, correlationID string) ([]engine.H
 	return out, nil
 }
 
-// List implements engine.Store. Executions updated at the same time are ordered
-// by correlation id.
-func (b *Backend) List(ctx context.Context, f engine.ListFilter) ([]engine.Execution, error) {
+// List implements engine.Store. It sorts every match: the memory store is for
+// tests and simulations, not for a million executions.
+func (b *Backend) List(ctx context.Context, f engine.ListFilter) (engine.ListPage, error) {
+	var after listKey
+	if f.Cursor != "" {
+		var err error
+		if after, err = parseCursor(f.Cursor); err != nil {
+			return engine.ListPage{}, fmt.Errorf("list executions: %w", err)
+		}
+	}
 	b.smu.Lock()
 	out := make([]engine.Execution, 0)
 	for _, r := range b.execs {
-		if (f.Machine != "" && r.e.Machine != f.Machine) || (f.Status != "" && r.e.Status != f.Status) {
+		e := &r.e
+		if (f.Machine != "" && e.Machine != f.Machine) || (f.Status != "" && e.Status != f.Status) ||
+			(f.State != "" && e.State != f.State) || (f.Cursor != "" && !after.before(e)) {
 			continue
 		}
-		e := r.e
-		e.Checkpoint = clone(e.Checkpoint)
-		out = append(out, e)
+		x := *e
+		x.Checkpoint = clone(x.Checkpoint)
+		out = append(out, x)
 	}
 	b.smu.Unlock()
 	slices.SortFunc(out, func(x, y engine.Execution) int {
-		if c := y.UpdatedAt.Compare(x.UpdatedAt); c != 0 {
+		if c := y.CreatedAt.Compare(x.CreatedAt); c != 0 {
 			return c
 		}
-		return cmp.Compare(x.CorrelationID, y.CorrelationID)
+		return cmp.Compare(y.CorrelationID, x.CorrelationID)
 	})
+	page := engine.ListPage{Executions: out}
 	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
+		page.Executions = out[:f.Limit]
+		last := page.Executions[f.Limit-1]
+		page.Next = listKey{created: last.CreatedAt.UnixNano(), id: last.CorrelationID}.cursor()
 	}
-	return out, nil
+	return page, nil
+}
+
+// listKey is where a page ended: the last execution's creation time (unix ns)
+// and correlation id.
+type listKey struct {
+	created int64
+	id      string
+}
+
+// before reports whether e comes after the key in List's order.
+func (k listKey) before(e *engine.Execution) bool {
+	c := e.CreatedAt.UnixNano()
+	return c < k.created || c == k.created && e.CorrelationID < k.id
+}
+
+// cursorPrefix marks this store's cursors.
+const cursorPrefix = "m1."
+
+func (k listKey) cursor() string {
+	return cursorPrefix + base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(k.created, 10)+":"+k.id))
+}
+
+func parseCursor(s string) (listKey, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(s, cursorPrefix))
+	if !strings.HasPrefix(s, cursorPrefix) || err != nil {
+		return listKey{}, fmt.Errorf("cursor %q was not issued by this store: %w", s, engine.ErrBadCursor)
+	}
+	n, id, ok := strings.Cut(string(raw), ":")
+	created, err := strconv.ParseInt(n, 10, 64)
+	if !ok || err != nil {
+		return listKey{}, fmt.Errorf("cursor %q is damaged: %w", s, engine.ErrBadCursor)
+	}
+	return listKey{created: created, id: id}, nil
 }
 
 // SetStatus implements engine.Store. reason, if not empty, becomes the last

@@ -135,6 +135,12 @@ CREATE TABLE history (
 );
 CREATE INDEX history_execution ON history (correlation_id, id);
 `,
+	// 2: List pages newest first by key. created_at is written once (Create,
+	// or Acquire's insert), so the index costs transitions nothing; filters
+	// on machine, status and state are checked along it.
+	`
+CREATE INDEX executions_newest ON executions (created_at, correlation_id);
+`,
 }
 
 // Open opens (creating it and its directory if needed) the lfsm database at

@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -338,32 +340,76 @@ func (d *DB) Get(ctx context.Context, correlationID string) (engine.Execution, e
 	return e, nil
 }
 
-// List implements engine.Store. Executions updated at the same time are ordered
-// by correlation id.
-func (d *DB) List(ctx context.Context, f engine.ListFilter) ([]engine.Execution, error) {
+// List implements engine.Store: one range of the executions_newest index,
+// read backwards from the cursor, checking the filters row by row, so a page
+// costs its size when the filters match often (and up to a scan of the
+// table when they match rarely).
+func (d *DB) List(ctx context.Context, f engine.ListFilter) (engine.ListPage, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT `+executionColumns+` FROM executions
-WHERE (?1 = '' OR machine = ?1) AND (?2 = '' OR status = ?2)
-ORDER BY updated_at DESC, correlation_id LIMIT ?3`, f.Machine, string(f.Status), limit)
+	after := listKey{created: math.MaxInt64}
+	if f.Cursor != "" {
+		var err error
+		if after, err = parseCursor(f.Cursor); err != nil {
+			return engine.ListPage{}, fmt.Errorf("list executions: %w", err)
+		}
+	}
+	// (created_at, correlation_id) < (?4, ?5) walks the index backwards from
+	// the cursor; the first page starts after any real key.
+	rows, err := d.db.QueryContext(ctx, `SELECT `+executionColumns+` FROM executions INDEXED BY executions_newest
+WHERE (created_at, correlation_id) < (?4, ?5)
+	AND (?1 = '' OR machine = ?1) AND (?2 = '' OR status = ?2) AND (?3 = '' OR state = ?3)
+ORDER BY created_at DESC, correlation_id DESC LIMIT ?6`,
+		f.Machine, string(f.Status), f.State, after.created, after.id, limit)
 	if err != nil {
-		return nil, d.fileError("list executions", err)
+		return engine.ListPage{}, d.fileError("list executions", err)
 	}
 	defer rows.Close()
-	out := make([]engine.Execution, 0)
+	page := engine.ListPage{Executions: make([]engine.Execution, 0, max(f.Limit, 0))}
 	for rows.Next() {
 		e, err := scanExecution(rows)
 		if err != nil {
-			return nil, d.fileError("list executions", err)
+			return engine.ListPage{}, d.fileError("list executions", err)
 		}
-		out = append(out, e)
+		page.Executions = append(page.Executions, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, d.fileError("list executions", err)
+		return engine.ListPage{}, d.fileError("list executions", err)
 	}
-	return out, nil
+	if n := len(page.Executions); f.Limit > 0 && n == f.Limit {
+		// The next page may be empty: telling would cost a read of one more row.
+		last := page.Executions[n-1]
+		page.Next = listKey{created: nanos(last.CreatedAt), id: last.CorrelationID}.cursor()
+	}
+	return page, nil
+}
+
+// listKey is where a page ended: the last execution's created_at and id.
+type listKey struct {
+	created int64
+	id      string
+}
+
+// cursorPrefix marks this store's cursors.
+const cursorPrefix = "s1."
+
+func (k listKey) cursor() string {
+	return cursorPrefix + base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(k.created, 10)+":"+k.id))
+}
+
+func parseCursor(s string) (listKey, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(s, cursorPrefix))
+	if !strings.HasPrefix(s, cursorPrefix) || err != nil {
+		return listKey{}, fmt.Errorf("cursor %q was not issued by this store: %w", s, engine.ErrBadCursor)
+	}
+	n, id, ok := strings.Cut(string(raw), ":")
+	created, err := strconv.ParseInt(n, 10, 64)
+	if !ok || err != nil {
+		return listKey{}, fmt.Errorf("cursor %q is damaged: %w", s, engine.ErrBadCursor)
+	}
+	return listKey{created: created, id: id}, nil
 }
 
 const historyColumns = `id, correlation_id, machine, step, retries, fence, from_state, event, to_state,

@@ -141,6 +141,7 @@ func RunStore(t *testing.T, newStore func(t *testing.T) engine.Store) {
 	t.Run("CommitRefused", func(t *testing.T) { testCommitRefused(t, newStore) })
 	t.Run("Reads", func(t *testing.T) { testReads(t, newStore) })
 	t.Run("List", func(t *testing.T) { testList(t, newStore) })
+	t.Run("ListWhilePaging", func(t *testing.T) { testListWhilePaging(t, newStore) })
 	t.Run("SetStatus", func(t *testing.T) { testSetStatus(t, newStore) })
 	t.Run("HistorySince", func(t *testing.T) { testHistorySince(t, newStore) })
 	t.Run("Operator", func(t *testing.T) { testOperator(t, newStore) })
@@ -530,58 +531,6 @@ func testReads(t *testing.T, newStore func(t *testing.T) engine.Store) {
 	}
 	if diff := cmp.Diff(want, mustHistory(t, s, "c"), equate); diff != "" {
 		t.Errorf("History, oldest first (-want +got):\n%s", diff)
-	}
-}
-
-func testList(t *testing.T, newStore func(t *testing.T) engine.Store) {
-	s := newStore(t)
-	for i, id := range []string{"a", "b", "c", "d"} {
-		at := T0.Add(time.Duration(i) * time.Second)
-		e := engine.Execution{CorrelationID: id, Machine: machine, CreatedAt: at, UpdatedAt: at}
-		if id == "b" || id == "d" {
-			e.Machine = "Other"
-		}
-		if err := s.Create(t.Context(), e); err != nil {
-			t.Fatalf("Create(%s): %v", id, err)
-		}
-	}
-	// a becomes the most recently updated, and waiting.
-	run(t, s, acquire("a", 0, 0, T0.Add(time.Minute)), commit("a", 0, 0, engine.OutcomeWait, T0.Add(time.Minute)))
-	for _, tc := range []struct {
-		name string
-		f    engine.ListFilter
-		want []string
-	}{
-		{"all", engine.ListFilter{}, []string{"a", "d", "c", "b"}},
-		{"machine", engine.ListFilter{Machine: "Other"}, []string{"d", "b"}},
-		{"status", engine.ListFilter{Status: engine.StatusWaiting}, []string{"a"}},
-		{"machine and status", engine.ListFilter{Machine: machine, Status: engine.StatusRunning}, []string{"c"}},
-		{"limit", engine.ListFilter{Limit: 2}, []string{"a", "d"}},
-		{"none", engine.ListFilter{Machine: "Nope"}, []string{}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := s.List(t.Context(), tc.f)
-			if err != nil {
-				t.Fatalf("List: %v", err)
-			}
-			if got == nil {
-				t.Errorf("List returned nil, want an empty slice")
-			}
-			ids := make([]string, 0, len(got))
-			for _, e := range got {
-				ids = append(ids, e.CorrelationID)
-			}
-			if diff := cmp.Diff(tc.want, ids); diff != "" {
-				t.Errorf("List(%+v) (-want +got):\n%s", tc.f, diff)
-			}
-		})
-	}
-	got, err := s.List(t.Context(), engine.ListFilter{Status: engine.StatusWaiting})
-	if err != nil || len(got) != 1 {
-		t.Fatalf("List(waiting) = %v, %v", got, err)
-	}
-	if diff := cmp.Diff(mustGet(t, s, "a"), got[0], equate); diff != "" {
-		t.Errorf("List entry differs from Get (-get +list):\n%s", diff)
 	}
 }
 
