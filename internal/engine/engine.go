@@ -60,6 +60,10 @@ type Options struct {
 	// MaxLocalHops caps local transitions in one invocation (runaway guard).
 	// Default 1000.
 	MaxLocalHops int
+	// Drops records the messages the engine cannot run (lfsm ls --dropped);
+	// nil means the Store if it implements DropRecorder, else they are only
+	// counted (MetricDropped) and logged.
+	Drops DropRecorder
 }
 
 // Engine runs executions of compiled machines, one message at a time. It is
@@ -78,6 +82,7 @@ type Engine struct {
 	rand         *rand.Rand
 	leaseTimeout time.Duration
 	maxLocalHops int
+	drops        DropRecorder
 	// stepper is the Store when it can end a step in one write (it is the
 	// Queue too); stepRetries: the Retrier is that backend as well.
 	stepper     StepCommitter
@@ -119,6 +124,10 @@ func New(o Options) (*Engine, error) {
 		rand:         o.Rand,
 		leaseTimeout: o.LeaseTimeout,
 		maxLocalHops: o.MaxLocalHops,
+		drops:        o.Drops,
+	}
+	if e.drops == nil {
+		e.drops, _ = o.Store.(DropRecorder)
 	}
 	for _, m := range o.Machines {
 		if m == nil {
@@ -210,6 +219,8 @@ func (e *Engine) Start(ctx context.Context, r StartRequest) (string, error) {
 	id := r.CorrelationID
 	if id == "" {
 		id = NewCorrelationID()
+	} else if err := ValidateCorrelationID(id); err != nil {
+		return "", fmt.Errorf("start %s %q: %w", m.name, id, err)
 	}
 	now := e.clock.Now()
 	msg := Message{

@@ -386,7 +386,7 @@ func TestPythonMessageContinues(t *testing.T) {
 	if diff := cmp.Diff([][]string{lambda4, lambda5}, actionsOf(rs)); diff != "" {
 		t.Errorf("later invocations (-want +got):\n%s", diff)
 	}
-	x := h.get("<32 hex chars>")
+	x := h.get("0f3c2b1a9e8d4c7b8a6f5e4d3c2b1a09")
 	if x.Status != engine.StatusDone {
 		t.Errorf("status = %s, want done", x.Status)
 	}

@@ -108,13 +108,9 @@ func (e *Engine) HandleDelivery(ctx context.Context, src Source, d Delivery) (Re
 // handed out the delivery, which takes the place of this one's.
 func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *DeliveryLease) (Result, error) {
 	started := e.clock.Now()
-	msg, userRaw, err := decodeMessage(payload, e.names, true)
+	msg, userRaw, err := decodeMessageLazy(payload, e.names, true)
 	if err != nil {
-		e.metrics.Add(MetricKey{Name: MetricError}, 1)
-		if e.logEnabled {
-			e.logger.LogAttrs(ctx, slog.LevelWarn, "dropped malformed message", slog.Any("err", err))
-		}
-		return Result{Dropped: DropMalformed, Err: err}, nil
+		return e.drop(ctx, payload, &msg.System, started, err)
 	}
 	sys := &msg.System
 	res := Result{CorrelationID: sys.CorrelationID, Machine: sys.MachineName, Step: sys.Steps, Retries: sys.Retries}
@@ -345,6 +341,30 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 	}
 	if c.Outcome == OutcomeDone {
 		e.count(key, MetricDone)
+	}
+	return res, nil
+}
+
+// drop records a message that cannot run (it failed to decode with err;
+// partial is what the decoder read of its system context) and reports it as
+// DropMalformed. Failing to record it is an infrastructure error: the
+// message comes back, to be recorded then.
+func (e *Engine) drop(ctx context.Context, payload []byte, partial *SystemContext, started time.Time, err error) (Result, error) {
+	d := droppedMessage(started, payload, partial, err)
+	res := Result{CorrelationID: d.CorrelationID, Machine: d.Machine, Dropped: DropMalformed, Err: err}
+	e.metrics.Add(MetricKey{Name: MetricError, Machine: d.Machine}, 1)
+	e.metrics.Add(MetricKey{Name: MetricDropped, Machine: d.Machine}, 1)
+	if e.logEnabled {
+		e.logger.LogAttrs(ctx, slog.LevelWarn, "dropped malformed message", slog.String("reason", string(d.Reason)),
+			slog.String("correlation_id", d.CorrelationID), slog.String("machine", d.Machine), slog.Int("size", d.Size),
+			slog.Any("err", err))
+	}
+	if e.drops == nil {
+		return res, nil
+	}
+	if rerr := e.drops.RecordDrop(ctx, d); rerr != nil {
+		e.metrics.Add(MetricKey{Name: MetricCache, Machine: d.Machine}, 1)
+		return res, fmt.Errorf("record dropped message (%s): %w", d.Reason, rerr)
 	}
 	return res, nil
 }

@@ -28,11 +28,20 @@ type scanner struct {
 	pos  int
 }
 
+// syntaxError is errSyntax at a known offset of the input.
+type syntaxError struct {
+	msg    string
+	offset int
+}
+
+func (e *syntaxError) Error() string        { return e.msg }
+func (e *syntaxError) Is(target error) bool { return target == errSyntax }
+
 func (s *scanner) syntaxError(what string) error {
 	if s.pos >= len(s.data) {
-		return fmt.Errorf("%w: unexpected end of input", errSyntax)
+		return &syntaxError{msg: errSyntax.Error() + ": unexpected end of input", offset: s.pos}
 	}
-	return fmt.Errorf("%w: %s %q at offset %d", errSyntax, what, s.data[s.pos], s.pos)
+	return &syntaxError{msg: fmt.Sprintf("%v: %s %q at offset %d", errSyntax, what, s.data[s.pos], s.pos), offset: s.pos}
 }
 
 func (s *scanner) ws() {

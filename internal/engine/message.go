@@ -102,6 +102,9 @@ type DecodeError struct {
 	// Problem is a lowercase description.
 	Problem string
 	Err     error
+	// Reason classifies the problem for the record of the drop (empty:
+	// DropMalformed).
+	Reason DropReason
 }
 
 // Error reads "decode message: KEY: PROBLEM: ERR".
@@ -145,6 +148,8 @@ func decodeMessage(data []byte, intern names, lazyUser bool) (m Message, userRaw
 	return m, userRaw, nil
 }
 
+// decodeMessageLazy is decodeMessage, but after an error m holds what was
+// read before the problem was found (for the record of the drop).
 func decodeMessageLazy(data []byte, intern names, lazyUser bool) (Message, []byte, error) {
 	var (
 		userRaw  []byte
@@ -166,9 +171,9 @@ func decodeMessageLazy(data []byte, intern names, lazyUser bool) (Message, []byt
 			err = s.end()
 		}
 		if err != nil {
-			return Message{}, nil, &DecodeError{Problem: "not JSON", Err: err}
+			return Message{}, nil, notJSON(data, err)
 		}
-		return Message{}, nil, &DecodeError{Problem: "want a JSON object, got " + kindOf(raw)}
+		return Message{}, nil, &DecodeError{Problem: "want a JSON object, got " + kindOf(raw), Reason: DropNotJSON}
 	}
 	err := s.object(0, func(key []byte) error {
 		switch string(key) {
@@ -251,36 +256,56 @@ func decodeMessageLazy(data []byte, intern names, lazyUser bool) (Message, []byt
 		err = s.end()
 	}
 	if err != nil {
-		return Message{}, nil, &DecodeError{Problem: "not JSON", Err: err}
+		return m, nil, notJSON(data, err)
 	}
 	if problem != nil {
-		return Message{}, nil, problem
+		return m, nil, problem
 	}
 	switch {
 	case m.Version == "":
-		return Message{}, nil, &DecodeError{Key: keyVersion, Problem: "missing"}
+		return m, nil, &DecodeError{Key: keyVersion, Problem: "missing", Reason: DropNoVersion}
 	case m.Version != WireVersion:
-		return Message{}, nil, &DecodeError{Key: keyVersion, Problem: fmt.Sprintf("unsupported version %q (want %q)", m.Version, WireVersion)}
+		return m, nil, &DecodeError{Key: keyVersion, Problem: fmt.Sprintf("unsupported version %q (want %q)", m.Version, WireVersion),
+			Reason: DropUnknownVersion}
 	case !sysSeen:
-		return Message{}, nil, &DecodeError{Key: keySystem, Problem: "missing"}
+		return m, nil, &DecodeError{Key: keySystem, Problem: "missing"}
 	}
-	missing := func(k string) error {
-		return &DecodeError{Key: keySystem + "." + k, Problem: "missing"}
+	missing := func(k string, r DropReason) error {
+		return &DecodeError{Key: keySystem + "." + k, Problem: "missing", Reason: r}
 	}
 	switch {
 	case !seen.machine:
-		return Message{}, nil, missing(keyMachineName)
+		return m, nil, missing(keyMachineName, "")
 	case !seen.state:
-		return Message{}, nil, missing(keyCurrentState)
+		return m, nil, missing(keyCurrentState, "")
 	case !seen.event:
-		return Message{}, nil, missing(keyCurrentEvent)
+		return m, nil, missing(keyCurrentEvent, DropNoEvent)
 	case !seen.id || m.System.CorrelationID == "":
-		return Message{}, nil, missing(keyCorrelationID)
+		return m, nil, missing(keyCorrelationID, DropNoCorrelationID)
+	}
+	if err := ValidateCorrelationID(m.System.CorrelationID); err != nil {
+		return m, nil, &DecodeError{Key: keySystem + "." + keyCorrelationID, Problem: "invalid", Err: err, Reason: DropBadCorrelationID}
 	}
 	if !userSeen || m.User == nil && userRaw == nil {
 		m.User = map[string]any{}
 	}
 	return m, userRaw, nil
+}
+
+// notJSON is the DecodeError of a payload the scanner refused with err: a
+// NaN or Infinity (which Python's json.dumps writes by default) has a reason
+// of its own, since it is a well-meant message the producer must fix.
+func notJSON(data []byte, err error) error {
+	reason := DropNotJSON
+	var se *syntaxError
+	if errors.As(err, &se) && se.offset <= len(data) {
+		rest := data[se.offset:]
+		if bytes.HasPrefix(rest, []byte("NaN")) || bytes.HasPrefix(rest, []byte("Infinity")) {
+			reason = DropNonFinite
+			err = fmt.Errorf("%w (NaN and Infinity are not JSON: have the producer refuse them, e.g. Python's json.dumps(..., allow_nan=False), or write them as strings or null)", err)
+		}
+	}
+	return &DecodeError{Problem: "not JSON", Err: err, Reason: reason}
 }
 
 type systemSeen struct{ machine, state, event, id bool }
@@ -592,4 +617,48 @@ func NewCorrelationID() string {
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
 	return hex.EncodeToString(u[:])
+}
+
+// MaxCorrelationIDLength is the longest correlation id the engine accepts.
+const MaxCorrelationIDLength = 128
+
+// ErrInvalidCorrelationID: a correlation id breaks the rule of
+// ValidateCorrelationID.
+var ErrInvalidCorrelationID = errors.New("invalid correlation id")
+
+// idChar marks the bytes a correlation id may hold: A-Z a-z 0-9 . _ : -
+var idChar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	t['.'], t['_'], t[':'], t['-'] = true, true, true, true
+	return t
+}()
+
+// ValidateCorrelationID checks that id is 1 to MaxCorrelationIDLength bytes
+// of A-Z, a-z, 0-9, '.', '_', ':' and '-': what every place an id goes on
+// AWS takes as it is (a DynamoDB key, an SQS message attribute, group or
+// deduplication id, a Kinesis partition key), and what the Python
+// framework's 32 hex characters and UUIDs satisfy. The error wraps
+// ErrInvalidCorrelationID and says what is wrong.
+func ValidateCorrelationID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty", ErrInvalidCorrelationID)
+	case len(id) > MaxCorrelationIDLength:
+		return fmt.Errorf("%w: %d bytes long, at most %d allowed", ErrInvalidCorrelationID, len(id), MaxCorrelationIDLength)
+	}
+	for i := 0; i < len(id); i++ {
+		if !idChar[id[i]] {
+			what := strconv.QuoteRune(rune(id[i]))
+			if id[i] >= utf8.RuneSelf || id[i] < 0x20 {
+				what = fmt.Sprintf("byte 0x%02x", id[i])
+			}
+			return fmt.Errorf("%w: %s at offset %d; use only A-Z a-z 0-9 . _ : - (at most %d)", ErrInvalidCorrelationID, what, i, MaxCorrelationIDLength)
+		}
+	}
+	return nil
 }

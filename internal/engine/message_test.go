@@ -27,7 +27,7 @@ func TestDecodePythonMessage(t *testing.T) {
 				Version: "0.1",
 				System: SystemContext{
 					MachineName: "Example", CurrentState: "FirstState", CurrentEvent: "done",
-					CorrelationID: "<32 hex chars>", Steps: 1, Retries: 0, MaxRetries: intPtr(5),
+					CorrelationID: "0f3c2b1a9e8d4c7b8a6f5e4d3c2b1a09", Steps: 1, Retries: 0, MaxRetries: intPtr(5),
 					LeasePrimary: boolPtr(true),
 				},
 				User: map[string]any{"arg1": 1.0, "mff": "..."},

@@ -86,3 +86,7 @@ func transition(b *testing.B, m *memory.Backend, id string, step int) {
 		b.Fatal(err)
 	}
 }
+
+func TestDropRecorder(t *testing.T) {
+	storetest.RunDropRecorder(t, func(t *testing.T) engine.DropRecorder { return memory.New(memory.Options{}) })
+}

@@ -32,6 +32,9 @@ type Backend struct {
 	log   historyLog
 
 	q queue
+
+	dmu     sync.Mutex
+	dropped dropLog
 }
 
 // record is one execution plus what the rule needs beyond engine.Execution.

@@ -70,6 +70,7 @@ var (
 	_ engine.Tailer        = (*DB)(nil)
 	_ engine.StepCommitter = (*DB)(nil)
 	_ engine.LeasingSource = (*DB)(nil)
+	_ engine.DropRecorder  = (*DB)(nil)
 )
 
 // applicationID marks lfsm files in the SQLite header ("lfsm").
@@ -140,6 +141,19 @@ CREATE INDEX history_execution ON history (correlation_id, id);
 	// on machine, status and state are checked along it.
 	`
 CREATE INDEX executions_newest ON executions (created_at, correlation_id);
+`,
+	// 3: messages the engine could not run (engine.DropRecorder).
+	`
+CREATE TABLE dropped (
+	id             INTEGER PRIMARY KEY,
+	at             INTEGER NOT NULL, -- unix ns
+	reason         TEXT    NOT NULL,
+	detail         TEXT    NOT NULL,
+	correlation_id TEXT    NOT NULL, -- '' when unknown
+	machine        TEXT    NOT NULL, -- '' when unknown
+	size           INTEGER NOT NULL  -- payload bytes
+);
+CREATE INDEX dropped_at ON dropped (at);
 `,
 }
 

@@ -41,3 +41,7 @@ func TestStepCommitter(t *testing.T) {
 		return open(t, sqlite.Options{Clock: clock, PollInterval: 5 * time.Millisecond})
 	})
 }
+
+func TestDropRecorder(t *testing.T) {
+	storetest.RunDropRecorder(t, func(t *testing.T) engine.DropRecorder { return open(t, sqlite.Options{}) })
+}

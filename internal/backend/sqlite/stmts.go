@@ -11,6 +11,8 @@ type writeStmts struct {
 	create, acquire, acquireState, commitExec, insertHistory, setStatus, swapStatus *stmt
 
 	send, receive, ack *stmt
+
+	insertDrop *stmt
 }
 
 const (
@@ -114,6 +116,7 @@ func (s *writeStmts) prepare(c *conn) error {
 		{&s.send, sqlSend},
 		{&s.receive, sqlReceive},
 		{&s.ack, sqlAck},
+		{&s.insertDrop, sqlInsertDrop},
 	} {
 		st, err := c.prepare(p.query)
 		if err != nil {
@@ -126,7 +129,7 @@ func (s *writeStmts) prepare(c *conn) error {
 
 func (s *writeStmts) close() {
 	for _, st := range []*stmt{s.begin, s.commit, s.rollback, s.savepoint, s.rollbackTo, s.release, s.create, s.acquire, s.acquireState,
-		s.commitExec, s.insertHistory, s.setStatus, s.swapStatus, s.send, s.receive, s.ack} {
+		s.commitExec, s.insertHistory, s.setStatus, s.swapStatus, s.send, s.receive, s.ack, s.insertDrop} {
 		st.close()
 	}
 }
