@@ -77,7 +77,11 @@ func bindSettings(cmd *cobra.Command, f *Factory) error {
 		}
 		source := filepath.Base(path)
 		value := v.GetString(fl.Name)
-		if os.Getenv(envName(fl.Name)) != "" {
+		fromEnv := os.Getenv(envName(fl.Name)) != ""
+		if !fromEnv && fl.Annotations[annotationNoFileSetting] != nil {
+			return
+		}
+		if fromEnv {
 			source = envName(fl.Name)
 		} else if fl.Name == "chaos" {
 			value = fileChaos.String() // a map in the file, already checked
@@ -115,6 +119,20 @@ func bindSettings(cmd *cobra.Command, f *Factory) error {
 	}
 	f.Config = cfg
 	return nil
+}
+
+// annotationNoFileSetting marks a flag that the settings file does not set
+// (the environment still does): see ignoreFileSetting.
+const annotationNoFileSetting = "lfsm_no_file_setting"
+
+// ignoreFileSetting keeps lfsm.yaml's key of the same name away from the flag
+// name of fs. ls and tail read the machine setting this way: a project's
+// default machine is what run and start act on, and a listing that silently
+// showed one machine's executions looked empty.
+func ignoreFileSetting(fs *pflag.FlagSet, name string) {
+	if err := fs.SetAnnotation(name, annotationNoFileSetting, []string{"true"}); err != nil {
+		panic(err) // a flag of ours that is not defined: a programmer bug
+	}
 }
 
 // readChaos returns the chaos setting of the settings file at path ("" for

@@ -15,10 +15,13 @@ import (
 
 // TailOptions are the inputs of lfsm tail.
 type TailOptions struct {
-	IO            *IOStreams
-	File          string
-	DB            string
-	Machine       string
+	IO      *IOStreams
+	File    string
+	DB      string
+	Machine string
+	// MachineNote says where Machine came from when not from -m (the
+	// environment), for the filter note; empty otherwise.
+	MachineNote   string
 	CorrelationID string
 	Follow        bool
 	Output        string
@@ -41,7 +44,9 @@ func newTailCmd(f *Factory, runF func(*TailOptions) error) *cobra.Command {
 			Print history entries of the local store, oldest first: one line per
 			Lambda invocation with the correlation id, machine, λ number, the
 			transition, the actions that ran, how long it took and how it ended.
-			-m and --correlation-id narrow it down.
+			-m and --correlation-id narrow it down; every machine is shown unless
+			-m (or LFSM_MACHINE) names one: the machine setting of lfsm.yaml does
+			not apply to tail.
 
 			--follow keeps printing new entries as workers write them, until
 			Ctrl-C (exit status 130).
@@ -60,6 +65,7 @@ func newTailCmd(f *Factory, runF func(*TailOptions) error) *cobra.Command {
 			if err := checkEnum(f, "output", opts.Output, textOrJSON); err != nil {
 				return err
 			}
+			opts.MachineNote = f.sources["machine"] // set by the environment, not -m
 			opts.IO = f.IOStreams
 			if runF != nil {
 				return runF(opts)
@@ -69,7 +75,8 @@ func newTailCmd(f *Factory, runF func(*TailOptions) error) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	storeFlags(fl, &opts.File, &opts.DB)
-	fl.StringVarP(&opts.Machine, "machine", "m", "", "only entries of `MACHINE`")
+	fl.StringVarP(&opts.Machine, "machine", "m", "", "only entries of `MACHINE` (default: every machine)")
+	ignoreFileSetting(fl, "machine")
 	fl.StringVar(&opts.CorrelationID, "correlation-id", "", "only entries of the execution `ID`")
 	fl.BoolVar(&opts.Follow, "follow", false, "keep printing new entries until interrupted")
 	fl.StringVar(&opts.Output, "output", outputText, "output `FORMAT`: text|json")
@@ -82,6 +89,9 @@ func runTail(ctx context.Context, opts *TailOptions) error {
 		return err
 	}
 	defer db.Close()
+	if opts.MachineNote != "" && opts.Output != outputJSON {
+		fmt.Fprintf(opts.IO.ErrOut, "tail: only machine %s (set by %s)\n", opts.Machine, opts.MachineNote)
+	}
 	filter := engine.HistoryFilter{Machine: opts.Machine, CorrelationID: opts.CorrelationID}
 	traces := map[string]*local.Trace{}
 	w := &tailWriter{out: opts.IO.Out, json: opts.Output == outputJSON, traces: func(machine string) *local.Trace {
