@@ -308,3 +308,16 @@ func reachable(states aslStates, start string) aslStates {
 	}
 	return out
 }
+
+// index maps state names to states; the first state wins when a name repeats.
+type index map[spec.StateName]*spec.State
+
+func newIndex(m *spec.Machine) index {
+	idx := make(index, len(m.States))
+	for _, s := range m.States {
+		if _, ok := idx[s.Name]; !ok {
+			idx[s.Name] = s
+		}
+	}
+	return idx
+}

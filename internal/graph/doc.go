@@ -1,11 +1,10 @@
 // Package graph draws the machines of a spec and exports them to other formats.
 //
-// It computes the λ numbering of a machine (which actions run in which AWS Lambda
-// invocation, REFERENCE.md §2) with [Lambdas], renders machines as Graphviz DOT
-// (built as a gographviz AST), SVG and PNG (DOT laid out by the Graphviz WebAssembly
-// build of github.com/goccy/go-graphviz), Mermaid state diagrams and the seed's
-// "Lambda Calls" listing with [Render], and turns a machine into Amazon States
-// Language for Step Functions mode with [ASL].
+// It renders machines as Graphviz DOT (built as a gographviz AST), SVG and PNG
+// (DOT laid out by the Graphviz WebAssembly build of github.com/goccy/go-graphviz),
+// Mermaid state diagrams and the seed's "Lambda Calls" listing with [Render], and
+// turns a machine into Amazon States Language for Step Functions mode with [ASL].
+// The λ numbers come from package lambdanum, which the runtime shares.
 //
 // Every output is deterministic: machines, states and transitions are written in
 // spec order and nothing depends on map iteration order. Graph tools run on specs

@@ -9,6 +9,7 @@ import (
 
 	"github.com/awalterschulze/gographviz/ast"
 
+	"github.com/lfsm/lfsm/internal/lambdanum"
 	"github.com/lfsm/lfsm/internal/spec"
 )
 
@@ -17,7 +18,7 @@ import (
 // double circle) with an edge from each final state, one Mrecord node per state
 // listing its entry/do/exit actions, and one edge per transition labelled "event"
 // or "event/ action". Local transitions are dashed. With lambdas, edge labels start
-// with their λ number (REFERENCE.md §2) and local transitions with "local".
+// with their λ number (REFERENCE.md §2, [lambdanum.Lambdas]) and local transitions with "local".
 func DOT(m *spec.Machine, lambdas bool) *ast.Graph {
 	g, _ := dotGraph(m, lambdas)
 	return g
@@ -55,7 +56,7 @@ func dotGraph(m *spec.Machine, lambdas bool) (*ast.Graph, *dotIDs) {
 			attr("style", "dashed"),
 		}}})
 	}
-	// Edges are visited in λ order (see Lambdas), so numbering is a counter.
+	// Edges are visited in λ order (see lambdanum.Lambdas), so numbering is a counter.
 	number := 0
 	label := func(text string) ast.AList {
 		if lambdas {
@@ -262,8 +263,8 @@ func newDOTIDs(m *spec.Machine) *dotIDs {
 			}
 		}
 	}
-	d.startName, d.start = d.unique(string(Start))
-	d.endName, d.end = d.unique(string(End))
+	d.startName, d.start = d.unique(string(lambdanum.Start))
+	d.endName, d.end = d.unique(string(lambdanum.End))
 	return d
 }
 

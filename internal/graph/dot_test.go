@@ -13,6 +13,7 @@ import (
 	"github.com/awalterschulze/gographviz/ast"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/lfsm/lfsm/internal/lambdanum"
 	"github.com/lfsm/lfsm/internal/spec"
 )
 
@@ -140,7 +141,7 @@ func svgTexts(t *testing.T, doc []byte) []string {
 func TestDOTNumbersMatchLambdas(t *testing.T) {
 	m := largeMachine(300)
 	var want []string
-	for _, l := range Lambdas(m) {
+	for _, l := range lambdanum.Lambdas(m) {
 		from, to := `"`+string(l.From)+`"`, `"`+string(l.To)+`"`
 		want = append(want, fmt.Sprintf("λ%d %s->%s", l.Number, from, to))
 	}

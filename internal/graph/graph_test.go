@@ -15,6 +15,12 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
 
+func ref(s string) *spec.ActionRef { return &spec.ActionRef{Ref: s} }
+
+func tr(target spec.StateName, event spec.EventName, local bool) *spec.Transition {
+	return &spec.Transition{Target: target, Event: event, Local: local}
+}
+
 // loadSpec loads a spec from testdata/specs, failing the test on any error.
 func loadSpec(t testing.TB, name string) *spec.Spec {
 	t.Helper()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/lfsm/lfsm/internal/lambdanum"
 	"github.com/lfsm/lfsm/internal/spec"
 )
 
@@ -14,14 +15,14 @@ import (
 // next in the same invocation through local transitions is indented under the λ.
 func WriteListing(w io.Writer, m *spec.Machine) error {
 	bw := bufio.NewWriter(w)
-	writeListing(bw, Lambdas(m))
+	writeListing(bw, lambdanum.Lambdas(m))
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write listing of machine %s: %w", m.Name, err)
 	}
 	return nil
 }
 
-func writeListing(w *bufio.Writer, lambdas []Lambda) {
+func writeListing(w *bufio.Writer, lambdas []lambdanum.Lambda) {
 	for i, l := range lambdas {
 		if i > 0 {
 			w.WriteByte('\n')
@@ -37,11 +38,11 @@ func writeListing(w *bufio.Writer, lambdas []Lambda) {
 	}
 }
 
-func writeSteps(w *bufio.Writer, depth int, steps []Step) {
+func writeSteps(w *bufio.Writer, depth int, steps []lambdanum.Step) {
 	for _, s := range steps {
 		indent(w, depth)
 		w.WriteString(string(s.State))
-		if s.Kind == StepTransition {
+		if s.Kind == lambdanum.StepTransition {
 			w.WriteString("->")
 			w.WriteString(string(s.Target))
 		}
@@ -51,7 +52,7 @@ func writeSteps(w *bufio.Writer, depth int, steps []Step) {
 	}
 }
 
-func writeContinuations(w *bufio.Writer, depth int, cs []Continuation) {
+func writeContinuations(w *bufio.Writer, depth int, cs []lambdanum.Continuation) {
 	for _, c := range cs {
 		indent(w, depth)
 		fmt.Fprintf(w, "local %s: %s -> %s\n", c.Event, c.From, c.To)

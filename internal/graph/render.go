@@ -10,6 +10,7 @@ import (
 
 	"github.com/goccy/go-graphviz"
 
+	"github.com/lfsm/lfsm/internal/lambdanum"
 	"github.com/lfsm/lfsm/internal/spec"
 )
 
@@ -96,7 +97,7 @@ func Render(ctx context.Context, w io.Writer, s *spec.Spec, opts Options) error 
 				}
 				fmt.Fprintf(bw, "# %s\n\n", m.Name)
 			}
-			writeListing(bw, Lambdas(m))
+			writeListing(bw, lambdanum.Lambdas(m))
 		}
 		if err := bw.Flush(); err != nil {
 			return fmt.Errorf("write listing: %w", err)

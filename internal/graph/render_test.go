@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lfsm/lfsm/internal/lambdanum"
 	"github.com/lfsm/lfsm/internal/spec"
 )
 
@@ -25,7 +26,7 @@ func TestRenderImages(t *testing.T) {
 			}
 		}
 		// The pseudo nodes are bare circles: their names are not drawn.
-		for _, name := range []string{string(Start), string(End)} {
+		for _, name := range []string{string(lambdanum.Start), string(lambdanum.End)} {
 			if slices.Contains(texts, name) {
 				t.Errorf("svg draws the pseudo node name %q", name)
 			}

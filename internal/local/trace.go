@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/lfsm/lfsm/internal/engine"
-	"github.com/lfsm/lfsm/internal/graph"
+	"github.com/lfsm/lfsm/internal/lambdanum"
 	"github.com/lfsm/lfsm/internal/spec"
 )
 
@@ -52,14 +52,14 @@ type RunResult struct {
 //
 //	λ1  pseudo_init -> FirstState   FirstState.entry_action, FirstState.do_action   0.4ms
 type Trace struct {
-	lambdas []graph.Lambda
+	lambdas []lambdanum.Lambda
 	edgeW   int
 	actW    int
 }
 
 // NewTrace prepares a Trace for m.
 func NewTrace(m *spec.Machine) *Trace {
-	t := &Trace{lambdas: graph.Lambdas(m)}
+	t := &Trace{lambdas: lambdanum.Lambdas(m)}
 	for _, l := range t.lambdas {
 		t.edgeW = max(t.edgeW, len(edge(string(l.From), string(l.Event), string(l.To))))
 		var acts []string
@@ -78,7 +78,7 @@ func (t *Trace) Find(from, event string) (number int, to string, ok bool) {
 		if string(l.Event) != event {
 			continue
 		}
-		if string(l.From) == from || (event == spec.PseudoInit && l.From == graph.Start) {
+		if string(l.From) == from || (event == spec.PseudoInit && l.From == lambdanum.Start) {
 			return l.Number, string(l.To), true
 		}
 	}

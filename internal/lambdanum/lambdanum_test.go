@@ -1,4 +1,4 @@
-package graph
+package lambdanum
 
 import (
 	"testing"
@@ -26,7 +26,7 @@ func TestLambdas(t *testing.T) {
 		{
 			name: "seed example",
 			m: func() *spec.Machine {
-				s, _ := spec.Load("testdata/specs/seed_example.yaml")
+				s, _ := spec.Load("testdata/seed_example.yaml")
 				return s.Machines[0]
 			}(),
 			want: []Lambda{

@@ -1,4 +1,4 @@
-package graph
+package lambdanum
 
 import (
 	"github.com/lfsm/lfsm/internal/spec"
