@@ -1,0 +1,43 @@
+package deploy
+
+// The function's environment: what the Lambda handler reads to find the
+// deployment's resources. Values are ARNs (each client takes its region from
+// its resource's ARN) except the dispatch kind. The names follow the `aws:`
+// keys of lfsm.yaml (LFSM_ + key, '.' and '-' as '_'), so the same setting
+// names a resource whether it comes from the stack, the environment or the
+// file.
+const (
+	EnvTarget          = "LFSM_TARGET"
+	EnvDispatch        = "LFSM_AWS_DISPATCH"
+	EnvDispatchARN     = "LFSM_AWS_DISPATCH_ARN"
+	EnvDispatchURL     = "LFSM_AWS_DISPATCH_URL"
+	EnvStoreTableARN   = "LFSM_AWS_STORE_TABLE_ARN"
+	EnvHistoryTableARN = "LFSM_AWS_HISTORY_TABLE_ARN"
+	EnvRetryTableARN   = "LFSM_AWS_RETRY_TABLE_ARN"
+	EnvLeaseTimeout    = "LFSM_LEASE_TIMEOUT"
+)
+
+// Stack outputs. Every resource of the stack is named by one; `aws: {stack:
+// NAME}` resolves the settings from them (the output key is the setting's
+// key in CamelCase: dispatch-arn is DispatchArn).
+const (
+	OutDispatch          = "Dispatch"
+	OutDispatchARN       = "DispatchArn"
+	OutDispatchURL       = "DispatchUrl"
+	OutStoreTableARN     = "StoreTableArn"
+	OutHistoryTableARN   = "HistoryTableArn"
+	OutRetryTableARN     = "RetryTableArn"
+	OutDispatchTableARN  = "DispatchTableArn"
+	OutDeadLetterURL     = "DeadLetterQueueUrl"
+	OutDeadLetterARN     = "DeadLetterQueueArn"
+	OutFailureQueueURL   = "FailureQueueUrl"
+	OutFailureQueueARN   = "FailureQueueArn"
+	OutFunctionARN       = "FunctionArn"
+	OutFunctionName      = "FunctionName"
+	OutFunctionRoleARN   = "FunctionRoleArn"
+	OutLogGroupName      = "LogGroupName"
+	OutTickRuleARN       = "TickRuleArn"
+	OutStateMachineRole  = "StateMachineRoleArn"
+	OutMappingID         = "DispatchMappingId"
+	OutStateMachinePrefx = "StateMachineArn"
+)

@@ -1,0 +1,154 @@
+package deploy
+
+import "slices"
+
+// Statement is one IAM policy statement. Resources are ARNs or intrinsic
+// functions that give ARNs; Condition is nil when the resources scope it.
+type Statement struct {
+	Sid       string
+	Action    []string
+	Resource  []any
+	Condition map[string]any
+	// Why explains a statement whose action allows no resource-level
+	// permission; it goes into the role's Metadata.
+	Why string
+}
+
+// DynamoDB actions the store calls. There is no IAM action for
+// TransactWriteItems: a transaction needs the actions of its parts, and
+// ConditionCheckItem for its conditions.
+var (
+	storeActions = []string{
+		"dynamodb:ConditionCheckItem",
+		"dynamodb:DeleteItem",
+		"dynamodb:GetItem",
+		"dynamodb:PutItem",
+		"dynamodb:Query",
+		"dynamodb:UpdateItem",
+	}
+	// The event source mapping's pollers run with the function's role.
+	sqsPollerActions = []string{
+		"sqs:ChangeMessageVisibility",
+		"sqs:DeleteMessage",
+		"sqs:GetQueueAttributes",
+		"sqs:ReceiveMessage",
+	}
+	kinesisPollerActions = []string{
+		"kinesis:DescribeStream",
+		"kinesis:DescribeStreamSummary",
+		"kinesis:GetRecords",
+		"kinesis:GetShardIterator",
+		"kinesis:ListShards",
+	}
+	ddbStreamActions = []string{
+		"dynamodb:DescribeStream",
+		"dynamodb:GetRecords",
+		"dynamodb:GetShardIterator",
+	}
+)
+
+// FunctionPolicy is the function role's policy: the actions the handler and
+// the event source mappings' pollers make, each on exactly the stack's
+// resources. No statement has a wildcard action; the only wildcard resource
+// is for an action that has no resource-level permission, scoped by a
+// condition and explained in Why.
+func (m *Model) FunctionPolicy() []Statement {
+	logs := Statement{
+		Sid:      "Logs",
+		Action:   []string{"logs:CreateLogStream", "logs:PutLogEvents"},
+		Resource: []any{GetAtt(IDLogGroup, "Arn")},
+	}
+	if m.Settings.Mode == ModeStepFunctions {
+		return []Statement{logs}
+	}
+	var tables []any
+	for _, tb := range m.Tables {
+		if tb.ID == IDDispatchTable {
+			continue
+		}
+		tables = append(tables, GetAtt(tb.ID, "Arn"))
+		for _, ix := range tb.Indexes {
+			tables = append(tables, Sub("${"+tb.ID+".Arn}/index/"+ix.Name))
+		}
+	}
+	sts := []Statement{
+		logs,
+		{Sid: "Store", Action: storeActions, Resource: tables},
+	}
+	queueArn := GetAtt(IDDispatchQueue, "Arn")
+	failure := Statement{
+		Sid:      "FailureDestination",
+		Action:   []string{"sqs:SendMessage"},
+		Resource: []any{GetAtt(IDFailureQueue, "Arn")},
+	}
+	switch m.Settings.Dispatch {
+	case DispatchSQS:
+		sts = append(sts,
+			Statement{Sid: "DispatchSend", Action: []string{"sqs:SendMessage"}, Resource: []any{queueArn}},
+			Statement{Sid: "DispatchPoll", Action: sqsPollerActions, Resource: []any{queueArn}},
+		)
+	case DispatchSNSSQS:
+		sts = append(sts,
+			Statement{Sid: "DispatchSend", Action: []string{"sns:Publish"}, Resource: []any{Ref(IDDispatchTopic)}},
+			Statement{Sid: "DispatchPoll", Action: sqsPollerActions, Resource: []any{queueArn}},
+		)
+	case DispatchSNS:
+		sts = append(sts,
+			Statement{Sid: "DispatchSend", Action: []string{"sns:Publish"}, Resource: []any{Ref(IDDispatchTopic)}},
+			failure,
+		)
+	case DispatchKinesis:
+		stream := GetAtt(IDDispatchStream, "Arn")
+		sts = append(sts,
+			Statement{Sid: "DispatchSend", Action: []string{"kinesis:PutRecord", "kinesis:PutRecords"}, Resource: []any{stream}},
+			Statement{Sid: "DispatchPoll", Action: kinesisPollerActions, Resource: []any{stream}},
+			failure,
+		)
+	case DispatchDynamoDB:
+		sts = append(sts,
+			Statement{Sid: "DispatchSend", Action: []string{"dynamodb:PutItem"}, Resource: []any{GetAtt(IDDispatchTable, "Arn")}},
+			Statement{Sid: "DispatchPoll", Action: ddbStreamActions, Resource: []any{GetAtt(IDDispatchTable, "StreamArn")}},
+			Statement{
+				Sid:       "DispatchListStreams",
+				Action:    []string{"dynamodb:ListStreams"},
+				Resource:  []any{"*"},
+				Condition: map[string]any{"StringEquals": map[string]any{"aws:RequestedRegion": Ref("AWS::Region")}},
+				Why: "dynamodb:ListStreams allows no resource-level permission (IAM's service authorization reference lists no resource type for it), " +
+					"and Lambda's DynamoDB stream poller calls it; the statement is limited to the stack's region by aws:RequestedRegion",
+			},
+			failure,
+		)
+	}
+	return sts
+}
+
+// policyNotes is the role's Metadata: why each unscoped statement exists.
+func (m *Model) policyNotes() map[string]any {
+	notes := map[string]any{
+		"least_privilege": "every statement names the stack's own resources; no action is a wildcard",
+	}
+	for _, s := range m.FunctionPolicy() {
+		if s.Why != "" {
+			notes[s.Sid] = s.Why
+		}
+	}
+	return notes
+}
+
+// policyDocument renders statements as an IAM policy document.
+func policyDocument(sts []Statement) map[string]any {
+	var list []any
+	for _, s := range sts {
+		st := map[string]any{
+			"Sid":      s.Sid,
+			"Effect":   "Allow",
+			"Action":   slices.Clone(s.Action),
+			"Resource": slices.Clone(s.Resource),
+		}
+		if s.Condition != nil {
+			st["Condition"] = s.Condition
+		}
+		list = append(list, st)
+	}
+	return map[string]any{"Version": "2012-10-17", "Statement": list}
+}

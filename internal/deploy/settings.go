@@ -1,0 +1,205 @@
+package deploy
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Dispatch is how one step's message reaches the next invocation.
+type Dispatch string
+
+// Dispatches. SQS is the default.
+const (
+	// DispatchSQS: an SQS queue (with a dead-letter queue) polled by an event
+	// source mapping.
+	DispatchSQS Dispatch = "sqs"
+	// DispatchKinesis: a Kinesis stream (partition key = correlation id).
+	DispatchKinesis Dispatch = "kinesis"
+	// DispatchSNS: an SNS topic the function is subscribed to (asynchronous
+	// invocation, with an on-failure destination).
+	DispatchSNS Dispatch = "sns"
+	// DispatchSNSSQS: an SNS topic with an SQS queue subscribed (raw
+	// delivery), which the function polls as with DispatchSQS.
+	DispatchSNSSQS Dispatch = "sns-sqs"
+	// DispatchDynamoDB: a table whose stream drives the function; each
+	// message is an INSERT of its own item.
+	DispatchDynamoDB Dispatch = "dynamodb"
+)
+
+// Dispatches lists the valid dispatches, default first.
+func Dispatches() []Dispatch {
+	return []Dispatch{DispatchSQS, DispatchKinesis, DispatchSNS, DispatchSNSSQS, DispatchDynamoDB}
+}
+
+// Mode says who drives the steps.
+type Mode string
+
+// Modes.
+const (
+	// ModeEvents: lfsm's own dispatch (the default).
+	ModeEvents Mode = "events"
+	// ModeStepFunctions: one Step Functions state machine per machine, from
+	// `lfsm export asl`; the function runs only the actions.
+	ModeStepFunctions Mode = "stepfunctions"
+)
+
+// Architectures the zip can be built for, as Lambda names them.
+const (
+	ArchARM64 = "arm64"
+	ArchX8664 = "x86_64"
+)
+
+// Settings are the deployment's inputs besides the spec. The zero value of a
+// field means its default (see Defaults).
+type Settings struct {
+	// Project names the project; it tags every resource (lfsm:project).
+	Project string
+	// Stack is the CloudFormation stack name. The template itself refers to
+	// AWS::StackName, so it deploys under any name; emulators use this one.
+	Stack string
+	// Dispatch is the message transport (default sqs).
+	Dispatch Dispatch
+	// Mode is events (default) or stepfunctions.
+	Mode Mode
+	// Architecture is arm64 (default) or x86_64: the one the zip was built for.
+	Architecture string
+	// MemoryMB is the function's memory (default 128).
+	MemoryMB int
+	// Timeout is the function timeout (default 30 s, at most 900 s).
+	Timeout time.Duration
+	// LeaseTimeout is the lease a step holds (default 300 s, the engine's);
+	// it sizes the dead-letter queue's maxReceiveCount.
+	LeaseTimeout time.Duration
+	// LogRetentionDays is the log group's retention (default 14).
+	LogRetentionDays int
+	// BatchSize is the event source mapping's batch size (default 10 for SQS,
+	// 100 for streams).
+	BatchSize int
+	// KinesisShards is the stream's shard count; 0 means on-demand.
+	KinesisShards int
+	// Tags are added to every resource that takes tags, beside lfsm's own.
+	Tags map[string]string
+}
+
+// Defaults used when a Settings field is zero.
+const (
+	DefaultMemoryMB         = 128
+	DefaultTimeout          = 30 * time.Second
+	DefaultLeaseTimeout     = 300 * time.Second
+	DefaultLogRetentionDays = 14
+	DefaultSQSBatchSize     = 10
+	DefaultStreamBatchSize  = 100
+)
+
+// logRetentions are the values CloudWatch Logs accepts for RetentionInDays.
+var logRetentions = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+
+// WithDefaults returns s with every zero field set to its default.
+func (s Settings) WithDefaults() Settings {
+	if s.Dispatch == "" {
+		s.Dispatch = DispatchSQS
+	}
+	if s.Mode == "" {
+		s.Mode = ModeEvents
+	}
+	if s.Architecture == "" {
+		s.Architecture = ArchARM64
+	}
+	if s.MemoryMB == 0 {
+		s.MemoryMB = DefaultMemoryMB
+	}
+	if s.Timeout == 0 {
+		s.Timeout = DefaultTimeout
+	}
+	if s.LeaseTimeout == 0 {
+		s.LeaseTimeout = DefaultLeaseTimeout
+	}
+	if s.LogRetentionDays == 0 {
+		s.LogRetentionDays = DefaultLogRetentionDays
+	}
+	if s.BatchSize == 0 {
+		s.BatchSize = DefaultSQSBatchSize
+		if s.Dispatch == DispatchKinesis || s.Dispatch == DispatchDynamoDB {
+			s.BatchSize = DefaultStreamBatchSize
+		}
+	}
+	if s.Stack == "" {
+		s.Stack = s.Project
+	}
+	s.Tags = maps.Clone(s.Tags)
+	return s
+}
+
+var (
+	// stackRE is CloudFormation's rule for stack names, kept short enough
+	// that "<stack>-executions" fits every resource name limit (SQS: 80).
+	stackRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,63}$`)
+	projectRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+)
+
+// Validate reports every setting that CloudFormation or Lambda would refuse,
+// each naming the setting and the allowed values.
+func (s Settings) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if !projectRE.MatchString(s.Project) {
+		bad("project name %q: want letters, digits, '.', '_' or '-', at most 128", s.Project)
+	}
+	if !stackRE.MatchString(s.Stack) {
+		bad("stack name %q: want a letter, then letters, digits or '-', at most 64", s.Stack)
+	}
+	if !slices.Contains(Dispatches(), s.Dispatch) {
+		bad("dispatch %q: want one of %s", s.Dispatch, joinNames(Dispatches()))
+	}
+	if s.Mode != ModeEvents && s.Mode != ModeStepFunctions {
+		bad("mode %q: want %s or %s", s.Mode, ModeEvents, ModeStepFunctions)
+	}
+	if s.Architecture != ArchARM64 && s.Architecture != ArchX8664 {
+		bad("architecture %q: want %s or %s", s.Architecture, ArchARM64, ArchX8664)
+	}
+	if s.MemoryMB < 128 || s.MemoryMB > 10240 {
+		bad("memory %d MB: want 128 to 10240", s.MemoryMB)
+	}
+	if s.Timeout < time.Second || s.Timeout > 900*time.Second || s.Timeout%time.Second != 0 {
+		bad("timeout %s: want whole seconds from 1s to 900s", s.Timeout)
+	}
+	// SQS caps the visibility timeout at 12 hours; six function timeouts
+	// always fit (6 x 900 s), so only the lease needs a check.
+	if s.LeaseTimeout < s.Timeout {
+		bad("lease timeout %s is shorter than the function timeout %s: a step could lose its lease while it runs", s.LeaseTimeout, s.Timeout)
+	}
+	if !slices.Contains(logRetentions, s.LogRetentionDays) {
+		bad("log retention %d days: want one of %s", s.LogRetentionDays, joinNames(logRetentions))
+	}
+	// SQS takes batches above 10 only with a batching window, which would
+	// delay every step; the streams take up to 10,000.
+	maxBatch := 10
+	if s.Dispatch == DispatchKinesis || s.Dispatch == DispatchDynamoDB {
+		maxBatch = 10000
+	}
+	if s.BatchSize < 1 || s.BatchSize > maxBatch {
+		bad("batch size %d: want 1 to %d", s.BatchSize, maxBatch)
+	}
+	if s.KinesisShards < 0 || s.KinesisShards > 10000 {
+		bad("kinesis shards %d: want 0 (on-demand) to 10000", s.KinesisShards)
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Tags)) {
+		if strings.HasPrefix(k, "aws:") || strings.HasPrefix(k, "lfsm:") {
+			bad("tag %q: the prefixes aws: and lfsm: are reserved", k)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func joinNames[T any](vs []T) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = fmt.Sprint(v)
+	}
+	return strings.Join(s, ", ")
+}
