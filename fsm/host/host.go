@@ -141,9 +141,6 @@ func runCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []s
 	case err != nil && ctx.Err() != nil:
 		fmt.Fprintf(stderr, "interrupted: execution %s left as it was (lfsm inspect %s)\n", res.CorrelationID, res.CorrelationID)
 		return exitInterrupted
-	case errors.Is(err, local.ErrUnknownMachine):
-		fmt.Fprintf(stderr, "error: %v (machines: %s)\n", err, machineNames(s))
-		return exitUsage
 	case err != nil:
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitFailure

@@ -33,6 +33,7 @@ func TestCommandLine(t *testing.T) {
 		{"run bad output", []string{"run", "-m", "Example", "--output", "yaml"}, exitUsage, "", "--output is text or json"},
 		{"run bad context", []string{"run", "-m", "Example", "--context", "[1]"}, exitUsage, "", "--context: not a JSON object"},
 		{"run unknown flag", []string{"run", "--nope"}, exitUsage, "", "flag provided but not defined"},
+		{"run unknown machine", []string{"run", "-m", "Exampel"}, exitFailure, "", `no machine "Exampel" in the spec (machines: Example, Other); did you mean "Example"?`},
 		{"worker bad workers", []string{"worker", "--workers", "0"}, exitUsage, "", "--workers >= 1"},
 		{"run bad chaos", []string{"run", "-m", "Example", "--chaos", "Comit=0.5"}, exitUsage, "", `chaos key "Comit": unknown operation; valid keys are default, Ack`},
 		{"worker chaos seed alone", []string{"worker", "--chaos-seed", "1"}, exitUsage, "", "--chaos-seed needs --chaos"},

@@ -143,7 +143,9 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 	}
 	res.InputHash = h
 	if !opts.Force && upToDate(stampPath, h, res.Binary) {
-		log.Info("build up to date", "binary", rel(dir, res.Binary))
+		// The caller reports the result (lfsm build: "up to date: ..."):
+		// at info level this would say it twice.
+		log.Debug("build up to date", "binary", rel(dir, res.Binary))
 		res.UpToDate = true
 		res.Duration = time.Since(start)
 		return res, diags, nil

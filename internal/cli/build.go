@@ -159,7 +159,7 @@ type progressHandler struct {
 	attrs []slog.Attr
 }
 
-func (h *progressHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *progressHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
 
 func (h *progressHandler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder

@@ -110,13 +110,9 @@ func runExportASL(_ context.Context, opts *ExportASLOptions) error {
 	if err != nil {
 		return err
 	}
-	m := s.Machine(opts.Machine)
-	if m == nil {
-		known := make([]string, len(s.Machines))
-		for i, m := range s.Machines {
-			known[i] = m.Name
-		}
-		return &graph.UnknownMachineError{Name: opts.Machine, Known: known}
+	m, err := s.FindMachine(opts.Machine)
+	if err != nil {
+		return err
 	}
 	doc, err := graph.ASL(m, opts.LambdaARN.String())
 	if err != nil {

@@ -46,9 +46,11 @@ type InspectResult struct {
 	State         string        `json:"state"`
 	Event         string        `json:"event"`
 	// Step is the last step committed as done (-1 before the first).
-	Step      int                   `json:"step"`
-	Retries   int                   `json:"retries"`
-	Lease     InspectLease          `json:"lease"`
+	Step    int          `json:"step"`
+	Retries int          `json:"retries"`
+	Lease   InspectLease `json:"lease"`
+	// LastError explains the status (local.CurrentError): the error of a
+	// failed, stopped or retrying execution; empty once it is done.
 	LastError string                `json:"last_error,omitempty"`
 	Context   map[string]any        `json:"context"`
 	CreatedAt time.Time             `json:"created_at"`
@@ -107,7 +109,7 @@ func runInspect(ctx context.Context, opts *InspectOptions) error {
 	}
 	res := InspectResult{
 		FormatVersion: "1", CorrelationID: x.CorrelationID, Machine: x.Machine, Status: x.Status,
-		State: x.State, Event: x.Event, Step: x.DoneStep, Retries: x.Retries, LastError: x.LastError,
+		State: x.State, Event: x.Event, Step: x.DoneStep, Retries: x.Retries, LastError: local.CurrentError(x),
 		Lease:     InspectLease{Step: x.LeaseStep, Fence: x.Fence, Expires: x.LeaseExpires},
 		Context:   map[string]any{},
 		CreatedAt: x.CreatedAt, UpdatedAt: x.UpdatedAt, History: hist,

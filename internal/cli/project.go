@@ -160,8 +160,9 @@ func machineNames(s *spec.Spec) string {
 	return strings.Join(names, ", ")
 }
 
-// needMachine returns the machine of s named name, or a usage error that
-// lists the machines there are.
+// needMachine returns the machine of s named name. Without a name and with
+// several machines it is a usage error; an unknown name is an
+// *spec.UnknownMachineError (exit status 1, as everywhere).
 func needMachine(s *spec.Spec, name string) (*spec.Machine, error) {
 	if name == "" {
 		if len(s.Machines) == 1 {
@@ -169,9 +170,5 @@ func needMachine(s *spec.Spec, name string) (*spec.Machine, error) {
 		}
 		return nil, usageErrorf("name a machine with -m (machines: %s)", machineNames(s))
 	}
-	m := s.Machine(name)
-	if m == nil {
-		return nil, usageErrorf("no machine %q in the spec (machines: %s)", name, machineNames(s))
-	}
-	return m, nil
+	return s.FindMachine(name)
 }

@@ -50,15 +50,7 @@ type Options struct {
 var ErrMachineNeeded = errors.New("svg and png draw one machine: pass -m to choose one")
 
 // UnknownMachineError reports an Options.Machine the spec does not define.
-type UnknownMachineError struct {
-	Name string
-	// Known lists the spec's machines, in declaration order.
-	Known []string
-}
-
-func (e *UnknownMachineError) Error() string {
-	return fmt.Sprintf("machine %q not found (the spec defines %q)", e.Name, e.Known)
-}
+type UnknownMachineError = spec.UnknownMachineError
 
 // Render writes the diagram(s) of s in opts.Format. svg/png need a single machine:
 // with Machine=="" and more than one machine it returns an error saying to pass -m.
@@ -120,14 +112,11 @@ func selectMachines(s *spec.Spec, name string) ([]*spec.Machine, error) {
 		}
 		return s.Machines, nil
 	}
-	if m := s.Machine(name); m != nil {
-		return []*spec.Machine{m}, nil
+	m, err := s.FindMachine(name)
+	if err != nil {
+		return nil, err
 	}
-	known := make([]string, 0, len(s.Machines))
-	for _, m := range s.Machines {
-		known = append(known, m.Name)
-	}
-	return nil, &UnknownMachineError{Name: name, Known: known}
+	return []*spec.Machine{m}, nil
 }
 
 // renderImage lays out the DOT of m with Graphviz (compiled to WebAssembly, so no

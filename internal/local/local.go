@@ -24,9 +24,6 @@ type Backend interface {
 	engine.Source
 }
 
-// ErrUnknownMachine is returned when the machine to run is not in the spec.
-var ErrUnknownMachine = errors.New("no such machine")
-
 // RunOptions configure Run.
 type RunOptions struct {
 	Spec *spec.Spec
@@ -87,16 +84,17 @@ const maxInfraFailures = 20
 // checks of the execution's status.
 const poll = 500 * time.Millisecond
 
-// Run starts one execution of opts.Machine and handles messages in-process
+// Run starts one execution of opts.Machine (a *spec.UnknownMachineError when
+// the spec has none of that name) and handles messages in-process
 // until it is done, failed, stopped or waiting for an outside event; retries
 // are waited for. It returns the RunResult whatever the execution's status:
 // a failed execution is a normal outcome, not an error. Messages of other
 // executions that share the store are handled too, but not traced.
 func Run(ctx context.Context, opts RunOptions) (RunResult, error) {
 	res := RunResult{FormatVersion: FormatVersion, Machine: opts.Machine, Lambdas: []Lambda{}}
-	m := opts.Spec.Machine(opts.Machine)
-	if m == nil {
-		return res, fmt.Errorf("run %q: %w", opts.Machine, ErrUnknownMachine)
+	m, err := opts.Spec.FindMachine(opts.Machine)
+	if err != nil {
+		return res, fmt.Errorf("run: %w", err)
 	}
 	raw, closeB, err := open(ctx, opts.Backend, opts.DBPath)
 	if err != nil {
@@ -300,7 +298,7 @@ func fill(ctx context.Context, s engine.Store, res *RunResult) error {
 	if err != nil {
 		return fmt.Errorf("run %s: %w", res.CorrelationID, err)
 	}
-	res.Status, res.State, res.Error = ex.Status, ex.State, ex.LastError
+	res.Status, res.State, res.Error = ex.Status, ex.State, CurrentError(ex)
 	res.Context = map[string]any{}
 	if len(ex.Checkpoint) > 0 {
 		if msg, err := engine.DecodeMessage(ex.Checkpoint); err == nil && msg.User != nil {
@@ -308,6 +306,22 @@ func fill(ctx context.Context, s engine.Store, res *RunResult) error {
 		}
 	}
 	return nil
+}
+
+// CurrentError is the error that explains an execution's status: its last
+// error when it failed or was stopped, or when it is running a retry; ""
+// otherwise. A store keeps the last error of every execution, also after it
+// went on to finish (an earlier attempt that was retried, a stop that was
+// resumed), but errors of attempts belong to its history: a done execution
+// shows none.
+func CurrentError(ex engine.Execution) string {
+	switch {
+	case ex.Status == engine.StatusFailed, ex.Status == engine.StatusStopped:
+		return ex.LastError
+	case ex.Status == engine.StatusRunning && ex.Retries > 0:
+		return ex.LastError
+	}
+	return ""
 }
 
 // WorkerOptions configure Worker.

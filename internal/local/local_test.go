@@ -164,8 +164,9 @@ func TestRunSimulate(t *testing.T) {
 
 func TestRunUnknownMachine(t *testing.T) {
 	_, err := Run(t.Context(), RunOptions{Spec: loadExample(t), Resolve: seedActions, Backend: memory.New(memory.Options{}), Machine: "Nope"})
-	if !errors.Is(err, ErrUnknownMachine) {
-		t.Errorf("err = %v, want ErrUnknownMachine", err)
+	var u *spec.UnknownMachineError
+	if !errors.As(err, &u) || u.Name != "Nope" {
+		t.Errorf("err = %v, want a *spec.UnknownMachineError for Nope", err)
 	}
 }
 

@@ -1,7 +1,9 @@
 package local
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/lfsm/lfsm/fsm"
+	"github.com/lfsm/lfsm/internal/backend/memory"
 	"github.com/lfsm/lfsm/internal/backend/sqlite"
 	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/spec"
@@ -110,5 +113,66 @@ func TestRetriesExhaustedThenResume(t *testing.T) {
 	}
 	if got := attempts.Load(); got != 3 {
 		t.Errorf("action ran %d times in all, want 3", got)
+	}
+}
+
+// TestRetriedRunThatFinishesShowsNoError: an attempt that failed and was
+// retried keeps its error in its λ; the execution finished done, so the
+// result (and its JSON) has no top-level error.
+func TestRetriedRunThatFinishesShowsNoError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fsm.yaml")
+	if err := os.WriteFile(path, []byte(flakySpec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, diags := spec.Load(path)
+	if diags.HasErrors() {
+		t.Fatal(diags.Err())
+	}
+	var attempts atomic.Int32
+	resolve := func(string) (fsm.Action, error) {
+		return fsm.ActionFunc(func(ctx context.Context, c *fsm.Context) (string, error) {
+			if attempts.Add(1) == 1 {
+				return "", errors.New("payment service unavailable")
+			}
+			return "charged", nil
+		}), nil
+	}
+	var out bytes.Buffer
+	res, err := Run(t.Context(), RunOptions{Spec: s, Resolve: resolve, Backend: memory.New(memory.Options{}),
+		Machine: "Flaky", Out: &out, JSON: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != engine.StatusDone || res.Error != "" {
+		t.Errorf("status %s, error %q; want done and no error", res.Status, res.Error)
+	}
+	if len(res.Lambdas) == 0 || res.Lambdas[0].Outcome != engine.OutcomeRetry || res.Lambdas[0].Error == "" {
+		t.Errorf("first λ %+v, want the retried attempt with its error", res.Lambdas)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := doc["error"]; ok {
+		t.Errorf("JSON of a done execution has a top-level error %q", e)
+	}
+}
+
+func TestCurrentError(t *testing.T) {
+	for _, tc := range []struct {
+		ex   engine.Execution
+		want string
+	}{
+		{engine.Execution{Status: engine.StatusDone, LastError: "stopped by operator"}, ""},
+		{engine.Execution{Status: engine.StatusDone, Retries: 0, LastError: "boom"}, ""},
+		{engine.Execution{Status: engine.StatusWaiting, LastError: "stopped by operator"}, ""},
+		{engine.Execution{Status: engine.StatusRunning, LastError: "stopped by operator"}, ""},
+		{engine.Execution{Status: engine.StatusRunning, Retries: 1, LastError: "boom"}, "boom"},
+		{engine.Execution{Status: engine.StatusFailed, LastError: "boom"}, "boom"},
+		{engine.Execution{Status: engine.StatusStopped, LastError: "stopped by operator"}, "stopped by operator"},
+	} {
+		if got := CurrentError(tc.ex); got != tc.want {
+			t.Errorf("CurrentError(%s, retries %d, %q) = %q, want %q", tc.ex.Status, tc.ex.Retries, tc.ex.LastError, got, tc.want)
+		}
 	}
 }

@@ -1,5 +1,10 @@
 package spec
 
+import (
+	"fmt"
+	"strings"
+)
+
 // StateName names a state of a machine.
 type StateName string
 
@@ -52,6 +57,41 @@ func (s *Spec) Machine(name string) *Machine {
 		}
 	}
 	return nil
+}
+
+// FindMachine returns the machine with the given name, or an
+// *UnknownMachineError that lists the machines there are and suggests the
+// nearest name.
+func (s *Spec) FindMachine(name string) (*Machine, error) {
+	if m := s.Machine(name); m != nil {
+		return m, nil
+	}
+	return nil, &UnknownMachineError{Name: name, Known: s.MachineNames()}
+}
+
+// MachineNames lists the names of the machines, in declaration order.
+func (s *Spec) MachineNames() []string {
+	names := make([]string, len(s.Machines))
+	for i, m := range s.Machines {
+		names[i] = m.Name
+	}
+	return names
+}
+
+// UnknownMachineError reports a machine name the spec does not define.
+type UnknownMachineError struct {
+	Name string
+	// Known lists the spec's machines, in declaration order.
+	Known []string
+}
+
+// Error names the machine, lists the known ones and suggests the nearest.
+func (e *UnknownMachineError) Error() string {
+	msg := fmt.Sprintf("no machine %q in the spec (machines: %s)", e.Name, strings.Join(e.Known, ", "))
+	if s := suggest(e.Name, e.Known); s != "" {
+		msg += fmt.Sprintf("; did you mean %q?", s)
+	}
+	return msg
 }
 
 // Machine is one state machine of a spec.
