@@ -118,17 +118,26 @@ func newLsCmd(f *Factory, runF func(*LsOptions) error) *cobra.Command {
 }
 
 func runLs(ctx context.Context, opts *LsOptions) error {
-	db, err := openStore(ctx, dbPath(opts.DB, opts.File), true)
+	if opts.MachineNote != "" && opts.Output != outputJSON {
+		fmt.Fprintf(opts.IO.ErrOut, "ls: only machine %s (set by %s)\n", opts.Machine, opts.MachineNote)
+	}
+	res := LsResult{FormatVersion: "1", Filter: LsFilter{Machine: opts.Machine, Status: opts.Status, State: opts.State}}
+	path := dbPath(opts.DB, opts.File)
+	if storeMissing(opts.IO, path) {
+		// No execution has run yet: the list is empty.
+		res.Executions = []engine.Execution{}
+		if opts.Output == outputJSON {
+			return writeJSON(opts.IO.Out, res)
+		}
+		return lsTable(opts.IO.Out).Flush()
+	}
+	db, err := openStore(ctx, path, true)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if opts.MachineNote != "" && opts.Output != outputJSON {
-		fmt.Fprintf(opts.IO.ErrOut, "ls: only machine %s (set by %s)\n", opts.Machine, opts.MachineNote)
-	}
 	filter := engine.ListFilter{Machine: opts.Machine, Status: engine.Status(opts.Status), State: opts.State,
 		Limit: opts.Limit, Cursor: opts.Cursor}
-	res := LsResult{FormatVersion: "1", Filter: LsFilter{Machine: opts.Machine, Status: opts.Status, State: opts.State}}
 	if opts.All {
 		filter.Limit = lsStreamPage
 		return streamLs(ctx, db, filter, opts, res)

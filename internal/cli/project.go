@@ -65,6 +65,17 @@ func openStore(ctx context.Context, path string, mustExist bool) (*sqlite.DB, er
 	return db, nil
 }
 
+// storeMissing reports whether there is no local store at path yet, and if
+// so says on stderr that there are no executions yet and how to make one:
+// commands that list what the store holds then show an empty list.
+func storeMissing(ios *IOStreams, path string) bool {
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	fmt.Fprintf(ios.ErrOut, "no executions yet: no local store at %s (lfsm start or lfsm run creates it; --db names another)\n", path)
+	return true
+}
+
 // unlinked stands in for user actions in the lfsm binary, which links none.
 // Operator calls (Start, Send, Stop, Resume) never run actions; if a message
 // were ever handled with it, the step fails with this explanation.

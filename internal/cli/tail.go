@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -84,7 +85,23 @@ func newTailCmd(f *Factory, runF func(*TailOptions) error) *cobra.Command {
 }
 
 func runTail(ctx context.Context, opts *TailOptions) error {
-	db, err := openStore(ctx, dbPath(opts.DB, opts.File), true)
+	path := dbPath(opts.DB, opts.File)
+	poll := opts.Poll
+	if poll <= 0 {
+		poll = 250 * time.Millisecond
+	}
+	if storeMissing(opts.IO, path) {
+		if !opts.Follow {
+			if opts.Output == outputJSON {
+				return writeJSON(opts.IO.Out, TailResult{FormatVersion: "1", Entries: []engine.HistoryRow{}})
+			}
+			return nil
+		}
+		if err := waitForFile(ctx, path, poll); err != nil {
+			return err
+		}
+	}
+	db, err := openStore(ctx, path, true)
 	if err != nil {
 		return err
 	}
@@ -110,10 +127,6 @@ func runTail(ctx context.Context, opts *TailOptions) error {
 		}
 		return w.write(rows)
 	}
-	poll := opts.Poll
-	if poll <= 0 {
-		poll = 250 * time.Millisecond
-	}
 	var last int64
 	t := time.NewTicker(poll)
 	defer t.Stop()
@@ -134,6 +147,22 @@ func runTail(ctx context.Context, opts *TailOptions) error {
 				return ctx.Err()
 			}
 			return fmt.Errorf("tail: %w", err)
+		}
+	}
+}
+
+// waitForFile polls until path exists or ctx ends.
+func waitForFile(ctx context.Context, path string, poll time.Duration) error {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
 		}
 	}
 }

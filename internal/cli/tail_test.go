@@ -92,3 +92,40 @@ func TestTailFollow(t *testing.T) {
 		t.Errorf("followed entries %s, want %s", got, want)
 	}
 }
+
+// TestTailFollowWaitsForStore: in a project with no runs yet, tail --follow
+// says so and waits; the first execution's λ then arrive as they are written.
+func TestTailFollowWaitsForStore(t *testing.T) {
+	db := filepath.Join(t.TempDir(), ".lfsm", "lfsm.db")
+	seed := filepath.Join("..", "..", "examples", "seed", "fsm.yaml")
+	s, diags := spec.Load(seed)
+	if s == nil || diags.HasErrors() {
+		t.Fatalf("load seed: %v", diags)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	ios := &IOStreams{In: strings.NewReader(""), Out: out, ErrOut: errOut}
+	done := make(chan error, 1)
+	go func() {
+		done <- runTail(ctx, &TailOptions{IO: ios, File: seed, DB: db, Follow: true, Poll: 10 * time.Millisecond})
+	}()
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(errOut.String(), "no executions yet") })
+	select {
+	case err := <-done:
+		t.Fatalf("tail --follow without a store returned %v; want it to wait", err)
+	default:
+	}
+	if _, err := local.Run(t.Context(), local.RunOptions{Spec: s, DBPath: db, Machine: "Example",
+		Simulate: &engine.SimulateOptions{Events: []string{"skip"}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() bool { return strings.Count(out.String(), "\n") >= 3 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("tail --follow ended with %v, want context.Canceled", err)
+	}
+	if !strings.Contains(out.String(), "λ3") {
+		t.Errorf("followed lines lack λ3 of the skip path:\n%s", out.String())
+	}
+}
