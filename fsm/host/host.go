@@ -125,6 +125,12 @@ func runCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []s
 		fmt.Fprintln(stderr, "error: run needs -m MACHINE and no arguments; --output is text or json")
 		return exitUsage
 	}
+	if *id != "" {
+		if err := engine.ValidateCorrelationID(*id); err != nil {
+			fmt.Fprintf(stderr, "error: --correlation-id %q: %v\n", *id, err)
+			return exitUsage
+		}
+	}
 	uc, err := parseContext(*ctxArg)
 	if err != nil {
 		fmt.Fprintf(stderr, "error: --context: %v\n", err)

@@ -32,6 +32,8 @@ func TestCommandLine(t *testing.T) {
 		{"run without machine", []string{"run"}, exitUsage, "", "run needs -m MACHINE"},
 		{"run bad output", []string{"run", "-m", "Example", "--output", "yaml"}, exitUsage, "", "--output is text or json"},
 		{"run bad context", []string{"run", "-m", "Example", "--context", "[1]"}, exitUsage, "", "--context: not a JSON object"},
+		{"run bad correlation id", []string{"run", "-m", "Example", "--correlation-id", "id\xff\xfe"}, exitUsage, "",
+			`--correlation-id "id\xff\xfe": invalid correlation id: byte 0xff at offset 2`},
 		{"run unknown flag", []string{"run", "--nope"}, exitUsage, "", "flag provided but not defined"},
 		{"run unknown machine", []string{"run", "-m", "Exampel"}, exitFailure, "", `no machine "Exampel" in the spec (machines: Example, Other); did you mean "Example"?`},
 		{"worker bad workers", []string{"worker", "--workers", "0"}, exitUsage, "", "--workers >= 1"},

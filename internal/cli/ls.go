@@ -35,6 +35,8 @@ type LsOptions struct {
 	Cursor      string
 	All         bool
 	Output      string
+	// Dropped lists the messages the engine could not run instead.
+	Dropped bool
 }
 
 // LsResult is what lfsm ls --output json prints.
@@ -76,11 +78,19 @@ func newLsCmd(f *Factory, runF func(*LsOptions) error) *cobra.Command {
 
 			With --output json: one document {"format_version":"1","filter":{...},
 			"executions":[...],"next":"CURSOR"}; next is empty on the last page.
+
+			--dropped lists the messages the engine could not run instead, newest
+			first: when, why (not_json, non_finite_number, no_version,
+			unknown_version, no_correlation_id, invalid_correlation_id,
+			no_current_event, malformed), the correlation id and machine where the
+			message named them, and its size; -m, --limit and --all apply. With
+			--output json: {"format_version":"1","dropped":[...]}.
 		`),
 		Example: example(`
 			lfsm ls --status failed
 			lfsm ls -m Example --state Packed --limit 10 --output json
 			lfsm ls --all --output json | jq -r '.executions[].correlation_id'
+			lfsm ls --dropped
 		`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -97,9 +107,15 @@ func newLsCmd(f *Factory, runF func(*LsOptions) error) *cobra.Command {
 				return usageErrorf("--all lists every execution: it takes no --limit or --cursor")
 			}
 			opts.MachineNote = f.sources["machine"] // set by the environment, not -m
+			if opts.Dropped && (opts.Status != "" || opts.State != "" || opts.Cursor != "") {
+				return usageErrorf("--status, --state and --cursor filter executions: they do not apply to --dropped")
+			}
 			opts.IO = f.IOStreams
 			if runF != nil {
 				return runF(opts)
+			}
+			if opts.Dropped {
+				return runLsDropped(cmd.Context(), opts)
 			}
 			return runLs(cmd.Context(), opts)
 		},
@@ -114,6 +130,7 @@ func newLsCmd(f *Factory, runF func(*LsOptions) error) *cobra.Command {
 	fl.StringVar(&opts.Cursor, "cursor", "", "continue a listing at `CURSOR` (printed with the previous page)")
 	fl.BoolVar(&opts.All, "all", false, "list every execution")
 	fl.StringVar(&opts.Output, "output", outputText, "output `FORMAT`: text|json")
+	fl.BoolVar(&opts.Dropped, "dropped", false, "list the messages the engine could not run instead (malformed, bad correlation id)")
 	return cmd
 }
 

@@ -101,6 +101,18 @@ func operatorEngine(s *spec.Spec, store local.Backend) (*engine.Engine, error) {
 	return engine.New(engine.Options{Machines: machines, Store: store, Queue: store})
 }
 
+// checkCorrelationID refuses a --correlation-id the engine would refuse, as
+// a usage error (empty means a new random id).
+func checkCorrelationID(id string) error {
+	if id == "" {
+		return nil
+	}
+	if err := engine.ValidateCorrelationID(id); err != nil {
+		return usageErrorf("invalid --correlation-id %q: %v", id, err)
+	}
+	return nil
+}
+
 // parseContext reads an initial user context: a JSON object, or @FILE.
 func parseContext(arg string) (map[string]any, error) {
 	if arg == "" {

@@ -126,6 +126,9 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 			if err := opts.Chaos.check(cmd); err != nil {
 				return err
 			}
+			if err := checkCorrelationID(opts.CorrelationID); err != nil {
+				return err
+			}
 			opts.IO, opts.WorkDir = f.IOStreams, f.WorkDir
 			if runF != nil {
 				return runF(opts)

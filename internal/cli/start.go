@@ -68,6 +68,9 @@ func newStartCmd(f *Factory, runF func(*StartOptions) error) *cobra.Command {
 			if opts.CorrelationID != "" && opts.Count != 1 {
 				return usageErrorf("--correlation-id names one execution: it needs --count 1")
 			}
+			if err := checkCorrelationID(opts.CorrelationID); err != nil {
+				return err
+			}
 			opts.IO, opts.WorkDir = f.IOStreams, f.WorkDir
 			if runF != nil {
 				return runF(opts)
