@@ -22,6 +22,7 @@ func newExportCmd(f *Factory) *cobra.Command {
 		`),
 		Example: example(`
 			lfsm export asl -m Example --lambda-arn arn:aws:lambda:us-east-1:123456789012:function:example
+			lfsm export cloudformation --out template.yaml
 		`),
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
@@ -33,7 +34,7 @@ func newExportCmd(f *Factory) *cobra.Command {
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(newExportASLCmd(f, nil))
+	cmd.AddCommand(newExportASLCmd(f, nil), newExportCloudFormationCmd(f, nil))
 	return cmd
 }
 

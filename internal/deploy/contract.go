@@ -10,7 +10,6 @@ const (
 	EnvTarget          = "LFSM_TARGET"
 	EnvDispatch        = "LFSM_AWS_DISPATCH"
 	EnvDispatchARN     = "LFSM_AWS_DISPATCH_ARN"
-	EnvDispatchURL     = "LFSM_AWS_DISPATCH_URL"
 	EnvStoreTableARN   = "LFSM_AWS_STORE_TABLE_ARN"
 	EnvHistoryTableARN = "LFSM_AWS_HISTORY_TABLE_ARN"
 	EnvRetryTableARN   = "LFSM_AWS_RETRY_TABLE_ARN"

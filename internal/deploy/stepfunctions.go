@@ -80,4 +80,3 @@ func (r *renderer) stateMachines() {
 		r.output(OutStateMachinePrefx+sm.ID[len(idStateMachinePrefx):], "The state machine of machine "+sm.Machine, Ref(sm.ID))
 	}
 }
-

@@ -212,9 +212,9 @@ func (r *renderer) table(tb Table) {
 		return ks
 	}
 	props := map[string]any{
-		"TableName":   name(tb.Suffix),
-		"BillingMode": "PAY_PER_REQUEST",
-		"KeySchema":   keys(tb.Hash, tb.Range),
+		"TableName":                        name(tb.Suffix),
+		"BillingMode":                      "PAY_PER_REQUEST",
+		"KeySchema":                        keys(tb.Hash, tb.Range),
 		"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
 		"SSESpecification":                 map[string]any{"SSEEnabled": true},
 		"Tags":                             r.tags(),
@@ -397,7 +397,6 @@ func (r *renderer) function() {
 		switch r.st.Dispatch {
 		case DispatchSQS:
 			env[EnvDispatchARN] = GetAtt(IDDispatchQueue, "Arn")
-			env[EnvDispatchURL] = GetAtt(IDDispatchQueue, "QueueUrl")
 		case DispatchSNS, DispatchSNSSQS:
 			env[EnvDispatchARN] = Ref(IDDispatchTopic)
 		case DispatchKinesis:

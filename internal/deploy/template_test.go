@@ -97,9 +97,9 @@ func TestTemplateValidatesAgainstCloudFormationSchemas(t *testing.T) {
 // worthless.
 func TestCheckerCatchesMistakes(t *testing.T) {
 	cases := []struct {
-		name  string
+		name   string
 		break_ func(*Template)
-		want  string
+		want   string
 	}{
 		{"unknown property", func(tm *Template) {
 			tm.Resources[IDDispatchQueue].Properties["VisibilityTimeoutSeconds"] = 10

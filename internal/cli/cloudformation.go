@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/lfsm/lfsm/internal/build"
+	"github.com/lfsm/lfsm/internal/config"
+	"github.com/lfsm/lfsm/internal/deploy"
+	"github.com/lfsm/lfsm/internal/spec"
+
+	"github.com/spf13/cobra"
+)
+
+// deployFlags are the settings of the deployment model shared by export
+// cloudformation and deploy.
+type deployFlags struct {
+	Project      string
+	Dispatch     string
+	Mode         string
+	Architecture string
+	MemoryMB     int
+	Timeout      time.Duration
+	LogRetention int
+	KinesisShard int
+}
+
+func (d *deployFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&d.Project, "project", "", "project `NAME` the resources are tagged with (default: the Go module's last path element)")
+	fl.StringVar(&d.Dispatch, "dispatch", string(deploy.DispatchSQS), "how messages travel between steps (`DISPATCH`: sqs|kinesis|sns|sns-sqs|dynamodb)")
+	fl.StringVar(&d.Mode, "mode", string(deploy.ModeEvents), "who drives the steps (`MODE`: events|stepfunctions)")
+	fl.StringVar(&d.Architecture, "arch", deploy.ArchARM64, "the function's `ARCH`, the one its zip was built for: arm64|x86_64")
+	fl.IntVar(&d.MemoryMB, "memory", deploy.DefaultMemoryMB, "the function's memory in `MB`")
+	fl.DurationVar(&d.Timeout, "timeout", deploy.DefaultTimeout, "the function's `TIMEOUT` (whole seconds, at most 15m)")
+	fl.IntVar(&d.LogRetention, "log-retention", deploy.DefaultLogRetentionDays, "`DAYS` the function's logs are kept")
+	fl.IntVar(&d.KinesisShard, "kinesis-shards", 0, "shards of the Kinesis dispatch stream (`N`; 0 = on-demand)")
+}
+
+// settings turns the flags into deploy settings for the project of specFile.
+func (d *deployFlags) settings(specFile, stack string) (deploy.Settings, error) {
+	dispatch := deploy.Dispatch(d.Dispatch)
+	if !slices.Contains(deploy.Dispatches(), dispatch) {
+		names := make([]string, 0, 5)
+		for _, d := range deploy.Dispatches() {
+			names = append(names, string(d))
+		}
+		return deploy.Settings{}, usageErrorf("invalid --dispatch %q: allowed values are %s", d.Dispatch, joinComma(names))
+	}
+	mode := deploy.Mode(d.Mode)
+	if mode != deploy.ModeEvents && mode != deploy.ModeStepFunctions {
+		return deploy.Settings{}, usageErrorf("invalid --mode %q: allowed values are events, stepfunctions", d.Mode)
+	}
+	project := d.Project
+	if project == "" {
+		project = projectName(specFile)
+	}
+	st := deploy.Settings{
+		Project: project, Stack: stack, Dispatch: dispatch, Mode: mode,
+		Architecture: d.Architecture, MemoryMB: d.MemoryMB, Timeout: d.Timeout,
+		LogRetentionDays: d.LogRetention, KinesisShards: d.KinesisShard,
+	}.WithDefaults()
+	if err := st.Validate(); err != nil {
+		return st, &UsageError{Err: err}
+	}
+	return st, nil
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, v := range s {
+		if i > 0 {
+			out += ", "
+		}
+		out += v
+	}
+	return out
+}
+
+// projectName is the project's name: the last element of its Go module path
+// (as lfsm build names the binary and the zip), else its directory's name.
+func projectName(specFile string) string {
+	dir := projectDir(specFile)
+	if name, err := build.ProjectName(dir); err == nil {
+		return name
+	}
+	return filepath.Base(dir)
+}
+
+// ExportCloudFormationOptions are the inputs of lfsm export cloudformation.
+type ExportCloudFormationOptions struct {
+	IO      *IOStreams
+	WorkDir string
+	File    string
+	Out     string
+	Output  string
+	Deploy  deployFlags
+}
+
+func newExportCloudFormationCmd(f *Factory, runF func(*ExportCloudFormationOptions) error) *cobra.Command {
+	opts := &ExportCloudFormationOptions{}
+	cmd := &cobra.Command{
+		Use:     "cloudformation [-f FILE] [--dispatch DISPATCH] [--out FILE] [--output text|json]",
+		Aliases: []string{"cfn"},
+		Short:   "Export the deployment as a CloudFormation template",
+		Long: heredoc(`
+			Write the CloudFormation template lfsm deploy applies, for teams that
+			deploy through their own pipeline: the execution store's tables, the
+			dispatch (SQS by default, with a dead-letter queue), the function,
+			its event source mapping, the every-minute schedule of the retry
+			poller, a log group and a least-privilege role. docs/deploy.md lists
+			every resource and why it is there.
+
+			The function's code is a parameter: pass CodeBucket and CodeKey (the
+			zip lfsm build --target aws writes, uploaded to S3) when you create
+			the stack, with CAPABILITY_IAM. Resource names derive from the stack
+			name, so one template deploys under any name.
+
+			YAML by default; --output json writes JSON.
+		`),
+		Example: example(`
+			lfsm export cloudformation --out template.yaml
+			lfsm export cloudformation --dispatch kinesis --output json --out template.json
+		`),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkEnum(f, "output", opts.Output, textOrJSON); err != nil {
+				return err
+			}
+			opts.IO = f.IOStreams
+			opts.WorkDir = f.WorkDir
+			if runF != nil {
+				return runF(opts)
+			}
+			return runExportCloudFormation(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&opts.File, "file", "f", config.DefaultSpecFile, "spec `FILE` to read")
+	fl.StringVar(&opts.Out, "out", "", "write to `FILE` instead of stdout")
+	fl.StringVar(&opts.Output, "output", outputText, "output `FORMAT`: text (YAML) or json")
+	opts.Deploy.register(fl)
+	return cmd
+}
+
+// buildModel loads the spec and builds the deployment model.
+func buildModel(ios *IOStreams, workDir, file string, d *deployFlags, stack string) (*spec.Spec, *deploy.Model, error) {
+	s, err := loadValidSpec(ios, workDir, file)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := d.settings(file, stack)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := deploy.Build(s, st)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build the deployment of %s: %w", file, err)
+	}
+	return s, m, nil
+}
+
+func runExportCloudFormation(_ context.Context, opts *ExportCloudFormationOptions) error {
+	_, m, err := buildModel(opts.IO, opts.WorkDir, opts.File, &opts.Deploy, "")
+	if err != nil {
+		return err
+	}
+	tmpl := m.Template()
+	var doc []byte
+	if opts.Output == outputJSON {
+		doc, err = tmpl.JSON()
+	} else {
+		doc, err = tmpl.YAML()
+	}
+	if err != nil {
+		return err
+	}
+	return writeResult(opts.IO, opts.Out, false, func(w io.Writer) error {
+		_, err := w.Write(doc)
+		return err
+	})
+}
