@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/awalterschulze/gographviz v2.0.3+incompatible
+	github.com/aws/aws-lambda-go v1.55.1
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/config v1.33.18
 	github.com/aws/aws-sdk-go-v2/service/sqs v1.53.0

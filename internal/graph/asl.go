@@ -91,16 +91,31 @@ func (s aslStates) MarshalJSON() ([]byte, error) {
 }
 
 type aslState struct {
-	Type     string      `json:"Type"`
-	Comment  string      `json:"Comment,omitempty"`
-	Resource string      `json:"Resource,omitempty"`
-	Retry    []aslRetry  `json:"Retry,omitempty"`
-	Choices  []aslChoice `json:"Choices,omitempty"`
-	Default  string      `json:"Default,omitempty"`
-	Next     string      `json:"Next,omitempty"`
-	Error    string      `json:"Error,omitempty"`
-	Cause    string      `json:"Cause,omitempty"`
+	Type     string `json:"Type"`
+	Comment  string `json:"Comment,omitempty"`
+	Resource string `json:"Resource,omitempty"`
+	// Parameters of a Task: the event says it is a Step Functions task,
+	// and carries the state's input as its message.
+	Parameters *aslTaskParameters `json:"Parameters,omitempty"`
+	Retry      []aslRetry         `json:"Retry,omitempty"`
+	Choices    []aslChoice        `json:"Choices,omitempty"`
+	Default    string             `json:"Default,omitempty"`
+	Next       string             `json:"Next,omitempty"`
+	Error      string             `json:"Error,omitempty"`
+	Cause      string             `json:"Cause,omitempty"`
 }
+
+// aslTaskParameters is the event every Task passes to the function:
+// {"mode": "step_functions", "message": <the state's input>}. The mode says
+// explicitly that the invocation is a task (run the actions, return the next
+// message), so one function can serve a queue and Step Functions alike.
+type aslTaskParameters struct {
+	Mode    string `json:"mode"`
+	Message string `json:"message.$"`
+}
+
+// aslTaskMode is the mode of a Task's event (internal/lambda's ModeStepFunctions).
+const aslTaskMode = "step_functions"
 
 type aslRetry struct {
 	ErrorEquals     []string    `json:"ErrorEquals"`
@@ -167,7 +182,8 @@ func (b *aslBuilder) build() (*aslDoc, error) {
 		MaxAttempts:     b.m.EffectiveMaxRetries(),
 	}}
 	task := func(comment, next string) *aslState {
-		return &aslState{Type: "Task", Comment: comment, Resource: b.arn, Retry: retry, Next: next}
+		return &aslState{Type: "Task", Comment: comment, Resource: b.arn,
+			Parameters: &aslTaskParameters{Mode: aslTaskMode, Message: "$"}, Retry: retry, Next: next}
 	}
 	var states aslStates
 	for _, s := range b.m.States {
