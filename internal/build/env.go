@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -112,4 +114,54 @@ func runGo(ctx context.Context, dir string, env []string, args ...string) ([]byt
 		return out, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return out, nil
+}
+
+// GoEnvOptions configure GoEnv.
+type GoEnvOptions struct {
+	// Dir is the project root: the directory holding the user's go.mod.
+	Dir string
+	// CacheDir is the module proxy directory (default DefaultProxyDir()).
+	CacheDir string
+	// Logger receives a progress line when go.mod has to be updated (nil:
+	// discard).
+	Logger *slog.Logger
+}
+
+// GoEnv returns the environment in which the go command resolves the
+// project's lfsm requirement the way Build does: on any machine, with an
+// empty module cache and no access to a proxy that has lfsm (which none has).
+// Unless go.mod replaces lfsm, it lays out the module proxy (EnsureProxy)
+// and, when go.mod does not require the version this lfsm serves, requires
+// it (go get, as Build and lfsm init do); the environment is then Env's.
+// With a replace it is the user's, with -mod=readonly.
+func GoEnv(ctx context.Context, opts GoEnvOptions) ([]string, error) {
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("project directory: %w", err)
+	}
+	um, err := readGoMod(dir)
+	if err != nil {
+		return nil, err
+	}
+	user, err := userGoEnv(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	if um.replace != "" {
+		return mergeEnv(os.Environ(), user, ""), nil
+	}
+	version, proxyURL, err := EnsureProxy(opts.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	env := mergeEnv(os.Environ(), user, proxyURL)
+	if um.lfsmVersion != version {
+		if opts.Logger != nil {
+			opts.Logger.Info("requiring lfsm in go.mod", "module", ModulePath, "version", version)
+		}
+		if _, err := runGo(ctx, dir, env, "get", FSMPackage+"@"+version); err != nil {
+			return nil, fmt.Errorf("require %s in %s: %w", ModulePath, um.path, err)
+		}
+	}
+	return env, nil
 }

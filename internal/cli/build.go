@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -153,17 +154,19 @@ func relTo(dir, p string) string {
 	return p
 }
 
-// progressHandler prints build progress as "build: message key=value ...".
+// progressHandler prints build progress as "build: message key=value ..."
+// (prefix, when set, replaces "build: ").
 type progressHandler struct {
-	w     io.Writer
-	attrs []slog.Attr
+	w      io.Writer
+	prefix string
+	attrs  []slog.Attr
 }
 
 func (h *progressHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
 
 func (h *progressHandler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
-	b.WriteString("build: ")
+	b.WriteString(cmp.Or(h.prefix, "build: "))
 	b.WriteString(r.Message)
 	write := func(a slog.Attr) bool {
 		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
@@ -179,7 +182,7 @@ func (h *progressHandler) Handle(_ context.Context, r slog.Record) error {
 }
 
 func (h *progressHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &progressHandler{w: h.w, attrs: append(h.attrs[:len(h.attrs):len(h.attrs)], as...)}
+	return &progressHandler{w: h.w, prefix: h.prefix, attrs: append(h.attrs[:len(h.attrs):len(h.attrs)], as...)}
 }
 
 func (h *progressHandler) WithGroup(string) slog.Handler { return h }

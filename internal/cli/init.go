@@ -61,8 +61,11 @@ func newInitCmd(f *Factory, runF func(*InitOptions) error) *cobra.Command {
 			leaves any others alone.
 
 			init then requires the lfsm module in go.mod (served from lfsm's own
-			copy, offline), so that go test ./... and lfsm run work at once;
-			--no-deps skips that step.
+			copy, offline), so that lfsm run and lfsm test work at once;
+			--no-deps skips that step. The lfsm module is on no public module
+			proxy: run the project's tests with lfsm test, which serves it to go
+			test on any machine (a plain go test works only where the module
+			cache already holds it).
 		`),
 		Example: example(`
 			lfsm init shop
@@ -148,7 +151,10 @@ func runInit(ctx context.Context, opts *InitOptions) error {
 		return writeJSON(opts.IO.Out, res)
 	}
 	shown := relTo(opts.WorkDir, dir)
-	_, err = fmt.Fprintf(opts.IO.Out, "Created %s (module %s): %s\n\nNext:\n  cd %s\n  lfsm run --context '{\"arg1\": 1}'\n",
+	_, err = fmt.Fprintf(opts.IO.Out, "Created %s (module %s): %s\n\nNext:\n"+
+		"  cd %s\n"+
+		"  lfsm run --context '{\"arg1\": 1}'   # build (the first time: 1 to 3 minutes), then run\n"+
+		"  lfsm test                          # the actions' tests, on any machine (plain go test needs lfsm's module proxy: see README.md)\n",
 		shown, mod, strings.Join(res.Files, ", "), shown)
 	return err
 }

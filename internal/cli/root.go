@@ -132,6 +132,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newExportCmd(f),
 		newInitCmd(f, nil),
 		newBuildCmd(f, nil),
+		newTestCmd(f, nil),
 		newRunCmd(f, nil),
 		newDevCmd(f, nil),
 		newStartCmd(f, nil),
