@@ -68,6 +68,11 @@ type Facts struct {
 	Steps int
 	// Retries counts earlier failed attempts of this step.
 	Retries int
+	// MaxRetries is how many retries the step gets after its first attempt
+	// (the message's max_retries, else the machine's, else 5; 0: none). The
+	// attempt with Retries == MaxRetries is the last: an action can choose a
+	// fallback event then instead of failing the execution.
+	MaxRetries int
 	// Fence is the lease's fence token: pass it to shared resources so that they
 	// can refuse writes from a worker whose lease was taken over.
 	Fence int64
@@ -146,6 +151,14 @@ func (c *Context) Steps() int { return c.facts.Steps }
 
 // Retries is the number of earlier failed attempts of this step.
 func (c *Context) Retries() int { return c.facts.Retries }
+
+// MaxRetries is how many retries this step gets after its first attempt;
+// Retries() == MaxRetries() on the last attempt.
+func (c *Context) MaxRetries() int { return c.facts.MaxRetries }
+
+// LastAttempt reports whether this is the step's last attempt: an error now
+// fails the execution, so an action may return a fallback event instead.
+func (c *Context) LastAttempt() bool { return c.facts.Retries >= c.facts.MaxRetries }
 
 // Fence is the lease's fence token for this step.
 func (c *Context) Fence() int64 { return c.facts.Fence }

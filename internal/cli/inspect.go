@@ -51,7 +51,10 @@ type InspectResult struct {
 	Lease   InspectLease `json:"lease"`
 	// LastError explains the status (local.CurrentError): the error of a
 	// failed, stopped or retrying execution; empty once it is done.
-	LastError string                `json:"last_error,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	// SpecHash is the hash of the machine's spec that wrote the checkpoint
+	// (system_context.spec_hash); absent for messages of other producers.
+	SpecHash  string                `json:"spec_hash,omitempty"`
 	Context   map[string]any        `json:"context"`
 	CreatedAt time.Time             `json:"created_at"`
 	UpdatedAt time.Time             `json:"updated_at"`
@@ -115,8 +118,11 @@ func runInspect(ctx context.Context, opts *InspectOptions) error {
 		CreatedAt: x.CreatedAt, UpdatedAt: x.UpdatedAt, History: hist,
 	}
 	res.Lease.Held = !x.LeaseExpires.IsZero() && x.LeaseExpires.After(time.Now())
-	if msg, err := engine.DecodeMessage(x.Checkpoint); err == nil && msg.User != nil {
-		res.Context = msg.User
+	if msg, err := engine.DecodeMessage(x.Checkpoint); err == nil {
+		if msg.User != nil {
+			res.Context = msg.User
+		}
+		res.SpecHash = msg.System.SpecHash
 	}
 	for i := range res.History {
 		if res.History[i].Actions == nil {
@@ -158,6 +164,9 @@ func writeInspectText(w io.Writer, r InspectResult, trace *local.Trace) error {
 	}
 	ctxJSON, _ := json.Marshal(r.Context)
 	row("context", string(ctxJSON))
+	if r.SpecHash != "" {
+		row("spec hash", r.SpecHash)
+	}
 	row("updated", r.UpdatedAt.Format(time.RFC3339))
 	if err := tw.Flush(); err != nil {
 		return err

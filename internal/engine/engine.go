@@ -232,6 +232,7 @@ func (e *Engine) Start(ctx context.Context, r StartRequest) (string, error) {
 			CorrelationID: id,
 			MaxRetries:    r.MaxRetries,
 			StartedAt:     UnixTimeOf(now),
+			SpecHash:      m.hash,
 		},
 		User: r.Context,
 	}
@@ -303,6 +304,7 @@ func (e *Engine) Send(ctx context.Context, correlationID, event string) error {
 		if ok && m.states[i].transition(event) == nil {
 			return fmt.Errorf("send %q to %s: state %q: %w %q", event, correlationID, msg.System.CurrentState, ErrUnknownEvent, event)
 		}
+		msg.System.SpecHash = m.hash
 	}
 	msg.System.CurrentEvent = event
 	msg.System.Steps++
@@ -392,6 +394,9 @@ func (e *Engine) Resume(ctx context.Context, correlationID string) error {
 	}
 	msg.System.Retries = 0
 	msg.System.RestartedAt = UnixTimeOf(now)
+	if m := e.machines[msg.System.MachineName]; m != nil {
+		msg.System.SpecHash = m.hash
+	}
 	msg.System.FinishedAt = 0
 	payload, err := EncodeMessage(msg)
 	if err != nil {

@@ -140,6 +140,8 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 	res.Fence = lease.Fence
 	e.count(key, MetricDispatch)
 
+	m := e.machines[sys.MachineName]
+	maxRetries := e.maxRetries(m, sys)
 	inv := invocation{
 		segStart: -1,
 		facts: fsm.Facts{
@@ -148,6 +150,7 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 			CorrelationID: sys.CorrelationID,
 			Steps:         sys.Steps,
 			Retries:       sys.Retries,
+			MaxRetries:    maxRetries,
 			Fence:         lease.Fence,
 		},
 	}
@@ -162,7 +165,7 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 		inv.c = fsm.NewContext(inv.facts, msg.User, logger)
 	}
 	var end stepEnd
-	if m := e.machines[sys.MachineName]; m != nil {
+	if m != nil {
 		inv.m = m
 		end = e.run(ctx, &inv, sys)
 	} else {
@@ -212,6 +215,7 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 		ns := &nm.System
 		ns.CurrentState = to
 		ns.Retries = 0
+		ns.SpecHash = inv.m.hash
 		var nextRaw []byte
 		if raw, untouched := inv.c.RawValues(); untouched {
 			nm.User, nextRaw = nil, raw // no action used it: pass it on as it came
@@ -262,7 +266,6 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 		res.Err = end.err
 		c.Error = end.err.Error()
 		c.State, c.Event = from, fromEvent
-		maxRetries := e.maxRetries(inv.m, sys)
 		if isFatal(end.err) || sys.Retries+1 > maxRetries {
 			c.Outcome, c.Status = OutcomeFailed, StatusFailed
 			c.Checkpoint = payload
@@ -277,6 +280,9 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 				return res, fmt.Errorf("handle %s step %d: decode for retry: %w", res.CorrelationID, res.Step, err)
 			}
 			orig.System.Retries++
+			if inv.m != nil {
+				orig.System.SpecHash = inv.m.hash
+			}
 			res.Delay = e.retryDelay(orig.System.Retries)
 			retry, err := appendMessage(nil, orig, origUser)
 			if err != nil {

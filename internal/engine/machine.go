@@ -24,6 +24,8 @@ type Machine struct {
 	states     []state
 	byName     map[string]int
 	spec       *spec.Machine
+	// hash is spec.Hash(), which every message the machine writes carries.
+	hash string
 }
 
 type state struct {
@@ -74,6 +76,10 @@ func (m *Machine) MaxSteps() int { return m.maxSteps }
 
 // Spec is the spec machine m was compiled from.
 func (m *Machine) Spec() *spec.Machine { return m.spec }
+
+// SpecHash is the hash of the machine's spec (spec.Machine.Hash) that every
+// message it writes carries as system_context.spec_hash.
+func (m *Machine) SpecHash() string { return m.hash }
 
 func (m *Machine) state(name string) (int, bool) {
 	i, ok := m.byName[name]
@@ -139,6 +145,7 @@ func Compile(m *spec.Machine, resolve Resolver) (*Machine, error) {
 		states:     make([]state, len(m.States)),
 		byName:     make(map[string]int, len(m.States)),
 		spec:       m,
+		hash:       m.Hash(),
 	}
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }

@@ -71,6 +71,9 @@ type SystemContext struct {
 	StartedAt    UnixTime
 	FinishedAt   UnixTime
 	RestartedAt  UnixTime
+	// SpecHash identifies the version of the machine that wrote the message
+	// (spec.Machine.Hash); empty in messages of other producers.
+	SpecHash string
 	// Extra holds unknown system keys verbatim, so that they survive a round trip.
 	Extra map[string]json.RawMessage
 }
@@ -93,6 +96,7 @@ const (
 	keyStartedAt              = "started_at"
 	keyFinishedAt             = "finished_at"
 	keyRestartedAt            = "restarted_at"
+	keySpecHash               = "spec_hash"
 )
 
 // DecodeError says what is wrong with a message that cannot be decoded.
@@ -357,6 +361,12 @@ func decodeSystemKey(s *SystemContext, seen *systemSeen, k []byte, val []byte, i
 		err = systemTime(keyFinishedAt, val, &s.FinishedAt)
 	case keyRestartedAt:
 		err = systemTime(keyRestartedAt, val, &s.RestartedAt)
+	case keySpecHash:
+		if string(val) == "null" {
+			s.SpecHash = ""
+			return nil
+		}
+		s.SpecHash, err = systemString(keySpecHash, val)
 	default:
 		if s.Extra == nil {
 			s.Extra = map[string]json.RawMessage{}
@@ -528,6 +538,10 @@ func appendMessage(b []byte, m Message, userRaw []byte) ([]byte, error) {
 	b = appendNumber(b, keyStartedAt, float64(s.StartedAt))
 	b = appendNumber(b, keyFinishedAt, float64(s.FinishedAt))
 	b = appendNumber(b, keyRestartedAt, float64(s.RestartedAt))
+	if s.SpecHash != "" {
+		b = append(b, `,"spec_hash":`...)
+		b = appendString(b, s.SpecHash)
+	}
 	b = appendExtra(b, s.Extra, true)
 	b = append(b, `},"user_context":`...)
 	if m.User == nil && len(userRaw) > 0 {
@@ -590,7 +604,7 @@ func reserved(k string, system bool) bool {
 	switch k {
 	case keyMachineName, keyCurrentState, keyCurrentEvent, keyCorrelationID, keySteps, keyRetries,
 		keyMaxRetries, keyLeasePrimary, keyAdditionalDelaySeconds, keyLeaseTimeout,
-		keyStartedAt, keyFinishedAt, keyRestartedAt:
+		keyStartedAt, keyFinishedAt, keyRestartedAt, keySpecHash:
 		return true
 	}
 	return false
