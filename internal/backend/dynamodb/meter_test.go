@@ -1,0 +1,74 @@
+package dynamodb_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/lfsm/lfsm/internal/backend/awsconfig"
+	"github.com/lfsm/lfsm/internal/backend/awstest"
+	"github.com/lfsm/lfsm/internal/backend/dynamodb"
+	"github.com/lfsm/lfsm/internal/backend/sqs"
+	"github.com/lfsm/lfsm/internal/engine"
+)
+
+// TestTransitionCost counts the calls and the capacity units of one
+// happy-path transition (Acquire, then CommitStep: step item, execution
+// update, send) against DynamoDB Local and the SQS emulator, through the
+// SDK middleware the benchmarks use (awsconfig.Meter). The unit figures are
+// logged for docs/benchmarks.md:
+//
+//	go test -v -run TestTransitionCost ./internal/backend/dynamodb
+func TestTransitionCost(t *testing.T) {
+	for _, size := range []int{1 << 10, 10 << 10} {
+		t.Run(fmt.Sprintf("context %d KB", size>>10), func(t *testing.T) {
+			m := &awsconfig.Meter{}
+			sc := awssqs.NewFromConfig(awstest.Config(t, "SQS", m))
+			qu, err := sc.CreateQueue(t.Context(), &awssqs.CreateQueueInput{QueueName: aws.String(awstest.Name("lfsm-cost"))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _, _ = sc.DeleteQueue(context.WithoutCancel(t.Context()), &awssqs.DeleteQueueInput{QueueUrl: qu.QueueUrl}) })
+			q, err := sqs.New(t.Context(), sqs.Options{Client: sc, URL: *qu.QueueUrl})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, table := newTable(t, m)
+			s := newStore(t, dynamodb.Options{Client: c, Table: table, Queue: q, Retrier: q})
+			msg := []byte(`{"version":"0.1","user_context":{"pad":"` + strings.Repeat("x", size) + `"}}`)
+			if err := s.Create(t.Context(), engine.Execution{CorrelationID: "x", Machine: "M", State: "S0", Checkpoint: msg, CreatedAt: t0}); err != nil {
+				t.Fatal(err)
+			}
+			// Step 0 makes the execution item its steady size; step 1 is measured.
+			for i := range 2 {
+				m.Reset()
+				l, err := s.Acquire(t.Context(), acq("x", i, 0, t0))
+				if err != nil {
+					t.Fatal(err)
+				}
+				cm, out := step("x", i, 0, l.Fence, t0)
+				cm.Checkpoint, out.Payload = msg, msg
+				if _, err := s.CommitStep(t.Context(), cm, out, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			calls := map[string]int64{}
+			var wcu float64
+			for op, u := range m.Usage() {
+				calls[op] = u.Calls
+				wcu += u.WriteUnits + u.CapacityUnits
+				t.Logf("%s: %d call(s), %.1f write units, %.1f read units, %.1f units", op, u.Calls, u.WriteUnits, u.ReadUnits, u.CapacityUnits)
+			}
+			want := map[string]int64{"DynamoDB.UpdateItem": 2, "DynamoDB.PutItem": 1, "SQS.SendMessage": 1}
+			if diff := cmp.Diff(want, calls); diff != "" {
+				t.Errorf("calls of one transition (-want +got):\n%s", diff)
+			}
+			t.Logf("one transition at %d KB: %d calls, %.1f capacity units", size>>10, m.Calls(), wcu)
+		})
+	}
+}

@@ -1,0 +1,575 @@
+package dynamodb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/lfsm/lfsm/internal/engine"
+)
+
+// API is the part of the DynamoDB client the store calls (*dynamodb.Client
+// has it).
+type API interface {
+	GetItem(ctx context.Context, in *ddb.GetItemInput, opts ...func(*ddb.Options)) (*ddb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *ddb.PutItemInput, opts ...func(*ddb.Options)) (*ddb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *ddb.UpdateItemInput, opts ...func(*ddb.Options)) (*ddb.UpdateItemOutput, error)
+	Query(ctx context.Context, in *ddb.QueryInput, opts ...func(*ddb.Options)) (*ddb.QueryOutput, error)
+	BatchGetItem(ctx context.Context, in *ddb.BatchGetItemInput, opts ...func(*ddb.Options)) (*ddb.BatchGetItemOutput, error)
+}
+
+// Options configure a Store.
+type Options struct {
+	// Client talks to DynamoDB in the table's region.
+	Client API
+	// Table is the table's name (or ARN).
+	Table string
+	// Queue and Retrier, when set, make the Store the engine's Queue and
+	// Retrier as well (it forwards to them) and so its StepCommitter: the
+	// engine then ends a step with CommitStep, which commits first and sends
+	// after (docs/design.md, "The DynamoDB store").
+	Queue   engine.Queue
+	Retrier engine.Retrier
+	// hook, if set, is called at the named points of a write sequence, so
+	// that tests can interleave concurrent consumers deterministically.
+	hook func(point string, c engine.Commit)
+}
+
+// Store is the execution store on DynamoDB. It is safe for concurrent use.
+type Store struct {
+	c       API
+	table   *string
+	q       engine.Queue
+	r       engine.Retrier
+	hook    func(string, engine.Commit)
+	dropSeq atomic.Int64
+
+	// prev remembers, per granted lease, the fence of the execution's last
+	// commit when it was granted (Acquire reads it for free with ALL_NEW),
+	// which the commit links its step item to.
+	mu   sync.Mutex
+	prev map[leaseKey]int64
+}
+
+type leaseKey struct {
+	id    string
+	fence int64
+}
+
+var (
+	_ engine.Store         = (*Store)(nil)
+	_ engine.DropRecorder  = (*Store)(nil)
+	_ engine.StepCommitter = (*Store)(nil)
+	_ engine.Queue         = (*Store)(nil)
+	_ engine.Retrier       = (*Store)(nil)
+)
+
+// New returns a Store on o.Table.
+func New(o Options) (*Store, error) {
+	if o.Client == nil || o.Table == "" {
+		return nil, errors.New("dynamodb store: no client or table")
+	}
+	s := &Store{c: o.Client, table: aws.String(o.Table), q: o.Queue, r: o.Retrier, hook: o.hook, prev: map[leaseKey]int64{}}
+	s.dropSeq.Store(time.Now().UnixNano())
+	return s, nil
+}
+
+func (s *Store) at(point string, c engine.Commit) {
+	if s.hook != nil {
+		s.hook(point, c)
+	}
+}
+
+const (
+	capacity = types.ReturnConsumedCapacityIndexes
+)
+
+func names(ks ...string) map[string]string {
+	m := make(map[string]string, len(ks))
+	for _, k := range ks {
+		m["#"+k] = k
+	}
+	return m
+}
+
+// Create implements engine.Store: one conditional PutItem.
+func (s *Store) Create(ctx context.Context, e engine.Execution) error {
+	if e.CorrelationID == "" {
+		return errors.New("create execution: empty correlation id")
+	}
+	if e.Status == "" {
+		e.Status = engine.StatusRunning
+	}
+	e.DoneStep, e.LeaseStep, e.LeaseExpires = -1, -1, time.Time{}
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = e.UpdatedAt
+	}
+	if e.UpdatedAt.IsZero() {
+		e.UpdatedAt = e.CreatedAt
+	}
+	_, err := s.c.PutItem(ctx, &ddb.PutItemInput{
+		TableName: s.table, Item: encodeNew(e),
+		ConditionExpression:                 aws.String("attribute_not_exists(pk)"),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		ReturnConsumedCapacity:              capacity,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return fmt.Errorf("create execution %s (status %s): %w", e.CorrelationID, getS(ccf.Item, "st"), engine.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("create execution %s in DynamoDB table %s: %w", e.CorrelationID, *s.table, err)
+	}
+	return nil
+}
+
+// acquireCond is the acquire rule (docs/design.md) as a condition.
+const acquireCond = "attribute_exists(pk) AND st <> :stopped AND ds < :step AND (le = :zero OR le <= :now OR ls < :step) AND NOT (fs = :step AND fa >= :r)"
+
+// Acquire implements engine.Store: one conditional UpdateItem that writes
+// no indexed attribute (lease, fence, attempt, status and time only). A
+// refusal is told apart from the item the failed condition returns.
+func (s *Store) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.Lease, error) {
+	for range 4 {
+		out, err := s.c.UpdateItem(ctx, &ddb.UpdateItemInput{
+			TableName: s.table, Key: key(q.CorrelationID, execSK),
+			ConditionExpression: aws.String(acquireCond),
+			UpdateExpression:    aws.String("SET f = f + :one, ls = :step, le = :exp, rt = :r, st = :running, ua = :now"),
+			ExpressionAttributeValues: map[string]av{
+				":stopped": vs(string(engine.StatusStopped)), ":running": vs(string(engine.StatusRunning)),
+				":step": vn(int64(q.Step)), ":r": vn(int64(q.Retries)), ":zero": vn(0), ":one": vn(1),
+				":now": vn(unixNano(q.Now)), ":exp": vn(unixNano(q.Expires)),
+			},
+			ReturnValues:                        types.ReturnValueAllNew,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+			ReturnConsumedCapacity:              capacity,
+		})
+		var ccf *types.ConditionalCheckFailedException
+		switch {
+		case err == nil:
+			r := decodeExec(out.Attributes)
+			s.remember(q.CorrelationID, r.e.Fence, r.committed)
+			return engine.Lease{Fence: r.e.Fence}, nil
+		case errors.As(err, &ccf) && len(ccf.Item) == 0:
+			ok, err := s.createLeased(ctx, q)
+			if err != nil {
+				return engine.Lease{}, err
+			}
+			if ok {
+				s.remember(q.CorrelationID, 1, 0)
+				return engine.Lease{Fence: 1}, nil
+			}
+		case errors.As(err, &ccf):
+			r := decodeExec(ccf.Item)
+			if err := refusal(q, r); err != nil {
+				if errors.Is(err, engine.ErrDuplicate) && s.q != nil && outboxMayBeUnsent(q, r, getS(ccf.Item, "hk")) {
+					if rerr := s.resendOutbox(ctx, q.CorrelationID, getS(ccf.Item, "hk")); rerr != nil {
+						return engine.Lease{}, rerr
+					}
+				}
+				return engine.Lease{}, err
+			}
+			// The item changed between the write and the check: try again.
+		default:
+			return engine.Lease{}, fmt.Errorf("acquire %s step %d in DynamoDB table %s: %w", q.CorrelationID, q.Step, *s.table, err)
+		}
+	}
+	return engine.Lease{}, fmt.Errorf("acquire %s step %d: the execution kept changing under the condition", q.CorrelationID, q.Step)
+}
+
+// refusal says why r refuses q, in the memory store's order; nil if it
+// does not (it changed since the condition was evaluated).
+func refusal(q engine.AcquireRequest, r record) error {
+	e := r.e
+	now := unixNano(q.Now)
+	switch {
+	case e.Status == engine.StatusStopped:
+		return fmt.Errorf("acquire %s step %d: %w", q.CorrelationID, q.Step, engine.ErrInactive)
+	case e.DoneStep >= q.Step:
+		return fmt.Errorf("acquire %s step %d: step %d done: %w", q.CorrelationID, q.Step, e.DoneStep, engine.ErrDuplicate)
+	case !e.LeaseExpires.IsZero() && now < unixNano(e.LeaseExpires) && e.LeaseStep >= q.Step:
+		if e.LeaseStep == q.Step {
+			return fmt.Errorf("acquire %s step %d: %w", q.CorrelationID, q.Step, engine.ErrLeaseHeld)
+		}
+		return fmt.Errorf("acquire %s step %d: step %d holds the lease: %w", q.CorrelationID, q.Step, e.LeaseStep, engine.ErrDuplicate)
+	case r.failedStep == q.Step && r.failedAttempt >= q.Retries:
+		return fmt.Errorf("acquire %s step %d attempt %d: attempt %d failed: %w", q.CorrelationID, q.Step, q.Retries, r.failedAttempt, engine.ErrDuplicate)
+	}
+	return nil
+}
+
+// outboxMayBeUnsent reports whether q is a redelivery of the message whose
+// commit is the execution's last (step item hk), with nothing leased since:
+// then the commit's outgoing message may never have been sent (CommitStep
+// failed or crashed between its commit and its send), and the redelivery is
+// what can repair it. A duplicate send is harmless: Acquire refuses it.
+func outboxMayBeUnsent(q engine.AcquireRequest, r record, hk string) bool {
+	return hk != "" && strings.HasPrefix(hk, fmt.Sprintf("h#%010d#%05d#", q.Step, q.Retries)) &&
+		r.e.LeaseStep == q.Step && r.e.LeaseExpires.IsZero() && r.e.Status == engine.StatusRunning
+}
+
+// resendOutbox sends the outgoing message of step item hk again, if it has one.
+func (s *Store) resendOutbox(ctx context.Context, id, hk string) error {
+	out, err := s.c.GetItem(ctx, &ddb.GetItemInput{TableName: s.table, Key: key(id, hk), ConsistentRead: aws.Bool(true),
+		ProjectionExpression: aws.String("o, oc, od, cp"), ReturnConsumedCapacity: capacity})
+	if err != nil {
+		return fmt.Errorf("read the outbox of %s from DynamoDB table %s: %w", id, *s.table, err)
+	}
+	payload, ok := getBAttr(out.Item, "o")
+	if oc, isBool := out.Item["oc"].(*types.AttributeValueMemberBOOL); isBool && oc.Value {
+		payload, ok = getB(out.Item)
+	}
+	if !ok {
+		return nil
+	}
+	m := engine.OutMessage{Key: id, Payload: payload, Delay: time.Duration(getN(out.Item, "od"))}
+	if m.Delay > 0 {
+		return s.ScheduleRetry(ctx, m)
+	}
+	_, err = s.q.Send(ctx, m)
+	return err
+}
+
+// createLeased records an execution a message of another producer names
+// (no Create), with q's lease granted; false if someone created it first.
+func (s *Store) createLeased(ctx context.Context, q engine.AcquireRequest) (bool, error) {
+	item := encodeNew(engine.Execution{
+		CorrelationID: q.CorrelationID, Machine: q.Machine, Status: engine.StatusRunning,
+		DoneStep: -1, LeaseStep: q.Step, LeaseExpires: q.Expires, Retries: q.Retries, Fence: 1,
+		CreatedAt: q.Now, UpdatedAt: q.Now,
+	})
+	_, err := s.c.PutItem(ctx, &ddb.PutItemInput{
+		TableName: s.table, Item: item,
+		ConditionExpression:    aws.String("attribute_not_exists(pk)"),
+		ReturnConsumedCapacity: capacity,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("acquire %s step %d in DynamoDB table %s: %w", q.CorrelationID, q.Step, *s.table, err)
+	}
+	return true, nil
+}
+
+func (s *Store) remember(id string, fence, committed int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.prev) > 100_000 { // leases never committed (crashes, lost fences)
+		clear(s.prev)
+	}
+	s.prev[leaseKey{id, fence}] = committed
+}
+
+func (s *Store) recall(id string, fence int64) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := leaseKey{id, fence}
+	v, ok := s.prev[k]
+	delete(s.prev, k)
+	return v, ok
+}
+
+// Commit implements engine.Store: the step item (history entry and
+// checkpoint) is written first, then the execution item is updated on the
+// condition that c's fence still holds the lease. A lost fence leaves the
+// step item unreachable from the history chain, so nothing is recorded.
+func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
+	return s.commit(ctx, c, nil)
+}
+
+func finishes(o engine.Outcome) bool { return o == engine.OutcomeDone || o == engine.OutcomeFailed }
+
+// stepItem is what a commit writes before it updates the execution.
+type stepItem struct {
+	History engine.HistoryEntry `json:"h"`
+}
+
+func (s *Store) commit(ctx context.Context, c engine.Commit, out *engine.OutMessage) error {
+	lost := fmt.Errorf("commit %s step %d fence %d: %w", c.CorrelationID, c.Step, c.Fence, engine.ErrFenceLost)
+	prev, ok := s.recall(c.CorrelationID, c.Fence)
+	if !ok {
+		// Acquired by another process (or forgotten): read the chain's head.
+		r, err := s.get(ctx, c.CorrelationID)
+		if errors.Is(err, engine.ErrNotFound) {
+			return lost
+		}
+		if err != nil {
+			return fmt.Errorf("commit %s step %d: %w", c.CorrelationID, c.Step, err)
+		}
+		if r.e.Fence != c.Fence || r.e.LeaseExpires.IsZero() {
+			return lost
+		}
+		prev = r.committed
+	}
+	h := c.History
+	hist, err := json.Marshal(h)
+	if err != nil {
+		return fmt.Errorf("commit %s step %d: encode history: %w", c.CorrelationID, c.Step, err)
+	}
+	sk := stepSK(c.Step, c.Retries, c.Fence)
+	item := key(c.CorrelationID, sk)
+	item["h"] = vs(string(hist))
+	item["f"] = vn(c.Fence)
+	item["pf"] = vn(prev)
+	if c.Checkpoint != nil {
+		item["cp"] = vb(c.Checkpoint)
+	}
+	if out != nil {
+		// The outbox: usually the checkpoint itself (the message sent), then
+		// stored once.
+		if string(out.Payload) == string(c.Checkpoint) {
+			item["oc"] = &types.AttributeValueMemberBOOL{Value: true}
+		} else {
+			item["o"] = vb(out.Payload)
+		}
+		item["od"] = vn(int64(out.Delay))
+	}
+	if _, err := s.c.PutItem(ctx, &ddb.PutItemInput{TableName: s.table, Item: item, ReturnConsumedCapacity: capacity}); err != nil {
+		return fmt.Errorf("commit %s step %d: write step item to DynamoDB table %s: %w", c.CorrelationID, c.Step, *s.table, err)
+	}
+	s.at("after-step-item", c)
+
+	st := c.NextStatus()
+	vals := map[string]av{
+		":f": vn(c.Fence), ":zero": vn(0), ":now": vn(unixNano(c.Now)), ":r": vn(int64(c.Retries)),
+		":step": vn(int64(c.Step)), ":st": vs(string(st)), ":stopped": vs(string(engine.StatusStopped)),
+	}
+	vals[":hk"] = vs(sk)
+	set := []string{"le = :zero", "rt = :r", "ua = :now", "cf = :f", "hk = :hk"}
+	var remove []string
+	str := func(attr, v string) {
+		if v == "" {
+			remove = append(remove, attr)
+			return
+		}
+		vals[":"+attr] = vs(v)
+		set = append(set, attr+" = :"+attr)
+	}
+	str("cs", c.State)
+	str("ev", c.Event)
+	if c.Outcome == engine.OutcomeRetry {
+		set = append(set, "fs = :step", "fa = :r")
+	} else {
+		set = append(set, "ds = :step")
+	}
+	if c.Checkpoint != nil {
+		vals[":ck"] = vs(sk)
+		set = append(set, "ck = :ck")
+		remove = append(remove, "cp")
+	}
+	if c.SendReceipt != "" {
+		str("sr", c.SendReceipt)
+	}
+	if c.Error != "" || c.Outcome == engine.OutcomeRetry || c.Outcome == engine.OutcomeFailed {
+		str("err", c.Error)
+	}
+	// The first round writes the status; if the condition fails only because
+	// an operator stopped the execution meanwhile (and the commit does not
+	// finish it), the second keeps the stop.
+	for _, keepStop := range []bool{false, true} {
+		set, v := set, map[string]av{}
+		for k, x := range vals {
+			if k != ":st" && k != ":stopped" {
+				v[k] = x
+			}
+		}
+		var cond string
+		switch {
+		case keepStop:
+			cond = "f = :f AND le <> :zero AND st = :stopped"
+			v[":stopped"] = vals[":stopped"]
+		case finishes(c.Outcome):
+			cond = "f = :f AND le <> :zero"
+		default:
+			cond = "f = :f AND le <> :zero AND st <> :stopped"
+			v[":stopped"] = vals[":stopped"]
+		}
+		if !keepStop {
+			set = append(slices.Clip(set), "st = :st")
+			v[":st"] = vals[":st"]
+			if c.Machine != "" {
+				v[":gs"] = vs(statusKey(c.Machine, st))
+				set = append(set, "gs = :gs")
+			}
+		}
+		expr := "SET " + strings.Join(set, ", ")
+		if len(remove) > 0 {
+			expr += " REMOVE " + strings.Join(remove, ", ")
+		}
+		_, err := s.c.UpdateItem(ctx, &ddb.UpdateItemInput{
+			TableName: s.table, Key: key(c.CorrelationID, execSK),
+			ConditionExpression: aws.String(cond), UpdateExpression: aws.String(expr),
+			ExpressionAttributeValues:           v,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+			ReturnConsumedCapacity:              capacity,
+		})
+		var ccf *types.ConditionalCheckFailedException
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &ccf):
+			r := decodeExec(ccf.Item)
+			if len(ccf.Item) == 0 || r.e.Fence != c.Fence || r.e.LeaseExpires.IsZero() {
+				return lost
+			}
+			if keepStop || r.e.Status != engine.StatusStopped || finishes(c.Outcome) {
+				return fmt.Errorf("commit %s step %d: the execution changed under the condition; the message comes back", c.CorrelationID, c.Step)
+			}
+		default:
+			return fmt.Errorf("commit %s step %d in DynamoDB table %s: %w", c.CorrelationID, c.Step, *s.table, err)
+		}
+	}
+	return lost
+}
+
+// CommitStep implements engine.StepCommitter for the engine's general case
+// on AWS: commit first (the outgoing message rides in the step item as an
+// outbox), then send. A successor therefore exists only once its
+// predecessor is committed, so no consumer can take a step's lease over
+// from a holder that is still committing (docs/design.md, "One write per
+// step"). ack is ignored: Lambda deletes what it delivered. If the send
+// fails after the commit the error is returned and the delivery comes back;
+// its Acquire finds the step done with nothing leased after it and sends
+// the outbox again (see resendOutbox).
+func (s *Store) CommitStep(ctx context.Context, c engine.Commit, out *engine.OutMessage, ack string) (string, error) {
+	if out != nil && s.q == nil {
+		return "", fmt.Errorf("commit %s step %d: the DynamoDB store has no queue to send the next message to", c.CorrelationID, c.Step)
+	}
+	if err := s.commit(ctx, c, out); err != nil {
+		return "", err
+	}
+	s.at("after-commit", c)
+	if out == nil {
+		return "", nil
+	}
+	return s.send(ctx, c, *out)
+}
+
+func (s *Store) send(ctx context.Context, c engine.Commit, out engine.OutMessage) (string, error) {
+	if c.Outcome == engine.OutcomeRetry && s.r != nil {
+		if err := s.r.ScheduleRetry(ctx, out); err != nil {
+			return "", fmt.Errorf("commit %s step %d: committed, retry not scheduled: %w", c.CorrelationID, c.Step, err)
+		}
+		return "", nil
+	}
+	receipt, err := s.q.Send(ctx, out)
+	if err != nil {
+		return "", fmt.Errorf("commit %s step %d: committed, next message not sent: %w", c.CorrelationID, c.Step, err)
+	}
+	return receipt, nil
+}
+
+// Send implements engine.Queue by forwarding to the queue the Store was given.
+func (s *Store) Send(ctx context.Context, m engine.OutMessage) (string, error) {
+	if s.q == nil {
+		return "", errors.New("the DynamoDB store has no queue to send to")
+	}
+	return s.q.Send(ctx, m)
+}
+
+// ScheduleRetry implements engine.Retrier by forwarding to the Retrier (or,
+// without one, the queue) the Store was given.
+func (s *Store) ScheduleRetry(ctx context.Context, m engine.OutMessage) error {
+	if s.r != nil {
+		return s.r.ScheduleRetry(ctx, m)
+	}
+	if r, ok := s.q.(engine.Retrier); ok {
+		return r.ScheduleRetry(ctx, m)
+	}
+	return errors.New("the DynamoDB store has no retrier")
+}
+
+// get reads an execution item with a strongly consistent read.
+func (s *Store) get(ctx context.Context, id string) (record, error) {
+	out, err := s.c.GetItem(ctx, &ddb.GetItemInput{TableName: s.table, Key: key(id, execSK), ConsistentRead: aws.Bool(true), ReturnConsumedCapacity: capacity})
+	if err != nil {
+		return record{}, fmt.Errorf("get %s from DynamoDB table %s: %w", id, *s.table, err)
+	}
+	if len(out.Item) == 0 {
+		return record{}, fmt.Errorf("get %s: %w", id, engine.ErrNotFound)
+	}
+	return decodeExec(out.Item), nil
+}
+
+// Get implements engine.Store. The checkpoint is the execution item's own
+// (set by Create and the operator calls) or the last commit's step item's.
+func (s *Store) Get(ctx context.Context, id string) (engine.Execution, error) {
+	r, err := s.get(ctx, id)
+	if err != nil {
+		return engine.Execution{}, err
+	}
+	if !r.hasCheckpoint && r.checkpointSK != "" {
+		out, err := s.c.GetItem(ctx, &ddb.GetItemInput{TableName: s.table, Key: key(id, r.checkpointSK), ConsistentRead: aws.Bool(true),
+			ProjectionExpression: aws.String("cp"), ReturnConsumedCapacity: capacity})
+		if err != nil {
+			return engine.Execution{}, fmt.Errorf("get checkpoint of %s from DynamoDB table %s: %w", id, *s.table, err)
+		}
+		r.e.Checkpoint, _ = getB(out.Item)
+	}
+	return r.e, nil
+}
+
+// History implements engine.Store: the entries on the chain from the last
+// commit back (each step item names the commit before it), oldest first.
+// Step items of commits that lost their fence are on no chain.
+func (s *Store) History(ctx context.Context, id string) ([]engine.HistoryEntry, error) {
+	r, err := s.get(ctx, id)
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil, fmt.Errorf("history of %s: %w", id, engine.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	type link struct {
+		h    engine.HistoryEntry
+		prev int64
+	}
+	byFence := map[int64]link{}
+	in := &ddb.QueryInput{
+		TableName: s.table, ConsistentRead: aws.Bool(true),
+		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :h)"),
+		ExpressionAttributeValues: map[string]av{":pk": vs(id), ":h": vs(stepPrefix)},
+		ProjectionExpression:      aws.String("h, f, pf"),
+		ReturnConsumedCapacity:    capacity,
+	}
+	for {
+		out, err := s.c.Query(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("history of %s from DynamoDB table %s: %w", id, *s.table, err)
+		}
+		for _, it := range out.Items {
+			var si stepItem
+			if err := json.Unmarshal([]byte(`{"h":`+getS(it, "h")+`}`), &si); err != nil {
+				return nil, fmt.Errorf("history of %s: step item fence %d: %w", id, getN(it, "f"), err)
+			}
+			byFence[getN(it, "f")] = link{si.History, getN(it, "pf")}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	hist := []engine.HistoryEntry{}
+	for f := r.committed; f != 0 && len(hist) <= len(byFence); {
+		l, ok := byFence[f]
+		if !ok {
+			return nil, fmt.Errorf("history of %s: the step item of commit %d is missing", id, f)
+		}
+		hist = append(hist, l.h)
+		f = l.prev
+	}
+	slices.Reverse(hist)
+	return hist, nil
+}
