@@ -27,6 +27,12 @@ import (
 // build stamps, the local database). Build writes a .gitignore into it.
 const StateDir = ".lfsm"
 
+// ErrLFSMModule reports a spec that lies in the lfsm module itself (the
+// spec-only examples of this repository, such as examples/reference): that
+// module is no project, and has no Go actions to build or check. Build and
+// Check refuse it before writing anything (no .lfsm directory, no go get).
+var ErrLFSMModule = errors.New("the spec lies in the lfsm module itself (" + ModulePath + "), which holds no project and no Go actions for it")
+
 // BuildOptions configure Build.
 type BuildOptions struct {
 	// Dir is the project root: the directory holding the user's go.mod.
@@ -99,6 +105,9 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 	}
 	modPath := um.path
 	res.Module = modPath
+	if modPath == ModulePath {
+		return res, nil, ErrLFSMModule
+	}
 	res.LFSMReplace = um.replace
 	goos, goarch := cmpOr(opts.GOOS, runtime.GOOS), cmpOr(opts.GOARCH, runtime.GOARCH)
 	out := opts.Out

@@ -417,6 +417,9 @@ func Check(ctx context.Context, dir, cacheDir string, s *spec.Spec) (spec.Diagno
 	if err != nil {
 		return nil, err
 	}
+	if um.path == ModulePath {
+		return nil, ErrLFSMModule
+	}
 	user, err := userGoEnv(ctx, dir)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -131,6 +132,9 @@ func buildProject(ctx context.Context, ios *IOStreams, workDir, specFile, out st
 		logger = slog.New(&progressHandler{w: ios.ErrOut})
 	}
 	res, diags, err := build.Build(ctx, build.BuildOptions{Dir: dir, SpecPath: abs, Out: out, Force: force, Logger: logger})
+	if errors.Is(err, build.ErrLFSMModule) {
+		return res, diags, specOnlyError(specFile, "")
+	}
 	if err != nil {
 		return res, diags, err
 	}
@@ -144,6 +148,17 @@ func buildProject(ctx context.Context, ios *IOStreams, workDir, specFile, out st
 		return res, diags, errSilent
 	}
 	return res, diags, nil
+}
+
+// specOnlyError explains that the spec at file is a spec-only example (it
+// lies in the lfsm module, build.ErrLFSMModule) and how to walk it anyway.
+// machine, when known, goes in the suggested command.
+func specOnlyError(file, machine string) error {
+	if machine == "" {
+		machine = "MACHINE"
+	}
+	return fmt.Errorf("%s is a spec-only example: %w; walk it without user code: lfsm run -f %s -m %s --simulate (or make a project of your own with lfsm init)",
+		file, build.ErrLFSMModule, file, machine)
 }
 
 // relTo is p relative to dir when it lies below it, else p.

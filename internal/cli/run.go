@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lfsm/lfsm/internal/backend/memory"
+	"github.com/lfsm/lfsm/internal/build"
 	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/local"
 )
@@ -182,6 +184,9 @@ func runRun(ctx context.Context, opts *RunOptions, sim *engine.SimulateOptions) 
 	}
 
 	res, _, err := buildProject(ctx, opts.IO, opts.WorkDir, opts.File, "", false, opts.Output != outputJSON)
+	if errors.Is(err, build.ErrLFSMModule) {
+		return specOnlyError(opts.File, m.Name)
+	}
 	if err != nil {
 		if err == errSilent && opts.Output == outputJSON {
 			return fmt.Errorf("build %s: action references have errors (lfsm build shows them)", opts.File)

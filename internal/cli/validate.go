@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -123,6 +124,9 @@ func checkGoActions(ctx context.Context, file string, s *spec.Spec) (spec.Diagno
 		return nil, nil
 	}
 	all, err := build.Check(ctx, root, "", s)
+	if errors.Is(err, build.ErrLFSMModule) {
+		return nil, fmt.Errorf("--check-actions: %w", specOnlyError(file, ""))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("check actions of %s: %w", file, err)
 	}
