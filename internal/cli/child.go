@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"syscall"
 )
 
@@ -17,15 +18,23 @@ import (
 // The child runs in its own process group, so a Ctrl-C at the terminal
 // reaches only lfsm, which forwards it: the first interrupt (or the
 // cancellation of ctx) lets the child finish its current step and stop; a
-// second one is forwarded too, and the child aborts.
+// second one is forwarded too, and the child aborts. A SIGHUP (the terminal
+// closed) is forwarded as SIGTERM, which stops the child gracefully too: the
+// child does not handle SIGHUP. If lfsm dies anyway (kill -9), the child is
+// sent SIGTERM by the kernel on Linux (see parentDeathSignal), so it does not
+// keep running, reparented to init.
 func runChild(ctx context.Context, ios *IOStreams, dir, bin string, args ...string) error {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = ios.In, ios.Out, ios.ErrOut
 	ownProcessGroup(cmd)
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	// The parent-death signal fires when the starting thread exits: keep this
+	// goroutine, which outlives the child, on it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("run %s: %w", bin, err)
 	}
@@ -51,6 +60,9 @@ func runChild(ctx context.Context, ios *IOStreams, dir, bin string, args ...stri
 				continue
 			}
 			ctxDone = nil
+			if s == syscall.SIGHUP {
+				s = syscall.SIGTERM
+			}
 			cmd.Process.Signal(s)
 			forwarded++
 		}
