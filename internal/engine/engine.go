@@ -17,6 +17,12 @@ import (
 const (
 	DefaultLeaseTimeout = 300 * time.Second
 	DefaultMaxLocalHops = 1000
+	// DefaultMaxMessageBytes is the smallest of the limits a message meets on
+	// AWS: an SNS message (256 KiB). The others are larger: an SQS message
+	// and a Kinesis record (1 MiB), the DynamoDB item holding the checkpoint
+	// (400 KB, with the execution's other attributes), Lambda's 6 MB event
+	// payload once Kinesis records are base64-encoded (4.5 MB).
+	DefaultMaxMessageBytes = 256 << 10
 	// MaxRetryDelay caps the full-jitter backoff of retries.
 	MaxRetryDelay = 60 * time.Second
 	// maxRecordedActions caps the actions one history entry lists; a long chain
@@ -60,6 +66,12 @@ type Options struct {
 	// MaxLocalHops caps local transitions in one invocation (runaway guard).
 	// Default 1000.
 	MaxLocalHops int
+	// MaxMessageBytes caps every message the engine writes (the start
+	// message, each next message and retry, a checkpoint, the event of Send,
+	// a resume): a step whose next message would be larger fails its
+	// execution, naming both sizes, before anything is sent. Default
+	// DefaultMaxMessageBytes; a backend with a smaller limit sets it lower.
+	MaxMessageBytes int
 	// Drops records the messages the engine cannot run (lfsm ls --dropped);
 	// nil means the Store if it implements DropRecorder, else they are only
 	// counted (MetricDropped) and logged.
@@ -82,6 +94,7 @@ type Engine struct {
 	rand         *rand.Rand
 	leaseTimeout time.Duration
 	maxLocalHops int
+	maxMessage   int
 	drops        DropRecorder
 	// stepper is the Store when it can end a step in one write (it is the
 	// Queue too); stepRetries: the Retrier is that backend as well.
@@ -124,6 +137,7 @@ func New(o Options) (*Engine, error) {
 		rand:         o.Rand,
 		leaseTimeout: o.LeaseTimeout,
 		maxLocalHops: o.MaxLocalHops,
+		maxMessage:   o.MaxMessageBytes,
 		drops:        o.Drops,
 	}
 	if e.drops == nil {
@@ -181,6 +195,9 @@ func New(o Options) (*Engine, error) {
 	if e.maxLocalHops <= 0 {
 		e.maxLocalHops = DefaultMaxLocalHops
 	}
+	if e.maxMessage <= 0 {
+		e.maxMessage = DefaultMaxMessageBytes
+	}
 	return e, nil
 }
 
@@ -237,6 +254,9 @@ func (e *Engine) Start(ctx context.Context, r StartRequest) (string, error) {
 		User: r.Context,
 	}
 	payload, err := EncodeMessage(msg)
+	if err == nil {
+		err = e.checkSize(payload)
+	}
 	if err != nil {
 		return "", fmt.Errorf("start %s: %w", m.name, err)
 	}
@@ -310,6 +330,9 @@ func (e *Engine) Send(ctx context.Context, correlationID, event string) error {
 	msg.System.Steps++
 	msg.System.Retries = 0
 	payload, err := EncodeMessage(msg)
+	if err == nil {
+		err = e.checkSize(payload)
+	}
 	if err != nil {
 		return fmt.Errorf("send %q to %s: %w", event, correlationID, err)
 	}
@@ -399,6 +422,9 @@ func (e *Engine) Resume(ctx context.Context, correlationID string) error {
 	}
 	msg.System.FinishedAt = 0
 	payload, err := EncodeMessage(msg)
+	if err == nil {
+		err = e.checkSize(payload)
+	}
 	if err != nil {
 		return fmt.Errorf("resume %s: %w", correlationID, err)
 	}
@@ -408,6 +434,26 @@ func (e *Engine) Resume(ctx context.Context, correlationID string) error {
 	if _, err := e.queue.Send(ctx, OutMessage{Key: correlationID, Payload: payload}); err != nil {
 		e.setStatusAfterFailure(ctx, correlationID, x.Status, "resume message not sent: "+err.Error())
 		return fmt.Errorf("resume %s: %w", correlationID, err)
+	}
+	return nil
+}
+
+// MessageTooLargeError: a message the engine was about to write is larger
+// than Options.MaxMessageBytes. Nothing was sent.
+type MessageTooLargeError struct {
+	Size, Limit int
+}
+
+// Error names both sizes and the fix.
+func (e *MessageTooLargeError) Error() string {
+	return fmt.Sprintf("message of %d bytes is larger than the limit of %d bytes (the smallest AWS limit that applies, SNS's 256 KiB, unless the backend sets less): keep large data outside the context (S3, a table) and carry its key",
+		e.Size, e.Limit)
+}
+
+// checkSize refuses a message larger than the limit.
+func (e *Engine) checkSize(payload []byte) error {
+	if len(payload) > e.maxMessage {
+		return &MessageTooLargeError{Size: len(payload), Limit: e.maxMessage}
 	}
 	return nil
 }

@@ -233,6 +233,9 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 			ns.FinishedAt = UnixTimeOf(e.clock.Now())
 		}
 		next, err := appendMessage(make([]byte, 0, len(payload)+64), nm, nextRaw)
+		if err == nil {
+			err = e.checkSize(next)
+		}
 		if err != nil {
 			end.err = &FatalError{Reason: fmt.Sprintf("state %q", to), Err: err}
 		} else {
@@ -263,17 +266,9 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 		}
 	}
 	if end.err != nil {
-		res.Err = end.err
-		c.Error = end.err.Error()
-		c.State, c.Event = from, fromEvent
-		if isFatal(end.err) || sys.Retries+1 > maxRetries {
-			c.Outcome, c.Status = OutcomeFailed, StatusFailed
-			c.Checkpoint = payload
-			e.count(key, MetricFatal)
-			if e.logEnabled {
-				e.logger.LogAttrs(ctx, slog.LevelError, "execution failed", e.stepAttrs(sys, from, fromEvent, slog.Any("err", end.err))...)
-			}
-		} else {
+		var retry []byte
+		retryable := !isFatal(end.err) && sys.Retries+1 <= maxRetries
+		if retryable {
 			// Retry the original message, not the context the actions mutated.
 			orig, origUser, err := decodeMessage(payload, e.names, true)
 			if err != nil {
@@ -284,10 +279,27 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 				orig.System.SpecHash = inv.m.hash
 			}
 			res.Delay = e.retryDelay(orig.System.Retries)
-			retry, err := appendMessage(nil, orig, origUser)
-			if err != nil {
+			if retry, err = appendMessage(nil, orig, origUser); err != nil {
 				return res, fmt.Errorf("handle %s step %d: encode retry: %w", res.CorrelationID, res.Step, err)
 			}
+			if err := e.checkSize(retry); err != nil {
+				// It came in too large (from another producer): it cannot go
+				// back through the queue either.
+				end.err = &FatalError{Reason: "retry not sent", Err: fmt.Errorf("%w; the attempt failed with: %v", err, end.err)}
+				retryable, res.Delay = false, 0
+			}
+		}
+		res.Err = end.err
+		c.Error = end.err.Error()
+		c.State, c.Event = from, fromEvent
+		if !retryable {
+			c.Outcome, c.Status = OutcomeFailed, StatusFailed
+			c.Checkpoint = payload
+			e.count(key, MetricFatal)
+			if e.logEnabled {
+				e.logger.LogAttrs(ctx, slog.LevelError, "execution failed", e.stepAttrs(sys, from, fromEvent, slog.Any("err", end.err))...)
+			}
+		} else {
 			rm := OutMessage{Key: res.CorrelationID, Payload: retry, Delay: res.Delay}
 			if e.stepper != nil && e.stepRetries {
 				out = &rm
