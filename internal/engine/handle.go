@@ -123,6 +123,12 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 	}
 	if err != nil {
 		switch {
+		case errors.Is(err, ErrPruned):
+			res.Dropped = DropDuplicate
+			if rerr := e.recordPruned(ctx, sys, len(payload), started, err); rerr != nil {
+				e.count(key, MetricCache)
+				return res, fmt.Errorf("handle %s step %d: record dropped message (%s): %w", sys.CorrelationID, sys.Steps, DropPruned, rerr)
+			}
 		case errors.Is(err, ErrDuplicate):
 			res.Dropped = DropDuplicate
 		case errors.Is(err, ErrLeaseHeld):

@@ -90,3 +90,7 @@ func transition(b *testing.B, m *memory.Backend, id string, step int) {
 func TestDropRecorder(t *testing.T) {
 	storetest.RunDropRecorder(t, func(t *testing.T) engine.DropRecorder { return memory.New(memory.Options{}) })
 }
+
+func TestPruner(t *testing.T) {
+	storetest.RunPruner(t, func(t *testing.T) engine.Store { return memory.New(memory.Options{}) })
+}

@@ -29,6 +29,8 @@ type Backend struct {
 
 	smu   sync.Mutex
 	execs map[string]*record
+	// tombs are the pruned executions (engine.Pruner).
+	tombs map[string]tombstone
 	log   historyLog
 
 	q queue
@@ -64,7 +66,7 @@ func New(opts Options) *Backend {
 	if clock == nil {
 		clock = time.Now
 	}
-	b := &Backend{clock: clock, execs: make(map[string]*record)}
+	b := &Backend{clock: clock, execs: make(map[string]*record), tombs: make(map[string]tombstone)}
 	b.q.init()
 	return b
 }
@@ -82,6 +84,9 @@ func (b *Backend) Create(ctx context.Context, e engine.Execution) error {
 	defer b.smu.Unlock()
 	if old := b.execs[e.CorrelationID]; old != nil {
 		return fmt.Errorf("create execution %s (status %s): %w", e.CorrelationID, old.e.Status, engine.ErrExists)
+	}
+	if t, ok := b.tombs[e.CorrelationID]; ok {
+		return fmt.Errorf("create execution %s (status %s, pruned): %w", e.CorrelationID, t.status, engine.ErrExists)
 	}
 	r := &record{e: e, failedStep: -1, failedAttempt: -1}
 	normalizeNew(&r.e)
@@ -113,6 +118,9 @@ func (b *Backend) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.
 	defer b.smu.Unlock()
 	r := b.execs[q.CorrelationID]
 	if r == nil {
+		if t, ok := b.tombs[q.CorrelationID]; ok {
+			return engine.Lease{}, fmt.Errorf("acquire %s step %d: %s at step %d: %w: %w", q.CorrelationID, q.Step, t.status, t.done, engine.ErrPruned, engine.ErrDuplicate)
+		}
 		r = &record{
 			e: engine.Execution{
 				CorrelationID: q.CorrelationID,
@@ -441,6 +449,9 @@ func (b *Backend) HistorySince(ctx context.Context, afterID int64, f engine.Hist
 	out := make([]engine.HistoryRow, 0)
 	for i := int(max(afterID, 0)); i < b.log.n; i++ {
 		row := *b.log.at(i)
+		if row.CorrelationID == "" { // pruned
+			continue
+		}
 		if (f.Machine != "" && row.Machine != f.Machine) || (f.CorrelationID != "" && row.CorrelationID != f.CorrelationID) {
 			continue
 		}

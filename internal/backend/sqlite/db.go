@@ -155,6 +155,17 @@ CREATE TABLE dropped (
 );
 CREATE INDEX dropped_at ON dropped (at);
 `,
+	// 4: what is left of pruned executions (engine.Pruner): their ids stay
+	// refused.
+	`
+CREATE TABLE tombstones (
+	correlation_id TEXT PRIMARY KEY,
+	machine        TEXT    NOT NULL,
+	status         TEXT    NOT NULL,
+	done_step      INTEGER NOT NULL,
+	pruned_at      INTEGER NOT NULL -- unix ns
+) WITHOUT ROWID;
+`,
 }
 
 // Open opens (creating it and its directory if needed) the lfsm database at
@@ -182,7 +193,11 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if readers <= 0 {
 		readers = 4
 	}
-	dsn := fmt.Sprintf("%s?_txlock=immediate&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(4000)",
+	// auto_vacuum comes first: it takes effect only on a new file, before
+	// journal_mode writes its first page (elsewhere it is a no-op until a
+	// VACUUM, see DB.Vacuum). With it, pages lfsm prune frees go back to the
+	// file system (Prune runs incremental_vacuum).
+	dsn := fmt.Sprintf("%s?_txlock=immediate&_pragma=auto_vacuum(INCREMENTAL)&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(4000)",
 		path, busy.Milliseconds())
 	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {

@@ -45,3 +45,7 @@ func TestStepCommitter(t *testing.T) {
 func TestDropRecorder(t *testing.T) {
 	storetest.RunDropRecorder(t, func(t *testing.T) engine.DropRecorder { return open(t, sqlite.Options{}) })
 }
+
+func TestPruner(t *testing.T) {
+	storetest.RunPruner(t, func(t *testing.T) engine.Store { return open(t, sqlite.Options{}) })
+}

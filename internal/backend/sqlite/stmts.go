@@ -8,7 +8,7 @@ import (
 type writeStmts struct {
 	begin, commit, rollback, savepoint, rollbackTo, release *stmt
 
-	create, acquire, acquireState, commitExec, insertHistory, setStatus, swapStatus *stmt
+	create, acquire, acquireState, tombstone, commitExec, insertHistory, setStatus, swapStatus *stmt
 
 	send, receive, ack *stmt
 
@@ -16,18 +16,22 @@ type writeStmts struct {
 }
 
 const (
+	// sqlCreate inserts nothing for an id that has a record or a tombstone.
 	sqlCreate = `
 INSERT INTO executions (correlation_id, machine, status, state, event, retries, fence,
 	last_error, checkpoint, send_receipt, created_at, updated_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE correlation_id = ?1)
 ON CONFLICT (correlation_id) DO NOTHING`
 
 	// sqlAcquire is the acquire rule as one conditional upsert: ?1 id,
-	// ?2 machine, ?3 step, ?4 retries, ?5 now, ?6 expires.
+	// ?2 machine, ?3 step, ?4 retries, ?5 now, ?6 expires. A pruned id (a
+	// tombstone) is not recorded on the fly.
 	sqlAcquire = `
 INSERT INTO executions (correlation_id, machine, status, retries, fence, lease_step,
 	lease_expires, created_at, updated_at)
-VALUES (?1, ?2, 'running', ?4, 1, ?3, ?6, ?5, ?5)
+SELECT ?1, ?2, 'running', ?4, 1, ?3, ?6, ?5, ?5
+WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE correlation_id = ?1)
 ON CONFLICT (correlation_id) DO UPDATE SET
 	fence = fence + 1, lease_step = ?3, lease_expires = ?6, retries = ?4,
 	status = 'running', updated_at = ?5, machine = iif(machine = '', ?2, machine)
@@ -35,6 +39,8 @@ WHERE status <> 'stopped' AND done_step < ?3
 	AND NOT (lease_expires > ?5 AND lease_step >= ?3)
 	AND NOT (failed_step = ?3 AND failed_attempt >= ?4)
 RETURNING fence`
+
+	sqlTombstone = `SELECT status, done_step FROM tombstones WHERE correlation_id = ?1`
 
 	sqlAcquireState = `
 SELECT status, done_step, lease_step, lease_expires, failed_step, failed_attempt
@@ -109,6 +115,7 @@ func (s *writeStmts) prepare(c *conn) error {
 		{&s.create, sqlCreate},
 		{&s.acquire, sqlAcquire},
 		{&s.acquireState, sqlAcquireState},
+		{&s.tombstone, sqlTombstone},
 		{&s.commitExec, sqlCommit},
 		{&s.insertHistory, sqlInsertHistory},
 		{&s.setStatus, sqlSetStatus},
@@ -128,7 +135,7 @@ func (s *writeStmts) prepare(c *conn) error {
 }
 
 func (s *writeStmts) close() {
-	for _, st := range []*stmt{s.begin, s.commit, s.rollback, s.savepoint, s.rollbackTo, s.release, s.create, s.acquire, s.acquireState,
+	for _, st := range []*stmt{s.begin, s.commit, s.rollback, s.savepoint, s.rollbackTo, s.release, s.create, s.acquire, s.acquireState, s.tombstone,
 		s.commitExec, s.insertHistory, s.setStatus, s.swapStatus, s.send, s.receive, s.ack, s.insertDrop} {
 		st.close()
 	}

@@ -51,7 +51,12 @@ func (d *DB) Create(ctx context.Context, e engine.Execution) error {
 		return d.fileError("create execution "+e.CorrelationID, err)
 	}
 	if d.w.changes() == 0 {
-		st, _, _ := d.acquireState(e.CorrelationID)
+		st, found, _ := d.acquireState(e.CorrelationID)
+		if !found {
+			if status, _, pruned, _ := d.tombstone(e.CorrelationID); pruned {
+				return fmt.Errorf("create execution %s (status %s, pruned): %w", e.CorrelationID, status, engine.ErrExists)
+			}
+		}
 		return fmt.Errorf("create execution %s (status %s): %w", e.CorrelationID, st.status, engine.ErrExists)
 	}
 	return nil
@@ -94,6 +99,19 @@ func (d *DB) acquireState(id string) (st executionState, found bool, err error) 
 	return st, true, nil
 }
 
+// tombstone reads what is left of a pruned execution; pruned is false when
+// id has no tombstone.
+func (d *DB) tombstone(id string) (status string, done int, pruned bool, err error) {
+	s := d.ws.tombstone.bind().text(1, id)
+	row, err := s.step()
+	if err != nil || !row {
+		return "", 0, false, err
+	}
+	status, done = s.colText(0), s.colInt(1)
+	s.reset()
+	return status, done, true, nil
+}
+
 func (d *DB) acquire(ctx context.Context, q engine.AcquireRequest) (engine.Lease, error) {
 	for range 3 {
 		s := d.ws.acquire.bind().text(1, q.CorrelationID).text(2, q.Machine).int(3, q.Step).int(4, q.Retries).
@@ -116,6 +134,13 @@ func (d *DB) acquire(ctx context.Context, q engine.AcquireRequest) (engine.Lease
 		status, done, leaseStep, leaseExpires, failedStep, failedAttempt := st.status, st.done, st.leaseStep, st.leaseExpires, st.failedStep, st.failedAttempt
 		switch {
 		case !found:
+			status, done, pruned, err := d.tombstone(q.CorrelationID)
+			if err != nil {
+				return engine.Lease{}, d.fileError(fmt.Sprintf("acquire %s step %d", q.CorrelationID, q.Step), err)
+			}
+			if pruned {
+				return engine.Lease{}, fmt.Errorf("acquire %s step %d: %s at step %d: %w: %w", q.CorrelationID, q.Step, status, done, engine.ErrPruned, engine.ErrDuplicate)
+			}
 			// Deleted by another process in between: try again.
 		case status == string(engine.StatusStopped):
 			return engine.Lease{}, fmt.Errorf("acquire %s step %d: %w", q.CorrelationID, q.Step, engine.ErrInactive)
