@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lfsm/lfsm/internal/build"
 	"github.com/lfsm/lfsm/internal/config"
 	"github.com/lfsm/lfsm/internal/graph"
 )
@@ -92,11 +94,18 @@ func runGraph(ctx context.Context, opts *GraphOptions) error {
 	if err != nil {
 		return err
 	}
+	// svg and png keep Graphviz's compiled WebAssembly in lfsm's cache; without
+	// a cache directory they compile it every time.
+	cacheDir, _ := build.DefaultCacheDir()
+	if cacheDir != "" {
+		cacheDir = filepath.Join(cacheDir, "graphviz")
+	}
 	err = writeResult(opts.IO, opts.Out, format.Binary(), func(w io.Writer) error {
 		return graph.Render(ctx, w, s, graph.Options{
-			Machine: opts.Machine,
-			Lambdas: opts.Lambdas,
-			Format:  format,
+			Machine:  opts.Machine,
+			Lambdas:  opts.Lambdas,
+			Format:   format,
+			CacheDir: cacheDir,
 		})
 	})
 	if errors.Is(err, graph.ErrMachineNeeded) {

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/goccy/go-graphviz"
+	graphviz "github.com/lfsm/lfsm/internal/third_party/go-graphviz"
 
 	"github.com/lfsm/lfsm/internal/lambdanum"
 	"github.com/lfsm/lfsm/internal/spec"
@@ -43,6 +43,10 @@ type Options struct {
 	Lambdas bool
 	// Format is the output format; "" means dot.
 	Format Format
+	// CacheDir keeps the compiled Graphviz module between runs (svg and png);
+	// "" compiles it afresh in every process. A directory that cannot be used
+	// costs only the compile.
+	CacheDir string
 }
 
 // ErrMachineNeeded is returned by Render when an image format is asked for a spec
@@ -129,6 +133,9 @@ func renderImage(ctx context.Context, w io.Writer, m *spec.Machine, opts Options
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write dot: %w", err)
 	}
+	if err := graphviz.Load(ctx, opts.CacheDir); err != nil {
+		return err
+	}
 	gv, err := graphviz.New(ctx)
 	if err != nil {
 		return fmt.Errorf("start graphviz: %w", err)
@@ -138,7 +145,7 @@ func renderImage(ctx context.Context, w io.Writer, m *spec.Machine, opts Options
 			err = fmt.Errorf("close graphviz: %w", cerr)
 		}
 	}()
-	g, err := graphviz.ParseBytes(dot.Bytes())
+	g, err := graphviz.ParseBytes(ctx, dot.Bytes())
 	if err != nil {
 		return fmt.Errorf("parse dot of machine %s: %w", m.Name, err)
 	}
