@@ -1,7 +1,9 @@
 package fsm_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -96,22 +98,33 @@ func ExampleContext_Set() {
 	// [mff]
 }
 
-// Get returns values as JSON decoded them: numbers are float64.
+// Get returns values as JSON decoded them: numbers are json.Number, which
+// keeps the literal the producer wrote.
 func ExampleContext_Get() {
-	c := fsm.NewContext(fsm.Facts{}, map[string]any{"arg1": float64(1), "tags": []any{"a", "b"}}, nil)
-	v, _ := c.Get("arg1")
+	raw := []byte(`{"id": 12345678901234567891, "price": 1.0, "tags": ["a", "b"]}`)
+	c := fsm.NewLazyContext(fsm.Facts{}, raw, func(b []byte) (map[string]any, error) {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber() // as the engine decodes
+		var m map[string]any
+		return m, dec.Decode(&m)
+	}, nil)
+	v, _ := c.Get("id")
 	fmt.Printf("%T %v\n", v, v)
+	price, _ := c.Float("price")
+	literal, _ := c.Number("price")
+	fmt.Println(price, literal)
 	tags, _ := c.Get("tags")
 	fmt.Println(tags)
 	// Output:
-	// float64 1
+	// json.Number 12345678901234567891
+	// 1 1.0
 	// [a b]
 }
 
 // Int reads whole numbers however they were stored: an int set by an
-// action, or a float64 decoded from JSON.
+// action, or a json.Number decoded from JSON (1.0 included).
 func ExampleContext_Int() {
-	c := fsm.NewContext(fsm.Facts{}, map[string]any{"set": 7, "decoded": float64(1), "half": 1.5, "text": "1"}, nil)
+	c := fsm.NewContext(fsm.Facts{}, map[string]any{"set": 7, "decoded": json.Number("1.0"), "half": json.Number("1.5"), "text": "1"}, nil)
 	for _, k := range []string{"set", "decoded", "half", "text", "missing"} {
 		n, ok := c.Int(k)
 		fmt.Println(k, n, ok)

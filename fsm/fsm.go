@@ -29,7 +29,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -174,8 +176,13 @@ func (c *Context) SetFacts(f Facts) { c.facts = f }
 // Logger carries machine, state, event, correlation_id, steps and retries.
 func (c *Context) Logger() *slog.Logger { return c.logger }
 
-// Get returns the raw value under key (as decoded from JSON: string, float64,
-// bool, nil, []any, map[string]any, or whatever an earlier action Set).
+// Get returns the raw value under key: as decoded from JSON, a string,
+// json.Number, bool, nil, []any or map[string]any, or, within the step that
+// set it, whatever an action Set. Numbers are json.Number, which keeps the
+// literal the producer wrote (12345678901234567891 and 1.0 stay as they are
+// from message to message, where a float64 would round the one and drop the
+// other's ".0"); read them with Int, Float or Number, which accept every
+// number type.
 func (c *Context) Get(key string) (any, bool) {
 	c.load()
 	v, ok := c.values[key]
@@ -235,7 +242,8 @@ func (c *Context) String(key string) (string, bool) {
 	return s, ok
 }
 
-// Int returns the value under key as an int if it is a whole number.
+// Int returns the value under key as an int if it is a whole number that an
+// int holds (42, and 42.0 or 4.2e1 too).
 func (c *Context) Int(key string) (int, bool) {
 	c.load()
 	switch v := c.values[key].(type) {
@@ -244,14 +252,62 @@ func (c *Context) Int(key string) (int, bool) {
 	case int64:
 		return int(v), true
 	case float64:
-		if v == float64(int(v)) {
-			return int(v), true
-		}
+		return wholeInt(v)
 	case json.Number:
-		n, err := v.Int64()
-		return int(n), err == nil
+		if n, err := v.Int64(); err == nil {
+			return int(n), true
+		}
+		if f, err := v.Float64(); err == nil {
+			return wholeInt(f)
+		}
 	}
 	return 0, false
+}
+
+// wholeInt converts f to an int if it is whole and within an int's range.
+func wholeInt(f float64) (int, bool) {
+	if f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
+		return 0, false
+	}
+	return int(f), true
+}
+
+// Float returns the value under key as a float64 if it is a number (the
+// nearest float64: 12345678901234567891 reads as 1.2345678901234567e19; use
+// Number for the exact literal).
+func (c *Context) Float(key string) (float64, bool) {
+	c.load()
+	switch v := c.values[key].(type) {
+	case float64:
+		return v, true
+	case int:
+		return float64(v), true
+	case int64:
+		return float64(v), true
+	case json.Number:
+		f, err := v.Float64()
+		return f, err == nil
+	}
+	return 0, false
+}
+
+// Number returns the value under key as a json.Number if it is a number:
+// the literal as the producer wrote it when it came from JSON, else the
+// number formatted as JSON would write it.
+func (c *Context) Number(key string) (json.Number, bool) {
+	c.load()
+	switch v := c.values[key].(type) {
+	case json.Number:
+		return v, true
+	case int:
+		return json.Number(strconv.Itoa(v)), true
+	case int64:
+		return json.Number(strconv.FormatInt(v, 10)), true
+	case float64:
+		b, err := json.Marshal(v)
+		return json.Number(b), err == nil
+	}
+	return "", false
 }
 
 // Delay asks for the next message to be delivered no earlier than d from now

@@ -25,6 +25,10 @@ func TestContextInt(t *testing.T) {
 		{"fractional float64", 5.5, 0, false},
 		{"json.Number integer", json.Number("42"), 42, true},
 		{"json.Number fraction", json.Number("4.2"), 0, false},
+		{"json.Number whole with a fraction part", json.Number("42.0"), 42, true},
+		{"json.Number whole with an exponent", json.Number("4.2e1"), 42, true},
+		{"json.Number beyond int64", json.Number("12345678901234567891"), 0, false},
+		{"float64 beyond int64", 1e19, 0, false},
 		{"json.Number not a number", json.Number("x"), 0, false},
 		{"string", "3", 0, false},
 		{"bool", true, 0, false},
@@ -55,6 +59,39 @@ func TestContextInt(t *testing.T) {
 			t.Errorf("Int = %d, %v; want 7, true", n, ok)
 		}
 	})
+}
+
+func TestContextFloatNumber(t *testing.T) {
+	tests := []struct {
+		value  any
+		float  float64
+		number json.Number
+		ok     bool
+	}{
+		{json.Number("12345678901234567891"), 12345678901234567891, "12345678901234567891", true},
+		{json.Number("1.0"), 1, "1.0", true},
+		{json.Number("-2.5e-3"), -0.0025, "-2.5e-3", true},
+		{3, 3, "3", true},
+		{int64(-4), -4, "-4", true},
+		{0.5, 0.5, "0.5", true},
+		{1e21, 1e21, "1e+21", true},
+		{"1", 0, "", false},
+		{nil, 0, "", false},
+	}
+	for _, tt := range tests {
+		c := fsm.NewContext(fsm.Facts{}, map[string]any{"k": tt.value}, nil)
+		f, ok := c.Float("k")
+		if ok != tt.ok || f != tt.float {
+			t.Errorf("Float(%#v) = %v, %v; want %v, %v", tt.value, f, ok, tt.float, tt.ok)
+		}
+		n, ok := c.Number("k")
+		if ok != tt.ok || n != tt.number {
+			t.Errorf("Number(%#v) = %q, %v; want %q, %v", tt.value, n, ok, tt.number, tt.ok)
+		}
+	}
+	if _, ok := fsm.NewContext(fsm.Facts{}, nil, nil).Float("missing"); ok {
+		t.Error("Float of a missing key is ok")
+	}
 }
 
 func TestContextDecode(t *testing.T) {

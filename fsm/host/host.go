@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -252,9 +253,16 @@ func parseContext(arg string) (map[string]any, error) {
 			return nil, err
 		}
 	}
+	// Numbers stay json.Number, so their literals reach the messages as
+	// they were written (12345678901234567891, 1.0).
 	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("not a JSON object: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("not a JSON object: data after the object")
 	}
 	if m == nil {
 		m = map[string]any{}

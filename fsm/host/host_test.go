@@ -63,3 +63,24 @@ func TestCompiledSpecMustDecode(t *testing.T) {
 		t.Errorf("exit code %d, want %d", code, exitFailure)
 	}
 }
+
+// TestParseContextKeepsNumbers: the project binary's --context keeps
+// numbers as their literals (json.Number), which the engine writes as they
+// are: 12345678901234567891 used to become 12345678901234567000, 1.0 became 1.
+func TestParseContextKeepsNumbers(t *testing.T) {
+	m, err := parseContext(`{"id": 12345678901234567891, "price": 1.0, "big": 1e999}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"id": json.Number("12345678901234567891"), "price": json.Number("1.0"), "big": json.Number("1e999")}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, m[k], v)
+		}
+	}
+	for _, bad := range []string{`{"a":1} x`, `[1]`, `{"a":NaN}`} {
+		if _, err := parseContext(bad); err == nil {
+			t.Errorf("parseContext(%s) succeeded", bad)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -127,13 +128,23 @@ func parseContext(arg string) (map[string]any, error) {
 		}
 		src = "--context " + arg
 	}
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
+	// Validate without converting numbers (a RawMessage), then decode with
+	// numbers as json.Number, which keeps their literals: the engine passes
+	// them on as they are, so 12345678901234567891 and 1.0 do not become
+	// 12345678901234567000 and 1.
+	var raw json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			line, col := position(b, se.Offset)
 			return nil, usageErrorf("invalid %s: not JSON: %v (line %d, column %d)", src, err, line, col)
 		}
+		return nil, usageErrorf("invalid %s: not JSON: %w", src, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
 		return nil, usageErrorf("invalid %s: not JSON: %w", src, err)
 	}
 	m, ok := v.(map[string]any)
@@ -166,7 +177,7 @@ func jsonKind(v any) string {
 		return "an array"
 	case string:
 		return "a string"
-	case float64:
+	case float64, json.Number:
 		return "a number"
 	case bool:
 		return "a boolean"

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -179,5 +180,55 @@ func TestRetryDelayIgnoresAdditionalDelay(t *testing.T) {
 	}
 	if res.Outcome != engine.OutcomeNext || res.Delay != 600*time.Second {
 		t.Errorf("retry: %s with delay %v, want next with 10m0s", res.Outcome, res.Delay)
+	}
+}
+
+// TestNumbersKeepTheirLiterals: numbers keep the literal their producer
+// wrote through every message and checkpoint, also when an action reads and
+// writes the context (which decodes it): 12345678901234567891 used to become
+// 12345678901234567000 and 1.0 became 1.
+func TestNumbersKeepTheirLiterals(t *testing.T) {
+	var got []any
+	m := mustCompile(t, twoStatesQueued(), funcs(map[string]fsm.ActionFunc{
+		"do": func(_ context.Context, c *fsm.Context) (string, error) {
+			id, _ := c.Number("id")
+			price, _ := c.Int("price")
+			f, _ := c.Float("ratio")
+			got = append(got, id, price, f)
+			c.Set("seen", true)
+			return "ok", nil
+		},
+	}))
+	h := newHarness(t, []*engine.Machine{m})
+	id, err := h.eng.Start(t.Context(), engine.StartRequest{Machine: "M", Context: map[string]any{
+		"id": json.Number("12345678901234567891"), "price": json.Number("1.0"), "ratio": json.Number("2.50"),
+		"list": []any{json.Number("1e2"), json.Number("-0.0")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `"id":12345678901234567891,"list":[1e2,-0.0],"price":1.0,"ratio":2.50`
+	d, _ := h.next()
+	if !strings.Contains(string(d.Payload), want) {
+		t.Errorf("start message %s lacks %s", d.Payload, want)
+	}
+	if _, err := h.eng.HandleDelivery(t.Context(), h.mem, d); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]any{json.Number("12345678901234567891"), 1, 2.5}, got); diff != "" {
+		t.Errorf("what the action read (-want +got):\n%s", diff)
+	}
+	d, _ = h.next()
+	if !strings.Contains(string(d.Payload), want+`,"seen":true`) {
+		t.Errorf("next message %s lacks %s", d.Payload, want)
+	}
+	if cp := h.get(id).Checkpoint; !strings.Contains(string(cp), want) {
+		t.Errorf("checkpoint %s lacks %s", cp, want)
+	}
+	msg, err := engine.DecodeMessage(d.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(msg.User); !strings.Contains(string(b), want) {
+		t.Errorf("the decoded context marshals as %s (what inspect and run --output json print), lacking %s", b, want)
 	}
 }

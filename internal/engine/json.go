@@ -14,9 +14,11 @@ import (
 // the queue per transition, and encoding/json's validation pass plus its
 // reflection cost more than the rest of a transition; this code validates and
 // decodes in one pass and writes the common value types without reflection.
-// It has encoding/json's semantics (checked by FuzzParseJSON against it): values
-// decode to string, float64, bool, nil, []any and map[string]any; strings with
-// escapes or non-ASCII bytes are handed to encoding/json.
+// It has encoding/json's semantics with Decoder.UseNumber (checked by
+// FuzzParseJSON against it): values decode to string, json.Number, bool, nil,
+// []any and map[string]any, so that a number keeps its literal
+// (12345678901234567891 stays that, 1.0 stays 1.0) from message to message;
+// strings with escapes or non-ASCII bytes are handed to encoding/json.
 
 // maxDepth bounds nesting, as encoding/json does.
 const maxDepth = 10000
@@ -317,11 +319,7 @@ func (s *scanner) scalar() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		f, err := strconv.ParseFloat(string(text), 64)
-		if err != nil {
-			return nil, fmt.Errorf("number %s out of range", text)
-		}
-		return f, nil
+		return json.Number(text), nil
 	default:
 		return nil, s.syntaxError("invalid character looking for a value:")
 	}
@@ -351,7 +349,8 @@ func (s *scanner) parse(depth int) (any, error) {
 	}
 }
 
-// parseJSON decodes one JSON document the way json.Unmarshal into an any does.
+// parseJSON decodes one JSON document the way a json.Decoder with UseNumber
+// does into an any.
 func parseJSON(data []byte) (any, error) {
 	s := scanner{data: data}
 	v, err := s.parse(0)
@@ -402,6 +401,8 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 		return strconv.AppendInt(b, int64(v), 10), nil
 	case int64:
 		return strconv.AppendInt(b, v, 10), nil
+	case json.Number:
+		return appendNumberLiteral(b, v)
 	case map[string]any:
 		return appendObjectAt(b, v, depth)
 	case []any:
@@ -486,6 +487,19 @@ func appendObjectAt(b []byte, m map[string]any, depth int) ([]byte, error) {
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// appendNumberLiteral writes n as it is, as encoding/json does: it must be a
+// JSON number; the empty Number is 0.
+func appendNumberLiteral(b []byte, n json.Number) ([]byte, error) {
+	if n == "" {
+		return append(b, '0'), nil
+	}
+	s := scanner{data: []byte(n)}
+	if _, err := s.number(); err != nil || s.pos != len(s.data) {
+		return nil, fmt.Errorf("json: invalid number literal %q", string(n))
+	}
+	return append(b, n...), nil
 }
 
 // appendFloat formats f as encoding/json does.

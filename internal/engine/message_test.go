@@ -30,7 +30,7 @@ func TestDecodePythonMessage(t *testing.T) {
 					CorrelationID: "0f3c2b1a9e8d4c7b8a6f5e4d3c2b1a09", Steps: 1, Retries: 0, MaxRetries: intPtr(5),
 					LeasePrimary: boolPtr(true),
 				},
-				User: map[string]any{"arg1": 1.0, "mff": "..."},
+				User: map[string]any{"arg1": json.Number("1"), "mff": "..."},
 			},
 		},
 		{
@@ -46,7 +46,7 @@ func TestDecodePythonMessage(t *testing.T) {
 						"sentry_trace": json.RawMessage(`{"id": "x"}`),
 					},
 				},
-				User:  map[string]any{"arg1": 1.0, "mff": map[string]any{"nested": []any{1.0, 2.0, "three"}}},
+				User:  map[string]any{"arg1": json.Number("1"), "mff": map[string]any{"nested": []any{json.Number("1"), json.Number("2"), "three"}}},
 				Extra: map[string]json.RawMessage{"trace": json.RawMessage(`"kept"`)},
 			},
 		},

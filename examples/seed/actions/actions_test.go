@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/lfsm/lfsm/fsm"
@@ -19,7 +20,7 @@ func TestAction2(t *testing.T) {
 		wantMFF   string
 		permanent bool
 	}{
-		{name: "arg1 as decoded from JSON", values: map[string]any{"arg1": float64(2)}, wantEvent: "done", wantMFF: "fancy(2)"},
+		{name: "arg1 as decoded from JSON", values: map[string]any{"arg1": json.Number("2")}, wantEvent: "done", wantMFF: "fancy(2)"},
 		{name: "arg1 as an int", values: map[string]any{"arg1": 7}, wantEvent: "done", wantMFF: "fancy(7)"},
 		{name: "no arg1", values: nil, permanent: true},
 		{name: "arg1 not a whole number", values: map[string]any{"arg1": 1.5}, permanent: true},
