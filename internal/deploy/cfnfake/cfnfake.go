@@ -17,6 +17,7 @@
 package cfnfake
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -659,8 +660,11 @@ func (f *Fake) physicalID(s *stack, id string, r resource) string {
 			}
 		}
 	}
-	f.seq++
-	return strings.ToLower(fmt.Sprintf("%s-%s-%06d", s.name, id, f.seq))
+	// Random, as CloudFormation's generated names are: tests share
+	// emulators (a bucket created by OnCreate) across runs.
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return strings.ToLower(fmt.Sprintf("%s-%s-%x", s.name, id, b))
 }
 
 var subRE = regexp.MustCompile(`\$\{([^}]+)\}`)
