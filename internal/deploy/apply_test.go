@@ -164,14 +164,14 @@ func TestDeployFlow(t *testing.T) {
 
 	// A change that replaces a table is refused, naming the property.
 	changed := build(t, Settings{Project: "seed"})
-	changed.Table(IDHistoryTable).Range = Attr{"step", KeyNumber}
+	changed.Table(IDExecutionsTable).Range = Attr{"step", KeyNumber}
 	p, err = d.Plan(ctx, planInput(t, changed, "seed/bbb.zip"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = changed.CheckReplacements(p)
 	var re *ReplaceError
-	if !errors.As(err, &re) || !strings.Contains(err.Error(), "HistoryTable (changing KeySchema)") || !strings.Contains(err.Error(), "--force") {
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "ExecutionsTable (changing KeySchema)") || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("replacing a table: %v", err)
 	}
 	if err := d.Discard(ctx, p); err != nil {
@@ -211,7 +211,7 @@ func TestDeployFlow(t *testing.T) {
 		keptIDs = append(keptIDs, e.LogicalID)
 	}
 	slices.Sort(keptIDs)
-	if want := []string{IDExecutionsTable, IDHistoryTable, IDRetriesTable}; !slices.Equal(keptIDs, want) {
+	if want := []string{IDExecutionsTable, IDRetriesTable}; !slices.Equal(keptIDs, want) {
 		t.Errorf("kept %v, want %v", keptIDs, want)
 	}
 	if st, err := d.Stack(ctx, "seed"); err != nil || st != nil {

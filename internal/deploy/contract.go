@@ -7,13 +7,12 @@ package deploy
 // names a resource whether it comes from the stack, the environment or the
 // file.
 const (
-	EnvTarget          = "LFSM_TARGET"
-	EnvDispatch        = "LFSM_AWS_DISPATCH"
-	EnvDispatchARN     = "LFSM_AWS_DISPATCH_ARN"
-	EnvStoreTableARN   = "LFSM_AWS_STORE_TABLE_ARN"
-	EnvHistoryTableARN = "LFSM_AWS_HISTORY_TABLE_ARN"
-	EnvRetryTableARN   = "LFSM_AWS_RETRY_TABLE_ARN"
-	EnvLeaseTimeout    = "LFSM_LEASE_TIMEOUT"
+	EnvTarget        = "LFSM_TARGET"
+	EnvDispatch      = "LFSM_AWS_DISPATCH"
+	EnvDispatchARN   = "LFSM_AWS_DISPATCH_ARN"
+	EnvStoreTableARN = "LFSM_AWS_STORE_TABLE_ARN"
+	EnvRetryTableARN = "LFSM_AWS_RETRY_TABLE_ARN"
+	EnvLeaseTimeout  = "LFSM_LEASE_TIMEOUT"
 )
 
 // Stack outputs. Every resource of the stack is named by one; `aws: {stack:
@@ -24,7 +23,6 @@ const (
 	OutDispatchARN       = "DispatchArn"
 	OutDispatchURL       = "DispatchUrl"
 	OutStoreTableARN     = "StoreTableArn"
-	OutHistoryTableARN   = "HistoryTableArn"
 	OutRetryTableARN     = "RetryTableArn"
 	OutDispatchTableARN  = "DispatchTableArn"
 	OutDeadLetterURL     = "DeadLetterQueueUrl"

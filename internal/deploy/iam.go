@@ -14,17 +14,20 @@ type Statement struct {
 	Why string
 }
 
-// DynamoDB actions the store calls. There is no IAM action for
-// TransactWriteItems: a transaction needs the actions of its parts, and
-// ConditionCheckItem for its conditions.
+// DynamoDB actions the store (internal/backend/dynamodb) calls, and those
+// the retry poller needs: it queries due items and deletes them once run.
 var (
 	storeActions = []string{
-		"dynamodb:ConditionCheckItem",
-		"dynamodb:DeleteItem",
+		"dynamodb:BatchGetItem",
 		"dynamodb:GetItem",
 		"dynamodb:PutItem",
 		"dynamodb:Query",
 		"dynamodb:UpdateItem",
+	}
+	retryActions = []string{
+		"dynamodb:DeleteItem",
+		"dynamodb:PutItem",
+		"dynamodb:Query",
 	}
 	// The event source mapping's pollers run with the function's role.
 	sqsPollerActions = []string{
@@ -61,19 +64,17 @@ func (m *Model) FunctionPolicy() []Statement {
 	if m.Settings.Mode == ModeStepFunctions {
 		return []Statement{logs}
 	}
-	var tables []any
-	for _, tb := range m.Tables {
-		if tb.ID == IDDispatchTable {
-			continue
+	withIndexes := func(id string) []any {
+		res := []any{GetAtt(id, "Arn")}
+		for _, ix := range m.Table(id).Indexes {
+			res = append(res, Sub("${"+id+".Arn}/index/"+ix.Name))
 		}
-		tables = append(tables, GetAtt(tb.ID, "Arn"))
-		for _, ix := range tb.Indexes {
-			tables = append(tables, Sub("${"+tb.ID+".Arn}/index/"+ix.Name))
-		}
+		return res
 	}
 	sts := []Statement{
 		logs,
-		{Sid: "Store", Action: storeActions, Resource: tables},
+		{Sid: "Store", Action: storeActions, Resource: withIndexes(IDExecutionsTable)},
+		{Sid: "Retries", Action: retryActions, Resource: withIndexes(IDRetriesTable)},
 	}
 	queueArn := GetAtt(IDDispatchQueue, "Arn")
 	failure := Statement{
@@ -84,7 +85,7 @@ func (m *Model) FunctionPolicy() []Statement {
 	switch m.Settings.Dispatch {
 	case DispatchSQS:
 		sts = append(sts,
-			Statement{Sid: "DispatchSend", Action: []string{"sqs:SendMessage"}, Resource: []any{queueArn}},
+			Statement{Sid: "DispatchSend", Action: []string{"sqs:GetQueueUrl", "sqs:SendMessage"}, Resource: []any{queueArn}},
 			Statement{Sid: "DispatchPoll", Action: sqsPollerActions, Resource: []any{queueArn}},
 		)
 	case DispatchSNSSQS:

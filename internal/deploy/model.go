@@ -12,7 +12,6 @@ import (
 // resource, so they never change.
 const (
 	IDExecutionsTable   = "ExecutionsTable"
-	IDHistoryTable      = "HistoryTable"
 	IDRetriesTable      = "RetriesTable"
 	IDDispatchQueue     = "DispatchQueue"
 	IDDeadLetterQueue   = "DeadLetterQueue"
@@ -63,6 +62,8 @@ type Index struct {
 	Range Attr
 	// Local is a local secondary index (same hash key as the table).
 	Local bool
+	// Projection is ALL (the default) or KEYS_ONLY.
+	Projection string
 }
 
 // Table is a DynamoDB table of the deployment, on-demand, encrypted, with

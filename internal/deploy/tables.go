@@ -1,47 +1,40 @@
 package deploy
 
-// The tables' key schemas. They must be exactly what the DynamoDB store
-// (internal/backend/dynamodb) reads and writes: its table design is in
-// docs/design.md ("The DynamoDB store"), and TestTablesMatchStore compares the
-// two once the store exports its own.
+import "github.com/lfsm/lfsm/internal/backend/dynamodb"
 
-// Attribute names the tables are keyed and indexed by.
+// Attribute names of the tables the deploy side designs itself (the retry
+// and dispatch tables; the store's table comes from the store).
 const (
-	attrID      = "id"
-	attrMachine = "machine"
-	attrStatus  = "status"
-	attrUpdated = "updated"
-	attrSeq     = "seq"
-	attrTTL     = "ttl"
-	attrPart    = "partition"
-	attrKey     = "correlation_id_steps"
-	attrRunAt   = "run_at"
-	attrCID     = "correlation_id"
-	attrStep    = "step"
+	attrTTL   = "ttl"
+	attrPart  = "partition"
+	attrKey   = "correlation_id_steps"
+	attrRunAt = "run_at"
+	attrCID   = "correlation_id"
+	attrStep  = "step"
 )
 
-// storeTables are the execution store's tables: executions (one item per
-// execution; indexes so `lfsm ls` filters by machine and status and pages
-// newest first), history (one item per step, so no execution item reaches
-// DynamoDB's 400 KB limit) and retries (keyed by a partition of 16 and the
-// step, with a local index on the due time, as REFERENCE.md §4 describes).
-// All three hold state a deploy must never lose.
+// storeTables are the execution store's table, exactly as the DynamoDB store
+// (internal/backend/dynamodb) creates it: one table for executions, their
+// step items (history, checkpoints, outboxes) and the sparse indexes `lfsm
+// ls` reads (docs/design.md), so no item reaches the 400 KB limit; and the
+// retry table (keyed by a partition of 16 and the step, with a local index
+// on the due time, as REFERENCE.md §4 describes) that the every-minute
+// poller reads. Both hold state a deploy must never lose.
 func storeTables() []Table {
+	s := dynamodb.TableSchema()
+	store := Table{
+		ID: IDExecutionsTable, Suffix: "executions",
+		Hash: Attr{s.PartitionKey, KeyString}, Range: Attr{s.SortKey, KeyString},
+		TTL: s.TTL, Stateful: true,
+	}
+	for _, ix := range s.Indexes {
+		store.Indexes = append(store.Indexes, Index{
+			Name: ix.Name, Hash: Attr{ix.PartitionKey, KeyString}, Range: Attr{ix.SortKey, KeyString},
+			Projection: ix.Projection,
+		})
+	}
 	return []Table{
-		{
-			ID: IDExecutionsTable, Suffix: "executions",
-			Hash: Attr{attrID, KeyString},
-			Indexes: []Index{
-				{Name: "by_machine", Hash: Attr{attrMachine, KeyString}, Range: Attr{attrUpdated, KeyString}},
-				{Name: "by_status", Hash: Attr{attrStatus, KeyString}, Range: Attr{attrUpdated, KeyString}},
-			},
-			TTL: attrTTL, Stateful: true,
-		},
-		{
-			ID: IDHistoryTable, Suffix: "history",
-			Hash: Attr{attrID, KeyString}, Range: Attr{attrSeq, KeyString},
-			TTL: attrTTL, Stateful: true,
-		},
+		store,
 		{
 			ID: IDRetriesTable, Suffix: "retries",
 			Hash: Attr{attrPart, KeyNumber}, Range: Attr{attrKey, KeyString},

@@ -221,10 +221,14 @@ func (r *renderer) table(tb Table) {
 	}
 	var gsis, lsis []any
 	for _, ix := range tb.Indexes {
+		proj := ix.Projection
+		if proj == "" {
+			proj = "ALL"
+		}
 		def := map[string]any{
 			"IndexName":  ix.Name,
 			"KeySchema":  keys(ix.Hash, ix.Range),
-			"Projection": map[string]any{"ProjectionType": "ALL"},
+			"Projection": map[string]any{"ProjectionType": proj},
 		}
 		if ix.Local {
 			lsis = append(lsis, def)
@@ -256,9 +260,7 @@ func (r *renderer) table(tb Table) {
 	r.add(tb.ID, res)
 	switch tb.ID {
 	case IDExecutionsTable:
-		r.output(OutStoreTableARN, "The execution store's table", GetAtt(tb.ID, "Arn"))
-	case IDHistoryTable:
-		r.output(OutHistoryTableARN, "The history table (one item per step)", GetAtt(tb.ID, "Arn"))
+		r.output(OutStoreTableARN, "The execution store's table (executions, their history and indexes)", GetAtt(tb.ID, "Arn"))
 	case IDRetriesTable:
 		r.output(OutRetryTableARN, "The retry table the scheduled poller reads", GetAtt(tb.ID, "Arn"))
 	case IDDispatchTable:
@@ -392,7 +394,6 @@ func (r *renderer) function() {
 	if r.st.Mode == ModeEvents {
 		env[EnvDispatch] = string(r.st.Dispatch)
 		env[EnvStoreTableARN] = GetAtt(IDExecutionsTable, "Arn")
-		env[EnvHistoryTableARN] = GetAtt(IDHistoryTable, "Arn")
 		env[EnvRetryTableARN] = GetAtt(IDRetriesTable, "Arn")
 		switch r.st.Dispatch {
 		case DispatchSQS:
