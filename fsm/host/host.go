@@ -99,7 +99,7 @@ func run(ctx context.Context, cfg Config, args []string, stdout, stderr io.Write
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   run -m MACHINE [--context JSON|@FILE] [--correlation-id ID] [--db PATH] [--output text|json] [--chaos SPEC [--chaos-seed N]]
-  worker [--workers N] [--db PATH] [--until-idle] [--visibility DURATION] [--lease-timeout DURATION] [--chaos SPEC [--chaos-seed N]]
+  worker [--workers N] [--db PATH] [--until-idle] [--visibility DURATION] [--lease-timeout DURATION] [--retention DURATION] [--chaos SPEC [--chaos-seed N]]
   machines
 `)
 }
@@ -166,6 +166,7 @@ func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args 
 	untilIdle := fs.Bool("until-idle", false, "exit once no message is queued, delayed or in flight")
 	visibility := fs.Duration("visibility", 30*time.Second, "how long a received message stays hidden before it is delivered again")
 	leaseTimeout := fs.Duration("lease-timeout", engine.DefaultLeaseTimeout, "how long a step's lease lasts before another worker may take the step over")
+	retentionFlag := fs.String("retention", "", "prune executions finished longer ago than `DURATION` (30d, 720h) as the worker runs")
 	cf := chaosFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -173,6 +174,14 @@ func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args 
 	if fs.NArg() > 0 || *workers < 1 || *visibility <= 0 || *leaseTimeout <= 0 {
 		fmt.Fprintln(stderr, "error: worker takes no arguments, --workers >= 1, and positive --visibility and --lease-timeout")
 		return exitUsage
+	}
+	var retention time.Duration
+	if *retentionFlag != "" {
+		var err error
+		if retention, err = config.ParseAge(*retentionFlag); err != nil {
+			fmt.Fprintf(stderr, "error: --retention: %v\n", err)
+			return exitUsage
+		}
 	}
 	inj, err := cf.injector(fs, stderr)
 	if err != nil {
@@ -192,7 +201,7 @@ func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args 
 	}
 	fmt.Fprintf(stderr, "worker: %d workers on %s (machines: %s)\n", *workers, *db, machineNames(s))
 	err = local.Worker(ctx, local.WorkerOptions{Spec: s, Resolve: resolve, DBPath: *db, Workers: *workers, Logger: logger,
-		UntilIdle: *untilIdle, Visibility: *visibility, LeaseTimeout: *leaseTimeout, Chaos: inj})
+		UntilIdle: *untilIdle, Visibility: *visibility, LeaseTimeout: *leaseTimeout, Chaos: inj, Retention: retention})
 	if inj != nil {
 		fmt.Fprintln(stderr, "chaos: "+inj.Summary())
 	}

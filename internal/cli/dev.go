@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lfsm/lfsm/internal/config"
 	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/local"
 )
@@ -23,6 +25,9 @@ type DevOptions struct {
 	Simulate  bool
 	Sim       simulateFlags
 	Chaos     chaosFlags
+	// Retention is --retention (or lfsm.yaml's retention), parsed.
+	Retention     time.Duration
+	retentionFlag string
 }
 
 func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
@@ -43,6 +48,10 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 			With --simulate nothing is built: the worker runs inside lfsm with
 			simulated actions (see lfsm run --help); --events are shared by every
 			execution the worker runs.
+
+			--retention (or retention: in lfsm.yaml) prunes executions finished
+			longer ago than DURATION, with their history, when the worker starts
+			and every 10 minutes while it runs (see lfsm prune).
 
 			--chaos makes calls to the local store fail at random, as in lfsm run
 			(see lfsm run --help); under chaos a failed step comes back after a
@@ -71,6 +80,11 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 			if err := opts.Chaos.check(cmd); err != nil {
 				return err
 			}
+			if opts.retentionFlag != "" {
+				if opts.Retention, err = config.ParseAge(opts.retentionFlag); err != nil {
+					return usageErrorf("invalid --retention%s: %w", f.sourceNote("retention"), err)
+				}
+			}
 			opts.IO, opts.WorkDir = f.IOStreams, f.WorkDir
 			if runF != nil {
 				return runF(opts)
@@ -82,6 +96,7 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 	storeFlags(fl, &opts.File, &opts.DB)
 	fl.IntVar(&opts.Workers, "workers", 4, "messages handled at once")
 	fl.BoolVar(&opts.UntilIdle, "until-idle", false, "exit once no message is queued, delayed or in flight")
+	fl.StringVar(&opts.retentionFlag, "retention", "", "prune executions finished longer ago than `DURATION` (30d, 720h) as the worker runs")
 	addSimulateFlags(cmd, &opts.Simulate, &opts.Sim)
 	addChaosFlags(cmd, &opts.Chaos)
 	return cmd
@@ -99,7 +114,8 @@ func runDev(ctx context.Context, opts *DevOptions, sim *engine.SimulateOptions) 
 	if sim != nil {
 		fmt.Fprintf(opts.IO.ErrOut, "dev: simulated worker, %d at a time, on %s (machines: %s)\n", opts.Workers, relTo(opts.WorkDir, db), machineNames(s))
 		inj := opts.Chaos.injector(opts.IO)
-		err := local.Worker(ctx, local.WorkerOptions{Spec: s, Simulate: sim, DBPath: db, Workers: opts.Workers, UntilIdle: opts.UntilIdle, Chaos: inj})
+		err := local.Worker(ctx, local.WorkerOptions{Spec: s, Simulate: sim, DBPath: db, Workers: opts.Workers, UntilIdle: opts.UntilIdle, Chaos: inj,
+			Retention: opts.Retention})
 		if inj != nil {
 			fmt.Fprintln(opts.IO.ErrOut, "chaos: "+inj.Summary())
 		}
@@ -119,6 +135,9 @@ func runDev(ctx context.Context, opts *DevOptions, sim *engine.SimulateOptions) 
 	args := []string{"worker", "--db", db, "--workers", strconv.Itoa(opts.Workers)}
 	if opts.UntilIdle {
 		args = append(args, "--until-idle")
+	}
+	if opts.Retention > 0 {
+		args = append(args, "--retention", opts.Retention.String())
 	}
 	args = append(args, opts.Chaos.args()...)
 	return runChild(ctx, opts.IO, projectDir(opts.File), res.Binary, args...)

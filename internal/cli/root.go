@@ -78,8 +78,8 @@ func NewRootCmd(f *Factory) *cobra.Command {
 			Every flag can also be set by an environment variable: LFSM_ and the
 			flag's name in capitals, dashes as underscores (LFSM_OUTPUT=json).
 			The settings file lfsm.yaml in the working directory (or --config FILE)
-			may set file, machine, target, output, lambda-arn, db, chaos and
-			chaos-seed. A flag beats the environment, which beats lfsm.yaml,
+			may set file, machine, target, output, lambda-arn, db, chaos,
+			chaos-seed and retention. A flag beats the environment, which beats lfsm.yaml,
 			which beats the default.
 
 			Exit status: 0 ok, 1 failure (including an invalid spec), 2 usage
@@ -142,6 +142,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newStopCmd(f, nil),
 		newResumeCmd(f, nil),
 		newLsCmd(f, nil),
+		newPruneCmd(f, nil),
 	)
 	cmd.InitDefaultCompletionCmd()
 	cmd.InitDefaultHelpCmd()

@@ -67,6 +67,10 @@ type Config struct {
 	// run and dev). In lfsm.yaml it is a map, which the settings loader
 	// reads through ChaosFromSetting, hence no mapstructure decoding.
 	Chaos Chaos `mapstructure:"-" json:"chaos"`
+	// Retention, when set, makes workers (lfsm dev, the project binary's
+	// worker) prune executions finished longer ago than it, as lfsm prune
+	// --older-than does: a duration such as 720h or 30d (ParseAge).
+	Retention string `mapstructure:"retention" json:"retention"`
 	// ChaosSeed seeds the chaos draws (flag --chaos-seed); 0 means random.
 	ChaosSeed uint64 `mapstructure:"chaos-seed" json:"chaos_seed"`
 }
@@ -78,7 +82,7 @@ func Default() Config {
 
 // Keys lists the keys lfsm.yaml may hold, sorted.
 func Keys() []string {
-	return []string{"chaos", "chaos-seed", "db", "file", "lambda-arn", "machine", "output", "target"}
+	return []string{"chaos", "chaos-seed", "db", "file", "lambda-arn", "machine", "output", "retention", "target"}
 }
 
 // Validate checks values whose shape is known without a command's context. It
@@ -88,6 +92,11 @@ func (c Config) Validate() error {
 	if c.Target != "" {
 		if _, err := ParseTarget(string(c.Target)); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if c.Retention != "" {
+		if _, err := ParseAge(c.Retention); err != nil {
+			errs = append(errs, fmt.Errorf("retention: %w", err))
 		}
 	}
 	if c.LambdaARN != "" {

@@ -348,6 +348,50 @@ type WorkerOptions struct {
 	// Chaos, as in RunOptions: it wraps the backend, and the zero Visibility
 	// and LeaseTimeout become ChaosVisibility and ChaosLeaseTimeout.
 	Chaos *chaos.Injector
+	// Retention, when positive, prunes executions finished (done, failed,
+	// stopped) longer ago than it, with their history: once before the
+	// worker starts, then every RetentionInterval while it runs. The backend
+	// must be an engine.Pruner.
+	Retention time.Duration
+}
+
+// RetentionInterval is how often a worker with a Retention prunes.
+const RetentionInterval = 10 * time.Minute
+
+// retentionBatch caps the executions one of a worker's prunes deletes, so
+// that a large first prune does not hold up the steps for long; the rest
+// waits for the next interval.
+const retentionBatch = 10000
+
+// prune applies retention once.
+func prune(ctx context.Context, p engine.Pruner, retention time.Duration, logger *slog.Logger) error {
+	now := time.Now()
+	res, err := p.Prune(ctx, engine.PruneRequest{Before: now.Add(-retention), Limit: retentionBatch, Now: now})
+	if err != nil {
+		return fmt.Errorf("worker: apply retention %s: %w", retention, err)
+	}
+	if res != (engine.PruneResult{}) {
+		logger.LogAttrs(ctx, slog.LevelInfo, "pruned executions past retention", slog.Duration("retention", retention),
+			slog.Int("executions", res.Executions), slog.Int("history", res.History), slog.Int("dropped", res.Dropped))
+	}
+	return nil
+}
+
+// keepPruning applies retention every RetentionInterval until ctx ends;
+// failures are logged and tried again at the next interval.
+func keepPruning(ctx context.Context, p engine.Pruner, retention time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(RetentionInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := prune(ctx, p, retention, logger); err != nil && ctx.Err() == nil {
+				logger.LogAttrs(ctx, slog.LevelWarn, "retention", slog.Any("err", err))
+			}
+		}
+	}
 }
 
 // queueLener is implemented by backends that can count the messages not yet
@@ -385,6 +429,22 @@ func Worker(ctx context.Context, opts WorkerOptions) error {
 		return err
 	}
 	wopts := engine.WorkerOptions{Concurrency: opts.Workers, Visibility: opts.Visibility, Logger: opts.Logger}
+	if opts.Retention > 0 {
+		p, ok := raw.(engine.Pruner) // retention is no chaos target
+		if !ok {
+			return fmt.Errorf("worker: the backend %T cannot prune (needed for a retention)", raw)
+		}
+		logger := opts.Logger
+		if logger == nil {
+			logger = slog.New(slog.DiscardHandler)
+		}
+		if err := prune(ctx, p, opts.Retention, logger); err != nil {
+			return err
+		}
+		pctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go keepPruning(pctx, p, opts.Retention, logger)
+	}
 	if !opts.UntilIdle {
 		return engine.RunWorker(ctx, b, e, wopts)
 	}
