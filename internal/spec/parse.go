@@ -116,7 +116,13 @@ func (p *parser) syntaxError(err error) {
 		}
 		msg = m[2]
 	}
-	p.add(diag(CodeYAMLSyntax, p.src.lineRange(line), "invalid YAML: "+msg, "",
+	// yaml.v3 reports the line where the construct it was reading began
+	// (often the machines: line for an indentation error far below it), and
+	// no column: find the line that breaks the file, and its first token.
+	line = p.src.firstBadLine(line)
+	r := p.src.lineRange(line)
+	r.Start = p.src.posAt(p.src.firstToken(line))
+	p.add(diag(CodeYAMLSyntax, r, "invalid YAML: "+msg, err.Error(),
 		"check indentation (spaces, not tabs), colons after keys and closing quotes or brackets near this line"))
 }
 

@@ -1,6 +1,9 @@
 package spec
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"sort"
 	"unicode/utf8"
 
@@ -186,4 +189,64 @@ func (s *source) endOf(n *yaml.Node, start Pos) Pos {
 		return s.posAt(s.lineEnd(start.Line))
 	}
 	return start
+}
+
+// firstBadLine returns the first line at or after from (a line the YAML
+// parser named in an error) such that the file up to and including it does
+// not parse: the line that breaks the file. Lines before it parse, so it is
+// found by binary search over prefixes of whole lines. When the prefix up to
+// from already fails, from is returned.
+func (s *source) firstBadLine(from int) int {
+	n := len(s.lines)
+	if from < 1 || from > n {
+		return max(1, min(from, n))
+	}
+	if !s.prefixParses(from - 1) {
+		return from
+	}
+	lo, hi := from-1, n // prefix(lo) parses; the whole file (hi) does not
+	if s.prefixParses(hi) {
+		return from
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if s.prefixParses(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
+}
+
+// prefixParses reports whether lines 1..l of the file are valid YAML.
+func (s *source) prefixParses(l int) bool {
+	if l <= 0 {
+		return true
+	}
+	end := len(s.src)
+	if l < len(s.lines) {
+		end = s.lines[l]
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(s.src[:end]))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+}
+
+// firstToken is the byte offset of the first character of line l that is not
+// a space: where the line's first token (or a tab YAML refuses) starts.
+func (s *source) firstToken(l int) int {
+	off, end := s.lines[l-1], s.lineEnd(l)
+	for off < end && s.src[off] == ' ' {
+		off++
+	}
+	return off
 }
