@@ -4,9 +4,44 @@
 # (examples/seed, which ./... does not reach); then the race detector over the
 # packages where goroutines and processes share state (engine, stores, local
 # runtime). Extra arguments are passed to go test (e.g. -run X).
+#
+# Each step says what it runs. go test's output goes through
+# scripts/testsummary, which prints the packages' ok/FAIL lines and the output
+# of failed tests only; the last line counts every test of every step:
+# "N passed, N failed". The exit status is 1 when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-go vet ./...
-go test -count=1 "$@" ./...
-(cd examples/seed && go vet ./... && go test -count=1 "$@" ./...)
-go test -race -count=1 "$@" ./internal/engine ./internal/backend/... ./internal/local
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+counts="$tmp/counts"
+: >"$counts"
+status=0
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "building scripts/testsummary"
+go build -o "$tmp/testsummary" ./scripts/testsummary
+
+# gotest DESCRIPTION DIR GO-TEST-ARGS...: one go test run in DIR, summarized.
+gotest() {
+	local what="$1" dir="$2"
+	shift 2
+	step "$what"
+	(cd "$dir" && go test -json "$@") | "$tmp/testsummary" -counts "$counts" || status=1
+}
+
+step "go vet ./... and examples/seed (on a cold build cache this compiles everything: about a minute)"
+go vet ./... || status=1
+(cd examples/seed && go vet ./...) || status=1
+
+gotest "go test ./... (every package; the end-to-end scripts build projects: a few minutes)" . -count=1 "$@" ./...
+gotest "go test in examples/seed (the seed's nested module)" examples/seed -count=1 "$@" ./...
+gotest "go test -race (engine, backends, local runtime)" . -race -count=1 "$@" ./internal/engine ./internal/backend/... ./internal/local
+
+echo
+if [ "$status" -ne 0 ]; then
+	echo "something failed: see the FAIL lines above"
+fi
+"$tmp/testsummary" -total "$counts" || status=1
+exit "$status"
