@@ -179,8 +179,8 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 		return res, diags, err
 	}
 	if um.replace == "" {
-		log.Info("requiring lfsm in go.mod", "module", ModulePath, "version", version)
-		if _, err := runGo(ctx, dir, env, "get", HostPackage+"@"+version); err != nil {
+		log.Info("requiring lfsm in go.mod (the first build downloads what it needs)", "module", ModulePath, "version", version)
+		if _, err := runGoLog(ctx, log, dir, env, "get", HostPackage+"@"+version); err != nil {
 			return res, diags, fmt.Errorf("require %s in %s: %w", ModulePath, modPath, err)
 		}
 	}
@@ -204,12 +204,12 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 		return res, diags, fmt.Errorf("generate: %w", err)
 	}
 
-	log.Info("compiling", "goos", goos, "goarch", goarch, "out", rel(dir, res.Binary))
+	log.Info("compiling (the first build compiles lfsm's dependencies too: about a minute)", "goos", goos, "goarch", goarch, "out", rel(dir, res.Binary))
 	benv := append(slices.Clip(env), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
 	if err := os.MkdirAll(filepath.Dir(res.Binary), 0o755); err != nil {
 		return res, diags, fmt.Errorf("build: %w", err)
 	}
-	if _, err := runGo(ctx, dir, benv, "build", "-trimpath", "-buildvcs=false", "-o", res.Binary, "./"+GenDir); err != nil {
+	if _, err := runGoLog(ctx, log, dir, benv, "build", "-trimpath", "-buildvcs=false", "-o", res.Binary, "./"+GenDir); err != nil {
 		if um.replace != "" {
 			return res, diags, fmt.Errorf("build %s (go.mod replaces %s, so lfsm leaves go.mod and go.sum as they are: if go asks for changes, run go mod tidy there): %w", modPath, ModulePath, err)
 		}
@@ -227,7 +227,8 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 		return res, diags, fmt.Errorf("write build stamp: %w", err)
 	}
 	res.Duration = time.Since(start)
-	log.Info("built", "binary", rel(dir, res.Binary), "duration", res.Duration.Round(time.Millisecond))
+	// The caller reports the result (lfsm build: "built ...").
+	log.Debug("built", "binary", rel(dir, res.Binary), "duration", res.Duration.Round(time.Millisecond))
 	return res, diags, nil
 }
 

@@ -104,16 +104,52 @@ func mergeEnv(base []string, u goSettings, proxyURL string) []string {
 // runGo runs the go command in dir with env and returns its stdout; a failure
 // carries the command's stderr.
 func runGo(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
+	return runGoLog(ctx, nil, dir, env, args...)
+}
+
+// runGoLog is runGo, and reports each module the go command downloads
+// ("go: downloading M V" on its stderr) to log as a "downloading" record
+// with a module attribute, as it happens: the first build of a project
+// spends about a minute there.
+func runGoLog(ctx context.Context, log *slog.Logger, dir string, env []string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
 	cmd.Env = env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	if log != nil {
+		cmd.Stderr = &downloadWatcher{buf: &stderr, log: log, ctx: ctx}
+	}
 	out, err := cmd.Output()
 	if err != nil {
 		return out, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return out, nil
+}
+
+// downloadWatcher keeps what the go command writes to stderr and logs the
+// modules it downloads, line by line.
+type downloadWatcher struct {
+	buf     *bytes.Buffer
+	log     *slog.Logger
+	ctx     context.Context
+	pending []byte
+}
+
+func (w *downloadWatcher) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	w.pending = append(w.pending, p...)
+	for {
+		i := bytes.IndexByte(w.pending, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := string(w.pending[:i])
+		w.pending = w.pending[i+1:]
+		if m, ok := strings.CutPrefix(line, "go: downloading "); ok {
+			w.log.LogAttrs(w.ctx, slog.LevelInfo, "downloading", slog.String("module", strings.TrimSpace(m)))
+		}
+	}
 }
 
 // GoEnvOptions configure GoEnv.
@@ -159,7 +195,7 @@ func GoEnv(ctx context.Context, opts GoEnvOptions) ([]string, error) {
 		if opts.Logger != nil {
 			opts.Logger.Info("requiring lfsm in go.mod", "module", ModulePath, "version", version)
 		}
-		if _, err := runGo(ctx, dir, env, "get", FSMPackage+"@"+version); err != nil {
+		if _, err := runGoLog(ctx, opts.Logger, dir, env, "get", FSMPackage+"@"+version); err != nil {
 			return nil, fmt.Errorf("require %s in %s: %w", ModulePath, um.path, err)
 		}
 	}

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -128,10 +126,14 @@ func buildProject(ctx context.Context, ios *IOStreams, workDir, specFile, out st
 		return build.Result{}, nil, fmt.Errorf("build %s: no go.mod in its directory or above: the project must be a Go module (lfsm init scaffolds one), or use --simulate", specFile)
 	}
 	var logger *slog.Logger
+	stop := func() {}
 	if progress {
-		logger = slog.New(&progressHandler{w: ios.ErrOut})
+		pr := newProgress(ios.ErrOut, "build: ", ios.ErrOutIsTerminal)
+		defer pr.Stop()
+		logger, stop = slog.New(pr), pr.Stop
 	}
 	res, diags, err := build.Build(ctx, build.BuildOptions{Dir: dir, SpecPath: abs, Out: out, Force: force, Logger: logger})
+	stop()
 	if errors.Is(err, build.ErrLFSMModule) {
 		return res, diags, specOnlyError(specFile, "")
 	}
@@ -168,36 +170,3 @@ func relTo(dir, p string) string {
 	}
 	return p
 }
-
-// progressHandler prints build progress as "build: message key=value ..."
-// (prefix, when set, replaces "build: ").
-type progressHandler struct {
-	w      io.Writer
-	prefix string
-	attrs  []slog.Attr
-}
-
-func (h *progressHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
-
-func (h *progressHandler) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(cmp.Or(h.prefix, "build: "))
-	b.WriteString(r.Message)
-	write := func(a slog.Attr) bool {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-		return true
-	}
-	for _, a := range h.attrs {
-		write(a)
-	}
-	r.Attrs(write)
-	b.WriteByte('\n')
-	_, err := io.WriteString(h.w, b.String())
-	return err
-}
-
-func (h *progressHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &progressHandler{w: h.w, prefix: h.prefix, attrs: append(h.attrs[:len(h.attrs):len(h.attrs)], as...)}
-}
-
-func (h *progressHandler) WithGroup(string) slog.Handler { return h }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,6 +56,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exits":   cmdExits,
 			"onejson": cmdOneJSON,
+			"docout":  cmdDocOut,
 		},
 	})
 }
@@ -127,4 +129,99 @@ func cmdOneJSON(ts *testscript.TestScript, neg bool, args []string) {
 	case err == nil && neg:
 		ts.Fatalf("stdout is one JSON document")
 	}
+}
+
+// cmdDocOut checks that the last command printed what a doc page shows for
+// it: every transcript in a fenced block of FILE that starts with the line
+// "$ COMMAND" (a trailing # comment aside) must match the command's stdout
+// followed by its stderr, line by line. In the doc's lines "..." stands for
+// anything; durations and 32-hex correlation ids match any duration or id,
+// and runs of spaces any run of spaces.
+//
+//	docout $REPO/docs/run.md 'lfsm build'
+func cmdDocOut(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: docout FILE COMMAND")
+	}
+	got := strings.Split(strings.TrimRight(ts.ReadFile("stdout")+ts.ReadFile("stderr"), "\n"), "\n")
+	transcripts := docTranscripts(ts.ReadFile(args[0]), args[1])
+	if len(transcripts) == 0 {
+		ts.Fatalf("%s shows no transcript of $ %s", args[0], args[1])
+	}
+	for _, want := range transcripts {
+		if len(want) != len(got) {
+			ts.Fatalf("%s shows %d lines for $ %s:\n%s\nthe command printed %d:\n%s", args[0], len(want), args[1],
+				strings.Join(want, "\n"), len(got), strings.Join(got, "\n"))
+		}
+		for i := range want {
+			if !docLineRE(want[i]).MatchString(got[i]) {
+				ts.Fatalf("%s, $ %s, line %d: shows\n\t%s\nthe command printed\n\t%s", args[0], args[1], i+1, want[i], got[i])
+			}
+		}
+	}
+}
+
+// docTranscripts returns the output lines shown after each "$ command" line
+// in the fenced blocks of doc, up to the next "$ " line or the block's end.
+func docTranscripts(doc, command string) [][]string {
+	var out [][]string
+	var cur []string
+	in, capturing := false, false
+	flush := func() {
+		if capturing {
+			out = append(out, cur)
+		}
+		cur, capturing = nil, false
+	}
+	for _, line := range strings.Split(doc, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			flush()
+			in = !in
+			continue
+		}
+		if !in {
+			continue
+		}
+		if c, ok := strings.CutPrefix(line, "$ "); ok {
+			flush()
+			if i := strings.Index(c, " #"); i >= 0 {
+				c = c[:i]
+			}
+			capturing = strings.TrimSpace(c) == command
+			continue
+		}
+		if capturing {
+			cur = append(cur, line)
+		}
+	}
+	return out
+}
+
+// docToken finds what a doc line's pattern generalises: an elision, a
+// duration (0.2ms, 2.1s, 1m2s), a correlation id, a run of spaces.
+var docToken = regexp.MustCompile(`\.\.\.|\b\d+(\.\d+)?(ns|µs|ms|s|m\d+(\.\d+)?s|h\d+m\d+(\.\d+)?s)\b|\b[0-9a-f]{32}\b| +`)
+
+// docLineRE turns a line of a doc transcript into a pattern (see cmdDocOut).
+func docLineRE(line string) *regexp.Regexp {
+	line = strings.TrimRight(line, " ")
+	var b strings.Builder
+	b.WriteString("^")
+	last := 0
+	for _, m := range docToken.FindAllStringIndex(line, -1) {
+		b.WriteString(regexp.QuoteMeta(line[last:m[0]]))
+		switch tok := line[m[0]:m[1]]; {
+		case tok == "...":
+			b.WriteString(".*")
+		case strings.TrimLeft(tok, " ") == "":
+			b.WriteString(" +")
+		case len(tok) == 32 && strings.Trim(tok, "0123456789abcdef") == "":
+			b.WriteString("[0-9a-f]{32}")
+		default:
+			b.WriteString(`\d+(\.\d+)?(ns|µs|ms|s|m\d+(\.\d+)?s|h\d+m\d+(\.\d+)?s)`)
+		}
+		last = m[1]
+	}
+	b.WriteString(regexp.QuoteMeta(line[last:]))
+	b.WriteString(" *$")
+	return regexp.MustCompile(b.String())
 }

@@ -62,8 +62,9 @@ func runTest(ctx context.Context, opts *TestOptions) error {
 	if dir == "" {
 		return fmt.Errorf("test: no go.mod in %s or above: run it in a project (lfsm init makes one)", opts.WorkDir)
 	}
-	logger := slog.New(&progressHandler{w: opts.IO.ErrOut, prefix: "test: "})
-	env, err := build.GoEnv(ctx, build.GoEnvOptions{Dir: dir, Logger: logger})
+	pr := newProgress(opts.IO.ErrOut, "test: ", opts.IO.ErrOutIsTerminal)
+	env, err := build.GoEnv(ctx, build.GoEnvOptions{Dir: dir, Logger: slog.New(pr)})
+	pr.Stop()
 	if err != nil {
 		return fmt.Errorf("test: %w", err)
 	}
