@@ -166,6 +166,12 @@ CREATE TABLE tombstones (
 	pruned_at      INTEGER NOT NULL -- unix ns
 ) WITHOUT ROWID;
 `,
+	// 5: counts per machine, state and status (engine.Counter) read this
+	// index alone. Unlike executions_newest it is rewritten by transitions
+	// that change the state (docs/benchmarks.md has the cost).
+	`
+CREATE INDEX executions_count ON executions (machine, state, status);
+`,
 }
 
 // Open opens (creating it and its directory if needed) the lfsm database at

@@ -49,3 +49,7 @@ func TestDropRecorder(t *testing.T) {
 func TestPruner(t *testing.T) {
 	storetest.RunPruner(t, func(t *testing.T) engine.Store { return open(t, sqlite.Options{}) })
 }
+
+func TestCounter(t *testing.T) {
+	storetest.RunCounter(t, func(t *testing.T) engine.Store { return open(t, sqlite.Options{}) })
+}
