@@ -17,7 +17,8 @@ import (
 // small filled circle) with an edge to the initial state, an end pseudo node (a
 // double circle) with an edge from each final state, one Mrecord node per state
 // listing its entry/do/exit actions, and one edge per transition labelled "event"
-// or "event/ action". Local transitions are dashed. With lambdas, edge labels start
+// or "event/ action". Local transitions are dashed; the end edge of a final state
+// without exit action, which runs no invocation, is dotted and grey. With lambdas, edge labels start
 // with their λ number (REFERENCE.md §2, [lambdanum.Lambdas]) and local transitions with "local".
 func DOT(m *spec.Machine, lambdas bool) *ast.Graph {
 	g, _ := dotGraph(m, lambdas)
@@ -74,7 +75,14 @@ func dotGraph(m *spec.Machine, lambdas bool) (*ast.Graph, *dotIDs) {
 			stmts = append(stmts, edge(ids.start, ids.state(s.Name), label("")))
 		}
 		if s.Final {
-			stmts = append(stmts, edge(ids.state(s.Name), ids.end, label("")))
+			attrs := label("")
+			if s.ExitAction == nil {
+				// The end λ of a final state without exit action runs no
+				// invocation (lambdanum.Lambda.NoInvocation): drawn dotted and grey.
+				attrs = append(attrs, attr("color", "gray50"), attr("fontcolor", "gray50"), attr("style", "dotted"),
+					attr("tooltip", quote("no invocation: the execution finishes in the λ that reached "+escapeLabel(string(s.Name)))))
+			}
+			stmts = append(stmts, edge(ids.state(s.Name), ids.end, attrs))
 		}
 		for _, t := range s.Transitions {
 			text := string(t.Event)

@@ -11,7 +11,9 @@ import (
 )
 
 // WriteListing writes the λ listing of m in the seed's "Lambda Calls" form: a line
-// "λN", then one line per action it runs, and a blank line between λs. What runs
+// "λN", then one line per action it runs (named as lambdanum.Step.String names
+// them), and a blank line between λs; an end λ that runs no invocation is the
+// one line "λN (no invocation)". What runs
 // next in the same invocation through local transitions is indented under the λ.
 func WriteListing(w io.Writer, m *spec.Machine) error {
 	bw := bufio.NewWriter(w)
@@ -29,6 +31,10 @@ func writeListing(w *bufio.Writer, lambdas []lambdanum.Lambda) {
 		}
 		w.WriteString("λ")
 		w.WriteString(strconv.Itoa(l.Number))
+		if l.NoInvocation {
+			w.WriteString(" (no invocation)\n")
+			continue
+		}
 		w.WriteByte('\n')
 		if len(l.Actions) == 0 {
 			w.WriteString("(no actions)\n")
@@ -43,8 +49,8 @@ func writeSteps(w *bufio.Writer, depth int, steps []lambdanum.Step) {
 		indent(w, depth)
 		w.WriteString(string(s.State))
 		if s.Kind == lambdanum.StepTransition {
-			w.WriteString("->")
-			w.WriteString(string(s.Target))
+			w.WriteByte('.')
+			w.WriteString(string(s.Event))
 		}
 		w.WriteByte('.')
 		w.WriteString(string(s.Kind))

@@ -87,7 +87,11 @@ func writeMermaidMachine(w *bufio.Writer, m *spec.Machine, prefix string, depth 
 			arrow("[*]", ids[s.Name], true, "")
 		}
 		if s.Final {
-			arrow(ids[s.Name], "[*]", true, "")
+			text := ""
+			if lambdas && s.ExitAction == nil {
+				text = "(no invocation)"
+			}
+			arrow(ids[s.Name], "[*]", true, text)
 		}
 		for _, t := range s.Transitions {
 			text := string(t.Event)

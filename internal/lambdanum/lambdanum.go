@@ -35,11 +35,13 @@ type Step struct {
 	Ref string
 }
 
-// String names the step as the seed's listing does: "FirstState.exit_action", and
-// "FirstState->SecondState.action" for a transition action.
+// String names the step as the listing, a run's λ lines and the execution
+// history do: "FirstState.exit_action", and "FirstState.done.action" for the
+// action of FirstState's transition on event done (the event, not the target,
+// names a transition: a state may have two to the same target).
 func (s Step) String() string {
 	if s.Kind == StepTransition {
-		return string(s.State) + "->" + string(s.Target) + "." + string(s.Kind)
+		return string(s.State) + "." + string(s.Event) + "." + string(s.Kind)
 	}
 	return string(s.State) + "." + string(s.Kind)
 }
@@ -61,6 +63,12 @@ type Lambda struct {
 	// Local lists, for each local transition of To, what runs next in the same
 	// invocation when To's do action returns that transition's event.
 	Local []Continuation
+	// NoInvocation marks the end λ of a final state without exit action: it
+	// keeps its number (the numbering is the Python tool's), but no Lambda
+	// invocation runs for it, since the execution finishes in the invocation
+	// that reached the state (REFERENCE.md §2). Diagrams draw it dotted, the
+	// listing and a run's λ lines say "(no invocation)".
+	NoInvocation bool
 }
 
 // Continuation is a local transition followed inside the invocation that reached
@@ -123,7 +131,7 @@ func Lambdas(m *spec.Machine) []Lambda {
 			if s.ExitAction != nil {
 				acts = append(acts, Step{Kind: StepExit, State: s.Name, Ref: s.ExitAction.Ref})
 			}
-			add(Lambda{From: s.Name, To: End, Event: spec.PseudoFinal, Actions: acts})
+			add(Lambda{From: s.Name, To: End, Event: spec.PseudoFinal, Actions: acts, NoInvocation: s.ExitAction == nil})
 		}
 		for _, t := range s.Transitions {
 			if t.Local {

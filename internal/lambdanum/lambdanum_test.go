@@ -102,7 +102,7 @@ func TestLambdas(t *testing.T) {
 					}},
 					{Event: "c", From: "A", To: "C", Actions: []Step{step(StepDo, "C", "a.C")}, Seen: true},
 				}},
-				{Number: 3, From: "C", To: End, Event: spec.PseudoFinal},
+				{Number: 3, From: "C", To: End, Event: spec.PseudoFinal, NoInvocation: true},
 			},
 		},
 		{
@@ -132,7 +132,7 @@ func TestStepString(t *testing.T) {
 	}{
 		{Step{Kind: StepExit, State: "FirstState"}, "FirstState.exit_action"},
 		{Step{Kind: StepDo, State: "S"}, "S.do_action"},
-		{Step{Kind: StepTransition, State: "A", Target: "B", Event: "e"}, "A->B.action"},
+		{Step{Kind: StepTransition, State: "A", Target: "B", Event: "e"}, "A.e.action"},
 	}
 	for _, tt := range tests {
 		if got := tt.step.String(); got != tt.want {

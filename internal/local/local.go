@@ -188,6 +188,11 @@ func Run(ctx context.Context, opts RunOptions) (RunResult, error) {
 				if _, err := fmt.Fprintln(out, trace.Line(l)); err != nil {
 					return res, err
 				}
+				if end, ok := trace.EndLine(l); ok {
+					if _, err := fmt.Fprintln(out, end); err != nil {
+						return res, err
+					}
+				}
 			}
 			switch l.Outcome {
 			case engine.OutcomeDone, engine.OutcomeFailed, engine.OutcomeWait:

@@ -225,3 +225,43 @@ func TestWorker(t *testing.T) {
 		t.Errorf("status %s, want done", ex.Status)
 	}
 }
+
+// TestRunEndWithoutInvocation runs a machine whose final state has no exit
+// action: the run shows the end λ the diagram and listing number, marked as
+// running no invocation, and names the transition action as they do.
+func TestRunEndWithoutInvocation(t *testing.T) {
+	ref := func(r string) *spec.ActionRef { return &spec.ActionRef{Ref: r} }
+	s := &spec.Spec{Machines: []*spec.Machine{{Name: "M", States: []*spec.State{
+		{Name: "A", Initial: true, DoAction: ref("x.Go"), Transitions: []*spec.Transition{
+			{Target: "B", Event: "go", Action: ref("x.Move")},
+		}},
+		{Name: "B", Final: true, EntryAction: ref("x.Arrive")},
+	}}}}
+	resolve := func(ref string) (fsm.Action, error) {
+		return fsm.ActionFunc(func(ctx context.Context, c *fsm.Context) (string, error) {
+			if ref == "x.Go" {
+				return "go", nil
+			}
+			return "", nil
+		}), nil
+	}
+	var out bytes.Buffer
+	res, err := Run(t.Context(), RunOptions{
+		Spec: s, Resolve: resolve, Backend: memory.New(memory.Options{}), Machine: "M", CorrelationID: "id", Out: &out,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != engine.StatusDone || len(res.Lambdas) != 2 {
+		t.Fatalf("status %s after %d λ, want done after 2:\n%s", res.Status, len(res.Lambdas), &out)
+	}
+	got := durations.ReplaceAllString(out.String(), "Xms")
+	want := `λ1   pseudo_init -> A    A.do_action                   Xms
+λ2   A -(go)-> B         A.go.action, B.entry_action   Xms
+λ3   B -> pseudo_final   (no invocation)
+M id: done in Xms (2 λ)
+`
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("run output (-want +got):\n%s", d)
+	}
+}

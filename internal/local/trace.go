@@ -71,6 +71,26 @@ func NewTrace(m *spec.Machine) *Trace {
 	return t
 }
 
+// EndLine returns the line of the end λ that runs no invocation when l
+// finished its execution in a final state without exit action, so that a run
+// shows the λ the diagram and the listing show, and says why it did not run:
+//
+//	λ5   ThirdState -> pseudo_final   (no invocation)
+//
+// ok is false for any other λ.
+func (t *Trace) EndLine(l Lambda) (line string, ok bool) {
+	if l.Outcome != engine.OutcomeDone || l.Event == spec.PseudoFinal {
+		return "", false
+	}
+	for _, end := range t.lambdas {
+		if end.NoInvocation && string(end.From) == l.To {
+			num := fmt.Sprintf("λ%d", end.Number)
+			return fmt.Sprintf("%-4s %-*s   (no invocation)", num, t.edgeW, edge(string(end.From), string(end.Event), string(end.To))), true
+		}
+	}
+	return "", false
+}
+
 // Find returns the λ of a message in state from carrying event, and the state
 // it leads to; ok is false when the graph has no such λ.
 func (t *Trace) Find(from, event string) (number int, to string, ok bool) {
