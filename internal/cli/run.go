@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lfsm/lfsm/internal/backend/memory"
 	"github.com/lfsm/lfsm/internal/build"
+	"github.com/lfsm/lfsm/internal/config"
 	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/local"
 )
@@ -167,7 +169,7 @@ func runRun(ctx context.Context, opts *RunOptions, sim *engine.SimulateOptions) 
 		res, err := local.Run(ctx, local.RunOptions{
 			Spec: s, Simulate: sim, Backend: memory.New(memory.Options{}), Machine: m.Name,
 			Context: uc, CorrelationID: opts.CorrelationID, Out: opts.IO.Out, JSON: opts.Output == outputJSON,
-			Chaos: inj,
+			Chaos: inj, Command: runCommand(opts.File, m.Name),
 		})
 		if inj != nil {
 			fmt.Fprintln(opts.IO.ErrOut, "chaos: "+inj.Summary())
@@ -207,4 +209,21 @@ func runRun(ctx context.Context, opts *RunOptions, sim *engine.SimulateOptions) 
 	}
 	args = append(args, opts.Chaos.args()...)
 	return runChild(ctx, opts.IO, projectDir(opts.File), res.Binary, args...)
+}
+
+// runCommand is the lfsm run command line that names file and machine, for
+// hints: -f only when file is not the default.
+func runCommand(file, machine string) string {
+	if file == "" || file == config.DefaultSpecFile {
+		return "lfsm run -m " + machine
+	}
+	return fmt.Sprintf("lfsm run -f %s -m %s", shellQuote(file), machine)
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=@:+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -47,6 +47,9 @@ type RunOptions struct {
 	JSON bool
 	// Logger receives the engine's logs; nil discards.
 	Logger *slog.Logger
+	// Command is how the run was started ("lfsm run -f specs/x.yaml -m X"),
+	// for the hint of a simulated run that ends waiting.
+	Command string
 	// Chaos, when set, wraps the backend so that its calls fail at random
 	// (the execution's start excepted: see Run). It also shortens the
 	// default Visibility and LeaseTimeout to ChaosVisibility and
@@ -212,6 +215,9 @@ func Run(ctx context.Context, opts RunOptions) (RunResult, error) {
 	}
 	if opts.JSON {
 		return res, WriteJSON(out, res)
+	}
+	if opts.Simulate != nil {
+		return res, WriteSimulatedSummary(out, res, m, opts.Simulate, opts.Command)
 	}
 	return res, WriteSummary(out, res)
 }

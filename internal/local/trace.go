@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -161,6 +162,45 @@ func WriteSummary(w io.Writer, r RunResult) error {
 		_, err = fmt.Fprintf(w, "%s %s: %s\n", r.Machine, r.CorrelationID, msg)
 	}
 	return err
+}
+
+// WriteSimulatedSummary is WriteSummary for a run of lfsm run --simulate
+// with sim: such a run used a temporary store, so a waiting execution cannot
+// be sent an event (lfsm send would answer "not found"). Its summary says
+// so, and a hint line says how to walk on: when the waiting state has a do
+// action, run again with one more event (command is how the run was started,
+// e.g. "lfsm run -f fsm.yaml -m Example"; default "lfsm run -m MACHINE").
+func WriteSimulatedSummary(w io.Writer, r RunResult, m *spec.Machine, sim *engine.SimulateOptions, command string) error {
+	if r.Status != engine.StatusWaiting {
+		return WriteSummary(w, r)
+	}
+	if command == "" {
+		command = "lfsm run -m " + r.Machine
+	}
+	hint := "it has no do action, so only lfsm send moves it on, and that needs a stored execution: lfsm start, then lfsm dev --simulate"
+	if st := m.State(spec.StateName(r.State)); st != nil && st.DoAction != nil {
+		hint = fmt.Sprintf("walk on with one more event for its do action: %s --simulate --events %s", command,
+			strings.Join(append(simulatedEvents(r, sim), "EVENT"), ","))
+	}
+	_, err := fmt.Fprintf(w, "%s %s: waiting in %s for an outside event (a simulated run: nothing was stored, so lfsm send cannot reach it)\n  hint: %s\n",
+		r.Machine, r.CorrelationID, r.State, hint)
+	return err
+}
+
+// simulatedEvents are the events a simulated run's do actions returned: the
+// --events given, or, on a random walk, the events of its λ (a local
+// transition's event, taken within a λ, is not among them).
+func simulatedEvents(r RunResult, sim *engine.SimulateOptions) []string {
+	if sim != nil && sim.Events != nil {
+		return slices.Clone(sim.Events)
+	}
+	var events []string
+	for _, l := range r.Lambdas {
+		if l.Event != spec.PseudoInit && l.Event != spec.PseudoFinal && l.Event != "" {
+			events = append(events, l.Event)
+		}
+	}
+	return events
 }
 
 // where says where a failed or stopped run ended: at the λ that failed, with
