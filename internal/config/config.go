@@ -21,8 +21,8 @@ const EnvPrefix = "LFSM"
 // Target says where executions run and state lives.
 type Target string
 
-// Targets. Only local is implemented so far; aws is accepted so that project
-// files and scripts can name it before it lands.
+// Targets: local runs on the project's SQLite store; aws operates
+// executions on the DynamoDB store and the dispatch the aws: settings name.
 const (
 	TargetLocal Target = "local"
 	TargetAWS   Target = "aws"
@@ -73,6 +73,8 @@ type Config struct {
 	Retention string `mapstructure:"retention" json:"retention"`
 	// ChaosSeed seeds the chaos draws (flag --chaos-seed); 0 means random.
 	ChaosSeed uint64 `mapstructure:"chaos-seed" json:"chaos_seed"`
+	// AWS says where executions live with target aws.
+	AWS AWS `mapstructure:"aws" json:"aws"`
 }
 
 // Default returns the settings used when nothing else sets them.
@@ -82,7 +84,7 @@ func Default() Config {
 
 // Keys lists the keys lfsm.yaml may hold, sorted.
 func Keys() []string {
-	return []string{"chaos", "chaos-seed", "db", "file", "lambda-arn", "machine", "output", "retention", "target"}
+	return []string{"aws", "chaos", "chaos-seed", "db", "file", "lambda-arn", "machine", "output", "retention", "target"}
 }
 
 // Validate checks values whose shape is known without a command's context. It
@@ -98,6 +100,9 @@ func (c Config) Validate() error {
 		if _, err := ParseAge(c.Retention); err != nil {
 			errs = append(errs, fmt.Errorf("retention: %w", err))
 		}
+	}
+	if c.AWS.Dispatch != "" && !slices.Contains(dispatches, c.AWS.Dispatch) {
+		errs = append(errs, fmt.Errorf("invalid aws.dispatch %q: want one of %s", c.AWS.Dispatch, strings.Join(dispatches, ", ")))
 	}
 	if c.LambdaARN != "" {
 		if _, err := ParseLambdaARN(c.LambdaARN); err != nil {

@@ -101,7 +101,7 @@ type record struct {
 	committed int64
 	// checkpointSK names the step item holding the checkpoint when the
 	// execution item has none of its own.
-	checkpointSK string
+	checkpointSK  string
 	hasCheckpoint bool
 }
 

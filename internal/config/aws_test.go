@@ -1,0 +1,75 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const (
+	tableARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/orders-executions"
+	queueARN = "arn:aws:sqs:us-east-2:123456789012:orders-dispatch"
+)
+
+func TestAWSResolve(t *testing.T) {
+	r, err := AWS{StoreTableARN: tableARN, DispatchARN: queueARN}.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Dispatch != "sqs" || r.StoreTable.Region != "eu-west-1" || r.StoreTable.Name() != "orders-executions" ||
+		r.DispatchARN.Region != "us-east-2" || r.DispatchARN.Name() != "orders-dispatch" || !r.HasDispatch() || r.HistoryTable != nil {
+		t.Errorf("Resolve = %+v", r)
+	}
+}
+
+func TestAWSNoStore(t *testing.T) {
+	_, err := AWS{}.Resolve()
+	if !errors.Is(err, ErrNoAWSStore) {
+		t.Fatalf("Resolve of empty settings = %v, want ErrNoAWSStore", err)
+	}
+	for _, want := range []string{"aws.stack", "aws.store-table-arn", "stack: orders-prod", "never falls back"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	_, err = AWS{Stack: "s"}.WithOutputs(map[string]string{"FunctionArn": "x"}).Resolve()
+	if err == nil || !strings.Contains(err.Error(), "StoreTableArn") {
+		t.Errorf("Resolve of a stack without the store output = %v, want it to name StoreTableArn", err)
+	}
+}
+
+func TestAWSStackOutputsAndOverrides(t *testing.T) {
+	outputs := map[string]string{
+		"Dispatch": "sqs", "DispatchArn": queueARN, "StoreTableArn": tableARN,
+		"HistoryTableArn": "arn:aws:dynamodb:eu-west-1:123456789012:table/orders-history",
+		"FunctionArn":     "arn:aws:lambda:eu-west-1:123456789012:function:orders",
+	}
+	own := "arn:aws:sqs:eu-west-1:123456789012:mine"
+	r, err := AWS{Stack: "orders", DispatchARN: own}.WithOutputs(outputs).Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.DispatchARN.String() != own {
+		t.Errorf("dispatch = %s, want the explicit %s over the stack's", r.DispatchARN, own)
+	}
+	if r.StoreTable.String() != tableARN || r.HistoryTable == nil || r.HistoryTable.Name() != "orders-history" || r.Function == nil || r.Function.Function != "orders" {
+		t.Errorf("resolved from the stack = %+v", r)
+	}
+}
+
+func TestAWSBadSettings(t *testing.T) {
+	_, err := AWS{StoreTableARN: "orders", DispatchARN: "arn:aws:sns:us-east-1:123456789012:t", Dispatch: "carrier-pigeon",
+		FunctionARN: "f"}.Resolve()
+	if err == nil {
+		t.Fatal("Resolve of bad settings succeeded")
+	}
+	for _, want := range []string{"aws.store-table-arn", "aws.dispatch \"carrier-pigeon\"", "aws.function-arn"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	_, err = AWS{StoreTableARN: tableARN, DispatchARN: "arn:aws:sns:us-east-1:123456789012:t"}.Resolve()
+	if err == nil || !strings.Contains(err.Error(), `service is "sns", not sqs`) {
+		t.Errorf("an SNS topic as the sqs dispatch = %v", err)
+	}
+}
