@@ -70,6 +70,9 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 		`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := localOnly(f, "dev"); err != nil {
+				return err
+			}
 			if opts.Workers < 1 {
 				return usageErrorf("invalid --workers %d: must be at least 1", opts.Workers)
 			}

@@ -18,6 +18,8 @@ import (
 
 // InspectOptions are the inputs of lfsm inspect.
 type InspectOptions struct {
+	// Target is the store the command works on (--target and the aws: settings).
+	Target        target
 	IO            *IOStreams
 	File          string
 	DB            string
@@ -84,6 +86,7 @@ func newInspectCmd(f *Factory, runF func(*InspectOptions) error) *cobra.Command 
 				return err
 			}
 			opts.IO, opts.CorrelationID = f.IOStreams, args[0]
+			opts.Target = f.target()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -97,7 +100,7 @@ func newInspectCmd(f *Factory, runF func(*InspectOptions) error) *cobra.Command 
 }
 
 func runInspect(ctx context.Context, opts *InspectOptions) error {
-	db, err := openStore(ctx, dbPath(opts.DB, opts.File), true)
+	db, _, err := opts.Target.open(ctx, dbPath(opts.DB, opts.File), true)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,8 @@ const lsStreamPage = 1000
 
 // LsOptions are the inputs of lfsm ls.
 type LsOptions struct {
+	// Target is the store the command works on (--target and the aws: settings).
+	Target  target
 	IO      *IOStreams
 	File    string
 	DB      string
@@ -111,6 +113,7 @@ func newLsCmd(f *Factory, runF func(*LsOptions) error) *cobra.Command {
 				return usageErrorf("--status, --state and --cursor filter executions: they do not apply to --dropped")
 			}
 			opts.IO = f.IOStreams
+			opts.Target = f.target()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -140,7 +143,7 @@ func runLs(ctx context.Context, opts *LsOptions) error {
 	}
 	res := LsResult{FormatVersion: "1", Filter: LsFilter{Machine: opts.Machine, Status: opts.Status, State: opts.State}}
 	path := dbPath(opts.DB, opts.File)
-	if storeMissing(opts.IO, path) {
+	if !opts.Target.isAWS() && storeMissing(opts.IO, path) {
 		// No execution has run yet: the list is empty.
 		res.Executions = []engine.Execution{}
 		if opts.Output == outputJSON {
@@ -148,7 +151,7 @@ func runLs(ctx context.Context, opts *LsOptions) error {
 		}
 		return lsTable(opts.IO.Out).Flush()
 	}
-	db, err := openStore(ctx, path, true)
+	db, _, err := opts.Target.open(ctx, path, true)
 	if err != nil {
 		return err
 	}

@@ -18,16 +18,20 @@ type LsDroppedResult struct {
 
 // runLsDropped lists the messages the engine could not run, newest first.
 func runLsDropped(ctx context.Context, opts *LsOptions) error {
-	db, err := openStore(ctx, dbPath(opts.DB, opts.File), true)
+	db, _, err := opts.Target.open(ctx, dbPath(opts.DB, opts.File), true)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	dr, ok := db.(engine.DropRecorder)
+	if !ok {
+		return fmt.Errorf("ls --dropped: this store keeps no record of dropped messages")
+	}
 	limit := opts.Limit
 	if opts.All {
 		limit = 0
 	}
-	ds, err := db.ListDropped(ctx, engine.DropFilter{Machine: opts.Machine, Limit: limit})
+	ds, err := dr.ListDropped(ctx, engine.DropFilter{Machine: opts.Machine, Limit: limit})
 	if err != nil {
 		return fmt.Errorf("list dropped messages: %w", err)
 	}

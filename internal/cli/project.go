@@ -88,7 +88,7 @@ func (u unlinked) Execute(context.Context, *fsm.Context) (string, error) {
 
 // operatorEngine returns an engine for operator calls over store: the
 // machines of s (nil: none) compiled without user code.
-func operatorEngine(s *spec.Spec, store local.Backend) (*engine.Engine, error) {
+func operatorEngine(s *spec.Spec, store opStore) (*engine.Engine, error) {
 	var machines []*engine.Machine
 	if s != nil {
 		for _, sm := range s.Machines {

@@ -8,6 +8,8 @@ import (
 
 // ResumeOptions are the inputs of lfsm resume.
 type ResumeOptions struct {
+	// Target is the store the command works on (--target and the aws: settings).
+	Target        target
 	IO            *IOStreams
 	File          string
 	DB            string
@@ -36,6 +38,7 @@ func newResumeCmd(f *Factory, runF func(*ResumeOptions) error) *cobra.Command {
 				return err
 			}
 			opts.IO, opts.CorrelationID = f.IOStreams, args[0]
+			opts.Target = f.target()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -49,7 +52,7 @@ func newResumeCmd(f *Factory, runF func(*ResumeOptions) error) *cobra.Command {
 }
 
 func runResume(ctx context.Context, opts *ResumeOptions) error {
-	db, err := openStore(ctx, dbPath(opts.DB, opts.File), true)
+	db, _, err := opts.Target.open(ctx, dbPath(opts.DB, opts.File), true)
 	if err != nil {
 		return err
 	}

@@ -120,6 +120,9 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 		`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := localOnly(f, "run"); err != nil {
+				return err
+			}
 			if err := checkEnum(f, "output", opts.Output, textOrJSON); err != nil {
 				return err
 			}

@@ -51,12 +51,16 @@ func TestScripts(t *testing.T) {
 				env.Setenv(k, v)
 			}
 			env.Setenv("LFSM_CACHE_DIR", filepath.Join(env.WorkDir, ".lfsm-cache"))
+			awsEnv(env)
 			return nil
 		},
+		Condition: awsCondition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits":   cmdExits,
-			"onejson": cmdOneJSON,
-			"docout":  cmdDocOut,
+			"exits":     cmdExits,
+			"onejson":   cmdOneJSON,
+			"docout":    cmdDocOut,
+			"awstarget": cmdAWSTarget,
+			"queued":    cmdQueued,
 		},
 	})
 }

@@ -13,6 +13,8 @@ import (
 
 // SendOptions are the inputs of lfsm send.
 type SendOptions struct {
+	// Target is the store the command works on (--target and the aws: settings).
+	Target        target
 	IO            *IOStreams
 	File          string
 	DB            string
@@ -54,6 +56,7 @@ func newSendCmd(f *Factory, runF func(*SendOptions) error) *cobra.Command {
 				return err
 			}
 			opts.IO, opts.CorrelationID, opts.Event = f.IOStreams, args[0], args[1]
+			opts.Target = f.target()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -67,7 +70,7 @@ func newSendCmd(f *Factory, runF func(*SendOptions) error) *cobra.Command {
 }
 
 func runSend(ctx context.Context, opts *SendOptions) error {
-	db, err := openStore(ctx, dbPath(opts.DB, opts.File), true)
+	db, _, err := opts.Target.open(ctx, dbPath(opts.DB, opts.File), true)
 	if err != nil {
 		return err
 	}

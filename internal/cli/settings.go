@@ -29,7 +29,7 @@ func envName(name string) string {
 func bindSettings(cmd *cobra.Command, f *Factory) error {
 	v := viper.New()
 	v.SetEnvPrefix(config.EnvPrefix)
-	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
 	v.AutomaticEnv()
 
 	path, err := configPath(cmd, f)
@@ -45,14 +45,14 @@ func bindSettings(cmd *cobra.Command, f *Factory) error {
 		// Only the file's keys are known at this point: nothing is bound yet.
 		var unknown []string
 		for _, k := range v.AllKeys() {
-			if !slices.Contains(config.Keys(), k) && !strings.HasPrefix(k, "chaos.") {
+			if !slices.Contains(config.Keys(), k) && !slices.Contains(config.AWSKeys(), k) && !strings.HasPrefix(k, "chaos.") {
 				unknown = append(unknown, k)
 			}
 		}
 		if len(unknown) > 0 {
 			slices.Sort(unknown)
 			return fmt.Errorf("read settings %s: unknown keys %s (known: %s)", path,
-				strings.Join(unknown, ", "), strings.Join(config.Keys(), ", "))
+				strings.Join(unknown, ", "), strings.Join(append(config.Keys(), config.AWSKeys()...), ", "))
 		}
 	}
 	f.ConfigFile = path
@@ -96,7 +96,12 @@ func bindSettings(cmd *cobra.Command, f *Factory) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	for _, k := range config.Keys() {
+	for _, k := range append(config.Keys(), config.AWSKeys()...) {
+		if k == "aws" {
+			// A section, not a value: bound, its (unset) variable would hide
+			// the section's keys in viper's merged settings at random.
+			continue
+		}
 		if err := v.BindEnv(k); err != nil {
 			return fmt.Errorf("bind settings: %w", err)
 		}

@@ -11,6 +11,8 @@ import (
 
 // StartOptions are the inputs of lfsm start.
 type StartOptions struct {
+	// Target is the store the command works on (--target and the aws: settings).
+	Target        target
 	IO            *IOStreams
 	WorkDir       string
 	File          string
@@ -72,6 +74,7 @@ func newStartCmd(f *Factory, runF func(*StartOptions) error) *cobra.Command {
 				return err
 			}
 			opts.IO, opts.WorkDir = f.IOStreams, f.WorkDir
+			opts.Target = f.target()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -102,7 +105,7 @@ func runStart(ctx context.Context, opts *StartOptions) error {
 		return err
 	}
 	path := dbPath(opts.DB, opts.File)
-	db, err := openStore(ctx, path, false)
+	db, name, err := opts.Target.open(ctx, path, false)
 	if err != nil {
 		return err
 	}
@@ -111,7 +114,7 @@ func runStart(ctx context.Context, opts *StartOptions) error {
 	if err != nil {
 		return err
 	}
-	res := StartResult{FormatVersion: "1", Machine: m.Name, DB: path, CorrelationIDs: []string{}}
+	res := StartResult{FormatVersion: "1", Machine: m.Name, DB: name, CorrelationIDs: []string{}}
 	text := opts.Output != outputJSON
 	for i := range opts.Count {
 		if ctx.Err() != nil {

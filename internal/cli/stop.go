@@ -12,6 +12,8 @@ import (
 
 // StopOptions are the inputs of lfsm stop.
 type StopOptions struct {
+	// Target is the store the command works on (--target and the aws: settings).
+	Target        target
 	IO            *IOStreams
 	File          string
 	DB            string
@@ -44,6 +46,7 @@ func newStopCmd(f *Factory, runF func(*StopOptions) error) *cobra.Command {
 				return err
 			}
 			opts.IO, opts.CorrelationID = f.IOStreams, args[0]
+			opts.Target = f.target()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -58,7 +61,7 @@ func newStopCmd(f *Factory, runF func(*StopOptions) error) *cobra.Command {
 }
 
 func runStop(ctx context.Context, opts *StopOptions) error {
-	db, err := openStore(ctx, dbPath(opts.DB, opts.File), true)
+	db, _, err := opts.Target.open(ctx, dbPath(opts.DB, opts.File), true)
 	if err != nil {
 		return err
 	}

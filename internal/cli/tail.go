@@ -16,6 +16,8 @@ import (
 
 // TailOptions are the inputs of lfsm tail.
 type TailOptions struct {
+	// Target is the store the command works on (--target and the aws: settings).
+	Target  target
 	IO      *IOStreams
 	File    string
 	DB      string
@@ -68,6 +70,7 @@ func newTailCmd(f *Factory, runF func(*TailOptions) error) *cobra.Command {
 			}
 			opts.MachineNote = f.sources["machine"] // set by the environment, not -m
 			opts.IO = f.IOStreams
+			opts.Target = f.target()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -90,7 +93,7 @@ func runTail(ctx context.Context, opts *TailOptions) error {
 	if poll <= 0 {
 		poll = 250 * time.Millisecond
 	}
-	if storeMissing(opts.IO, path) {
+	if !opts.Target.isAWS() && storeMissing(opts.IO, path) {
 		if !opts.Follow {
 			if opts.Output == outputJSON {
 				return writeJSON(opts.IO.Out, TailResult{FormatVersion: "1", Entries: []engine.HistoryRow{}})
@@ -101,11 +104,15 @@ func runTail(ctx context.Context, opts *TailOptions) error {
 			return err
 		}
 	}
-	db, err := openStore(ctx, path, true)
+	db, _, err := opts.Target.open(ctx, path, true)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	tailer, ok := db.(engine.Tailer)
+	if !ok {
+		return fmt.Errorf("tail: the %s store cannot page its history yet: lfsm inspect ID shows one execution's", opts.Target.kind)
+	}
 	if opts.MachineNote != "" && opts.Output != outputJSON {
 		fmt.Fprintf(opts.IO.ErrOut, "tail: only machine %s (set by %s)\n", opts.Machine, opts.MachineNote)
 	}
@@ -117,7 +124,7 @@ func runTail(ctx context.Context, opts *TailOptions) error {
 		}
 		return traces[machine]
 	}}
-	rows, err := db.HistorySince(ctx, 0, filter)
+	rows, err := tailer.HistorySince(ctx, 0, filter)
 	if err != nil {
 		return fmt.Errorf("tail: %w", err)
 	}
@@ -142,7 +149,7 @@ func runTail(ctx context.Context, opts *TailOptions) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		if rows, err = db.HistorySince(ctx, last, filter); err != nil {
+		if rows, err = tailer.HistorySince(ctx, last, filter); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}

@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/lfsm/lfsm/internal/backend/awsconfig"
+	"github.com/lfsm/lfsm/internal/backend/awstest"
+	"github.com/lfsm/lfsm/internal/backend/dynamodb"
+)
+
+// awsEnv copies the emulators' environment (AWS_*) into a script's, since
+// testscript starts scripts with an almost empty one.
+func awsEnv(env *testscript.Env) {
+	for _, kv := range os.Environ() {
+		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
+			env.Setenv(k, v)
+		}
+	}
+}
+
+// cmdAWSTarget creates a fresh store table on DynamoDB Local and a dispatch
+// queue on the SQS emulator and points the script's lfsm at them with the
+// explicit aws: settings (no stack: there is no CloudFormation emulator):
+//
+//	awstarget
+//
+// Scripts guard it with [!aws] skip (see awsCondition).
+func cmdAWSTarget(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: awstarget")
+	}
+	ctx := context.Background()
+	cfg, err := awsconfig.Load(ctx, "us-east-1", nil)
+	ts.Check(err)
+	table := awstest.Name("lfsm-script")
+	dc := ddb.NewFromConfig(cfg, func(o *ddb.Options) { o.DisableValidateResponseChecksum = true })
+	ts.Check(dynamodb.CreateTable(ctx, dc, table))
+	ts.Defer(func() { _, _ = dc.DeleteTable(ctx, &ddb.DeleteTableInput{TableName: aws.String(table)}) })
+	sc := awssqs.NewFromConfig(cfg)
+	q, err := sc.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String(awstest.Name("lfsm-script"))})
+	ts.Check(err)
+	ts.Defer(func() { _, _ = sc.DeleteQueue(ctx, &awssqs.DeleteQueueInput{QueueUrl: q.QueueUrl}) })
+	attrs, err := sc.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{QueueUrl: q.QueueUrl,
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn}})
+	ts.Check(err)
+	ts.Setenv("LFSM_TARGET", "aws")
+	// DynamoDB Local's own ARNs name the region "ddblocal"; clients take
+	// their region from the ARN, so the script names the table in us-east-1.
+	ts.Setenv("LFSM_AWS_STORE_TABLE_ARN", "arn:aws:dynamodb:us-east-1:000000000000:table/"+table)
+	ts.Setenv("LFSM_AWS_DISPATCH_ARN", attrs.Attributes[string(types.QueueAttributeNameQueueArn)])
+	ts.Setenv("QUEUE_URL", aws.ToString(q.QueueUrl))
+}
+
+// awsCondition is the script condition [aws]: the DynamoDB and SQS
+// emulators are there. Under CI=true their absence is an error, not a skip.
+func awsCondition(cond string) (bool, error) {
+	if cond != "aws" {
+		return false, fmt.Errorf("unknown condition %q", cond)
+	}
+	for _, svc := range []string{"DYNAMODB", "SQS"} {
+		if os.Getenv("AWS_ENDPOINT_URL_"+svc) == "" {
+			if os.Getenv("CI") == "true" {
+				return false, fmt.Errorf("AWS_ENDPOINT_URL_%s is not set under CI=true: .ci/run starts the emulators", svc)
+			}
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// cmdQueued checks how many messages the script's dispatch queue holds
+// (visible or delayed), without receiving them:
+//
+//	queued 4
+func cmdQueued(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: queued N")
+	}
+	ctx := context.Background()
+	cfg, err := awsconfig.Load(ctx, "us-east-1", nil)
+	ts.Check(err)
+	out, err := awssqs.NewFromConfig(cfg).GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(ts.Getenv("QUEUE_URL")),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages,
+			types.QueueAttributeNameApproximateNumberOfMessagesDelayed, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+	ts.Check(err)
+	n := 0
+	for _, k := range []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages,
+		types.QueueAttributeNameApproximateNumberOfMessagesDelayed, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible} {
+		v, _ := strconv.Atoi(out.Attributes[string(k)])
+		n += v
+	}
+	if got := strconv.Itoa(n); got != args[0] {
+		ts.Fatalf("the dispatch queue holds %d messages, want %s", n, args[0])
+	}
+}

@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	cfn "github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/lfsm/lfsm/internal/backend/awsconfig"
+	"github.com/lfsm/lfsm/internal/backend/cloudformation"
+	"github.com/lfsm/lfsm/internal/backend/dynamodb"
+	"github.com/lfsm/lfsm/internal/backend/sqs"
+	"github.com/lfsm/lfsm/internal/config"
+	"github.com/lfsm/lfsm/internal/engine"
+)
+
+// opStore is what the operator commands (start, ls, inspect, tail, send,
+// stop, resume) need of a target: the store, and the queue start, send and
+// resume enqueue on.
+type opStore interface {
+	engine.Store
+	engine.Queue
+	Close() error
+}
+
+// target says which store the operator commands open: the local SQLite
+// file, or the AWS resources of the aws: settings. Commands get it from the
+// Factory when they run; a zero target is local.
+type target struct {
+	kind config.Target
+	aws  config.AWS
+}
+
+func (f *Factory) target() target { return target{kind: f.Config.Target, aws: f.Config.AWS} }
+
+func (t target) isAWS() bool { return t.kind == config.TargetAWS }
+
+// open opens the target's store: the local file at path (which must exist
+// if mustExist), or the DynamoDB store and dispatch queue the aws: settings
+// name. name is what results call the store (the file, or the table's ARN).
+func (t target) open(ctx context.Context, path string, mustExist bool) (s opStore, name string, err error) {
+	if !t.isAWS() {
+		db, err := openStore(ctx, path, mustExist)
+		if err != nil {
+			return nil, "", err
+		}
+		return db, path, nil
+	}
+	b, err := openAWS(ctx, t.aws)
+	if err != nil {
+		return nil, "", err
+	}
+	return b, b.res.StoreTable.String(), nil
+}
+
+// awsStore is the DynamoDB store with the dispatch queue it sends to.
+type awsStore struct {
+	*dynamodb.Store
+	res config.Resources
+}
+
+func (awsStore) Close() error { return nil }
+
+// emulated reports whether the environment points the SDK at an emulator
+// (AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_DYNAMODB): DynamoDB Local's error
+// responses then fail the SDK's checksum validation, which is turned off.
+func emulated() bool {
+	return os.Getenv("AWS_ENDPOINT_URL") != "" || os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != ""
+}
+
+// openAWS resolves a (from its stack's outputs when it names one) and opens
+// the store and the queue, each client in its resource's region.
+func openAWS(ctx context.Context, a config.AWS) (*awsStore, error) {
+	if a.Stack != "" {
+		region := ""
+		if arn, err := config.ParseARN(a.Stack); err == nil {
+			region = arn.Region
+		}
+		cfg, err := awsconfig.Load(ctx, region, nil)
+		if err != nil {
+			return nil, err
+		}
+		outs, err := cloudformation.Outputs(ctx, cfn.NewFromConfig(cfg), a.Stack)
+		if err != nil {
+			return nil, err
+		}
+		a = a.WithOutputs(outs)
+	}
+	res, err := a.Resolve()
+	if err != nil {
+		if errors.Is(err, config.ErrNoAWSStore) {
+			return nil, usageErrorf("%w", err)
+		}
+		return nil, fmt.Errorf("aws settings: %w", err)
+	}
+	dcfg, err := awsconfig.Load(ctx, res.StoreTable.Region, nil)
+	if err != nil {
+		return nil, err
+	}
+	client := ddb.NewFromConfig(dcfg, func(o *ddb.Options) { o.DisableValidateResponseChecksum = emulated() })
+	o := dynamodb.Options{Client: client, Table: res.StoreTable.Name()}
+	if res.HistoryTable != nil {
+		if res.HistoryTable.Region != res.StoreTable.Region {
+			return nil, fmt.Errorf("aws settings: the history table %s is not in the store table's region %s", res.HistoryTable, res.StoreTable.Region)
+		}
+		o.HistoryTable = res.HistoryTable.Name()
+	}
+	if res.HasDispatch() {
+		switch res.Dispatch {
+		case "sqs", "sns-sqs":
+			qcfg, err := awsconfig.Load(ctx, res.DispatchARN.Region, nil)
+			if err != nil {
+				return nil, err
+			}
+			q, err := sqs.New(ctx, sqs.Options{Client: awssqs.NewFromConfig(qcfg), ARN: res.DispatchARN.String()})
+			if err != nil {
+				return nil, err
+			}
+			o.Queue, o.Retrier = q, q
+		default:
+			o.Queue = unsupportedDispatch(res.Dispatch)
+		}
+	} else {
+		o.Queue = unsupportedDispatch("")
+	}
+	s, err := dynamodb.New(o)
+	if err != nil {
+		return nil, err
+	}
+	return &awsStore{Store: s, res: res}, nil
+}
+
+// unsupportedDispatch stands in for a dispatch the operator commands cannot
+// send to yet, so that commands that only read work and those that send say
+// why they cannot.
+type unsupportedDispatch string
+
+func (d unsupportedDispatch) Send(context.Context, engine.OutMessage) (string, error) {
+	if d == "" {
+		return "", errors.New("no dispatch to send to: set aws.dispatch-arn (or aws.stack)")
+	}
+	return "", fmt.Errorf("aws.dispatch %s: lfsm sends start and event messages only to SQS so far", string(d))
+}
+
+// localOnly refuses --target aws for a command that runs executions on the
+// local store, rather than running them there silently.
+func localOnly(f *Factory, command string) error {
+	if f.Config.Target != config.TargetAWS {
+		return nil
+	}
+	return usageErrorf("lfsm %s runs executions on the local store and cannot use --target aws%s: deployed executions run in Lambda; start, ls, inspect, send, stop and resume operate them", command, f.sourceNote("target"))
+}
