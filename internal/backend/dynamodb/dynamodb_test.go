@@ -50,13 +50,3 @@ func TestStore(t *testing.T) {
 func TestDropRecorder(t *testing.T) {
 	storetest.RunDropRecorder(t, func(t *testing.T) engine.DropRecorder { return newStore(t, dynamodb.Options{}) })
 }
-
-// TestStoreHistoryTable runs the suite with the step items in a table of
-// their own, as a deployment keeps them.
-func TestStoreHistoryTable(t *testing.T) {
-	storetest.RunStore(t, func(t *testing.T) engine.Store {
-		c, table := newTable(t, nil)
-		_, history := newTable(t, nil)
-		return newStore(t, dynamodb.Options{Client: c, Table: table, HistoryTable: history})
-	})
-}

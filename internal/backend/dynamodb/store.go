@@ -34,11 +34,6 @@ type Options struct {
 	Client API
 	// Table is the table's name (or ARN).
 	Table string
-	// HistoryTable, if set, holds the step items (history, checkpoints,
-	// outboxes) instead of Table; it has the same key schema and no indexes.
-	// A deployment keeps them apart so that the history's retention and
-	// backups can differ from the executions'.
-	HistoryTable string
 	// Queue and Retrier, when set, make the Store the engine's Queue and
 	// Retrier as well (it forwards to them) and so its StepCommitter: the
 	// engine then ends a step with CommitStep, which commits first and sends
@@ -54,7 +49,6 @@ type Options struct {
 type Store struct {
 	c       API
 	table   *string
-	htable  *string
 	q       engine.Queue
 	r       engine.Retrier
 	hook    func(string, engine.Commit)
@@ -85,11 +79,7 @@ func New(o Options) (*Store, error) {
 	if o.Client == nil || o.Table == "" {
 		return nil, errors.New("dynamodb store: no client or table")
 	}
-	ht := o.HistoryTable
-	if ht == "" {
-		ht = o.Table
-	}
-	s := &Store{c: o.Client, table: aws.String(o.Table), htable: aws.String(ht), q: o.Queue, r: o.Retrier, hook: o.hook, prev: map[leaseKey]int64{}}
+	s := &Store{c: o.Client, table: aws.String(o.Table), q: o.Queue, r: o.Retrier, hook: o.hook, prev: map[leaseKey]int64{}}
 	s.dropSeq.Store(time.Now().UnixNano())
 	return s, nil
 }
@@ -230,7 +220,7 @@ func outboxMayBeUnsent(q engine.AcquireRequest, r record, hk string) bool {
 
 // resendOutbox sends the outgoing message of step item hk again, if it has one.
 func (s *Store) resendOutbox(ctx context.Context, id, hk string) error {
-	out, err := s.c.GetItem(ctx, &ddb.GetItemInput{TableName: s.htable, Key: key(id, hk), ConsistentRead: aws.Bool(true),
+	out, err := s.c.GetItem(ctx, &ddb.GetItemInput{TableName: s.table, Key: key(id, hk), ConsistentRead: aws.Bool(true),
 		ProjectionExpression: aws.String("o, oc, od, cp"), ReturnConsumedCapacity: capacity})
 	if err != nil {
 		return fmt.Errorf("read the outbox of %s from DynamoDB table %s: %w", id, *s.table, err)
@@ -346,8 +336,8 @@ func (s *Store) commit(ctx context.Context, c engine.Commit, out *engine.OutMess
 		}
 		item["od"] = vn(int64(out.Delay))
 	}
-	if _, err := s.c.PutItem(ctx, &ddb.PutItemInput{TableName: s.htable, Item: item, ReturnConsumedCapacity: capacity}); err != nil {
-		return fmt.Errorf("commit %s step %d: write step item to DynamoDB table %s: %w", c.CorrelationID, c.Step, *s.htable, err)
+	if _, err := s.c.PutItem(ctx, &ddb.PutItemInput{TableName: s.table, Item: item, ReturnConsumedCapacity: capacity}); err != nil {
+		return fmt.Errorf("commit %s step %d: write step item to DynamoDB table %s: %w", c.CorrelationID, c.Step, *s.table, err)
 	}
 	s.at("after-step-item", c)
 
@@ -521,7 +511,7 @@ func (s *Store) Get(ctx context.Context, id string) (engine.Execution, error) {
 		return engine.Execution{}, err
 	}
 	if !r.hasCheckpoint && r.checkpointSK != "" {
-		out, err := s.c.GetItem(ctx, &ddb.GetItemInput{TableName: s.htable, Key: key(id, r.checkpointSK), ConsistentRead: aws.Bool(true),
+		out, err := s.c.GetItem(ctx, &ddb.GetItemInput{TableName: s.table, Key: key(id, r.checkpointSK), ConsistentRead: aws.Bool(true),
 			ProjectionExpression: aws.String("cp"), ReturnConsumedCapacity: capacity})
 		if err != nil {
 			return engine.Execution{}, fmt.Errorf("get checkpoint of %s from DynamoDB table %s: %w", id, *s.table, err)
@@ -548,7 +538,7 @@ func (s *Store) History(ctx context.Context, id string) ([]engine.HistoryEntry, 
 	}
 	byFence := map[int64]link{}
 	in := &ddb.QueryInput{
-		TableName: s.htable, ConsistentRead: aws.Bool(true),
+		TableName: s.table, ConsistentRead: aws.Bool(true),
 		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :h)"),
 		ExpressionAttributeValues: map[string]av{":pk": vs(id), ":h": vs(stepPrefix)},
 		ProjectionExpression:      aws.String("h, f, pf"),
