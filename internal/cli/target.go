@@ -103,12 +103,6 @@ func openAWS(ctx context.Context, a config.AWS) (*awsStore, error) {
 	}
 	client := ddb.NewFromConfig(dcfg, func(o *ddb.Options) { o.DisableValidateResponseChecksum = emulated() })
 	o := dynamodb.Options{Client: client, Table: res.StoreTable.Name()}
-	if res.HistoryTable != nil {
-		if res.HistoryTable.Region != res.StoreTable.Region {
-			return nil, fmt.Errorf("aws settings: the history table %s is not in the store table's region %s", res.HistoryTable, res.StoreTable.Region)
-		}
-		o.HistoryTable = res.HistoryTable.Name()
-	}
 	if res.HasDispatch() {
 		switch res.Dispatch {
 		case "sqs", "sns-sqs":

@@ -27,9 +27,6 @@ type AWS struct {
 	RetryTableARN string `mapstructure:"retry-table-arn" json:"retry_table_arn,omitempty"`
 	// StoreTableARN is the execution store's table.
 	StoreTableARN string `mapstructure:"store-table-arn" json:"store_table_arn,omitempty"`
-	// HistoryTableARN holds the store's history items; empty means the
-	// store table.
-	HistoryTableARN string `mapstructure:"history-table-arn" json:"history_table_arn,omitempty"`
 	// FunctionARN is the deployed Lambda function.
 	FunctionARN string `mapstructure:"function-arn" json:"function_arn,omitempty"`
 }
@@ -42,19 +39,18 @@ func Dispatches() []string { return slices.Clone(dispatches) }
 
 // AWSKeys lists the keys of the aws: section, as lfsm.yaml spells them.
 func AWSKeys() []string {
-	return []string{"aws.dispatch", "aws.dispatch-arn", "aws.function-arn", "aws.history-table-arn",
+	return []string{"aws.dispatch", "aws.dispatch-arn", "aws.function-arn",
 		"aws.retry-table-arn", "aws.stack", "aws.store-table-arn"}
 }
 
 // StackOutputs maps each aws: key to the stack output that sets it (the
 // key in CamelCase, as lfsm deploy's template names its outputs).
 var StackOutputs = map[string]string{
-	"dispatch":          "Dispatch",
-	"dispatch-arn":      "DispatchArn",
-	"retry-table-arn":   "RetryTableArn",
-	"store-table-arn":   "StoreTableArn",
-	"history-table-arn": "HistoryTableArn",
-	"function-arn":      "FunctionArn",
+	"dispatch":        "Dispatch",
+	"dispatch-arn":    "DispatchArn",
+	"retry-table-arn": "RetryTableArn",
+	"store-table-arn": "StoreTableArn",
+	"function-arn":    "FunctionArn",
 }
 
 // ErrNoAWSStore is returned for --target aws when the settings name neither
@@ -82,7 +78,6 @@ func (a AWS) WithOutputs(outputs map[string]string) AWS {
 	fill(&a.DispatchARN, "dispatch-arn")
 	fill(&a.RetryTableARN, "retry-table-arn")
 	fill(&a.StoreTableARN, "store-table-arn")
-	fill(&a.HistoryTableARN, "history-table-arn")
 	fill(&a.FunctionARN, "function-arn")
 	return a
 }
@@ -93,7 +88,6 @@ type Resources struct {
 	DispatchARN   ARN
 	RetryTable    *ARN
 	StoreTable    ARN
-	HistoryTable  *ARN
 	Function      *LambdaARN
 	dispatchGiven bool
 }
@@ -136,7 +130,6 @@ func (a AWS) Resolve() (Resources, error) {
 	if t := parse("store-table-arn", a.StoreTableARN, "dynamodb", "table/"); t != nil {
 		r.StoreTable = *t
 	}
-	r.HistoryTable = parse("history-table-arn", a.HistoryTableARN, "dynamodb", "table/")
 	r.RetryTable = parse("retry-table-arn", a.RetryTableARN, "dynamodb", "table/")
 	service := map[string]string{"sqs": "sqs", "sns-sqs": "sqs", "kinesis": "kinesis", "sns": "sns", "dynamodb": "dynamodb"}[r.Dispatch]
 	if d := parse("dispatch-arn", a.DispatchARN, service, ""); d != nil {

@@ -17,7 +17,7 @@ func TestAWSResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r.Dispatch != "sqs" || r.StoreTable.Region != "eu-west-1" || r.StoreTable.Name() != "orders-executions" ||
-		r.DispatchARN.Region != "us-east-2" || r.DispatchARN.Name() != "orders-dispatch" || !r.HasDispatch() || r.HistoryTable != nil {
+		r.DispatchARN.Region != "us-east-2" || r.DispatchARN.Name() != "orders-dispatch" || !r.HasDispatch() {
 		t.Errorf("Resolve = %+v", r)
 	}
 }
@@ -41,8 +41,7 @@ func TestAWSNoStore(t *testing.T) {
 func TestAWSStackOutputsAndOverrides(t *testing.T) {
 	outputs := map[string]string{
 		"Dispatch": "sqs", "DispatchArn": queueARN, "StoreTableArn": tableARN,
-		"HistoryTableArn": "arn:aws:dynamodb:eu-west-1:123456789012:table/orders-history",
-		"FunctionArn":     "arn:aws:lambda:eu-west-1:123456789012:function:orders",
+		"FunctionArn": "arn:aws:lambda:eu-west-1:123456789012:function:orders",
 	}
 	own := "arn:aws:sqs:eu-west-1:123456789012:mine"
 	r, err := AWS{Stack: "orders", DispatchARN: own}.WithOutputs(outputs).Resolve()
@@ -52,7 +51,7 @@ func TestAWSStackOutputsAndOverrides(t *testing.T) {
 	if r.DispatchARN.String() != own {
 		t.Errorf("dispatch = %s, want the explicit %s over the stack's", r.DispatchARN, own)
 	}
-	if r.StoreTable.String() != tableARN || r.HistoryTable == nil || r.HistoryTable.Name() != "orders-history" || r.Function == nil || r.Function.Function != "orders" {
+	if r.StoreTable.String() != tableARN || r.Function == nil || r.Function.Function != "orders" {
 		t.Errorf("resolved from the stack = %+v", r)
 	}
 }
