@@ -1,7 +1,9 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
+	"slices"
 
 	"github.com/lfsm/lfsm/internal/engine"
 )
@@ -12,30 +14,33 @@ var _ engine.Counter = (*DB)(nil)
 // index (machine, state, status), which holds every column the query reads,
 // so no table row is read.
 func (d *DB) Count(ctx context.Context, machine string) ([]engine.CountRow, error) {
-	q := `SELECT state, status, count(*) FROM executions INDEXED BY executions_count GROUP BY state, status ORDER BY state, status`
-	args := []any{}
-	if machine != "" {
-		q = `SELECT state, status, count(*) FROM executions INDEXED BY executions_count WHERE machine = ?1
-GROUP BY state, status ORDER BY state, status`
-		args = append(args, machine)
-	}
-	rows, err := d.db.QueryContext(ctx, q, args...)
+	// Grouping by the index's own order needs no sort; across machines the
+	// groups of each (state, status) are summed here.
+	rows, err := d.db.QueryContext(ctx, `SELECT state, status, count(*) FROM executions INDEXED BY executions_count
+WHERE ?1 = '' OR machine = ?1 GROUP BY machine, state, status`, machine)
 	if err != nil {
 		return nil, d.fileError("count executions", err)
 	}
 	defer rows.Close()
-	out := []engine.CountRow{}
+	type key struct{ state, status string }
+	n := map[key]int{}
 	for rows.Next() {
-		var r engine.CountRow
-		var status string
-		if err := rows.Scan(&r.State, &status, &r.N); err != nil {
+		var k key
+		var c int
+		if err := rows.Scan(&k.state, &k.status, &c); err != nil {
 			return nil, d.fileError("count executions", err)
 		}
-		r.Status = engine.Status(status)
-		out = append(out, r)
+		n[k] += c
 	}
 	if err := rows.Err(); err != nil {
 		return nil, d.fileError("count executions", err)
 	}
+	out := make([]engine.CountRow, 0, len(n))
+	for k, c := range n {
+		out = append(out, engine.CountRow{State: k.state, Status: engine.Status(k.status), N: c})
+	}
+	slices.SortFunc(out, func(x, y engine.CountRow) int {
+		return cmp.Or(cmp.Compare(x.State, y.State), cmp.Compare(x.Status, y.Status))
+	})
 	return out, nil
 }

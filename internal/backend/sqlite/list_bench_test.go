@@ -81,6 +81,15 @@ SELECT printf('%032x', n), iif(n % 2, 'A', 'B'), 'done', 'End', randomblob(300),
 		}
 		rss(b)
 	})
+	b.Run("count-machine", func(b *testing.B) {
+		for b.Loop() {
+			rows, err := d.Count(b.Context(), "A")
+			if err != nil || len(rows) != 1 || rows[0].N != n/2 {
+				b.Fatal(rows, err)
+			}
+		}
+		rss(b)
+	})
 	b.Run("count", func(b *testing.B) {
 		for b.Loop() {
 			rows, err := d.Count(b.Context(), "")
