@@ -15,6 +15,8 @@ import (
 
 // PruneOptions are the inputs of lfsm prune.
 type PruneOptions struct {
+	// Target is the store the command works on (--target and the aws: settings).
+	Target    target
 	IO        *IOStreams
 	File      string
 	DB        string
@@ -85,6 +87,7 @@ func newPruneCmd(f *Factory, runF func(*PruneOptions) error) *cobra.Command {
 				return usageErrorf("invalid --older-than: %w", err)
 			}
 			opts.IO = f.IOStreams
+			opts.Target = f.target()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -101,6 +104,9 @@ func newPruneCmd(f *Factory, runF func(*PruneOptions) error) *cobra.Command {
 }
 
 func runPrune(ctx context.Context, opts *PruneOptions) error {
+	if opts.Target.isAWS() {
+		return runPruneAWS(ctx, opts)
+	}
 	db, err := openStore(ctx, dbPath(opts.DB, opts.File), true)
 	if err != nil {
 		return err
@@ -158,4 +164,43 @@ func storeBytes(db *sqlite.DB) int64 {
 
 func mib(n int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+// runPruneAWS prunes the DynamoDB store: the same selection and JSON, with
+// no file sizes (file_bytes_* are 0) and nothing to vacuum.
+func runPruneAWS(ctx context.Context, opts *PruneOptions) error {
+	if opts.Vacuum {
+		return usageErrorf("--vacuum rewrites a local SQLite store: it does not apply to --target aws")
+	}
+	db, _, err := opts.Target.open(ctx, "", true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	p, ok := db.(engine.Pruner)
+	if !ok {
+		return fmt.Errorf("prune: this store cannot prune")
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	res := PruneResult{FormatVersion: "1", Before: now.Add(-opts.OlderThan).UTC(), AutoVacuum: true}
+	if !opts.Yes {
+		q := fmt.Sprintf("Delete every done, failed or stopped execution last updated before %s, with its history?",
+			res.Before.Local().Format(time.DateTime))
+		ok, err := confirm(opts.IO, opts.Output, q)
+		if err != nil || !ok {
+			return err
+		}
+	}
+	if res.PruneResult, err = p.Prune(ctx, engine.PruneRequest{Before: res.Before, Now: now}); err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	if opts.Output == outputJSON {
+		return writeJSON(opts.IO.Out, res)
+	}
+	fmt.Fprintf(opts.IO.Out, "pruned %d executions (%d history entries, %d dropped-message records) last updated before %s\n",
+		res.Executions, res.History, res.Dropped, res.Before.Local().Format(time.DateTime))
+	return nil
 }

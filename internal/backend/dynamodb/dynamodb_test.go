@@ -50,3 +50,7 @@ func TestStore(t *testing.T) {
 func TestDropRecorder(t *testing.T) {
 	storetest.RunDropRecorder(t, func(t *testing.T) engine.DropRecorder { return newStore(t, dynamodb.Options{}) })
 }
+
+func TestPruner(t *testing.T) {
+	storetest.RunPruner(t, func(t *testing.T) engine.Store { return newStore(t, dynamodb.Options{}) })
+}

@@ -103,6 +103,8 @@ type record struct {
 	// execution item has none of its own.
 	checkpointSK  string
 	hasCheckpoint bool
+	// tomb: pruned; only the tombstone is left.
+	tomb bool
 }
 
 func decodeExec(m map[string]av) record {
@@ -130,6 +132,7 @@ func decodeExec(m map[string]av) record {
 		committed:     getN(m, "cf"),
 		checkpointSK:  getS(m, "ck"),
 		hasCheckpoint: has,
+		tomb:          m[attrTomb] != nil,
 	}
 }
 

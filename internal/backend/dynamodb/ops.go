@@ -120,13 +120,19 @@ func (s *Store) SwapStatus(ctx context.Context, w engine.StatusSwap) error {
 // (malformed messages), so one partition holds them, newest first by time.
 const dropPK = "d"
 
+// dropSK orders dropped-message records by time (shifted so that times
+// before 1970 sort too), then by the order this process recorded them.
+func dropSK(ns, seq int64) string {
+	return fmt.Sprintf("%020d#%020d", uint64(ns)+1<<63, seq)
+}
+
 // RecordDrop implements engine.DropRecorder.
 func (s *Store) RecordDrop(ctx context.Context, d engine.DroppedMessage) error {
 	j, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("record dropped message: %w", err)
 	}
-	sk := fmt.Sprintf("%020d#%020d", uint64(d.Time.UnixNano())+1<<63, s.dropSeq.Add(1))
+	sk := dropSK(d.Time.UnixNano(), s.dropSeq.Add(1))
 	item := key(dropPK, sk)
 	item["j"] = vs(string(j))
 	if d.Machine != "" {

@@ -26,6 +26,7 @@ type API interface {
 	UpdateItem(ctx context.Context, in *ddb.UpdateItemInput, opts ...func(*ddb.Options)) (*ddb.UpdateItemOutput, error)
 	Query(ctx context.Context, in *ddb.QueryInput, opts ...func(*ddb.Options)) (*ddb.QueryOutput, error)
 	BatchGetItem(ctx context.Context, in *ddb.BatchGetItemInput, opts ...func(*ddb.Options)) (*ddb.BatchGetItemOutput, error)
+	BatchWriteItem(ctx context.Context, in *ddb.BatchWriteItemInput, opts ...func(*ddb.Options)) (*ddb.BatchWriteItemOutput, error)
 }
 
 // Options configure a Store.
@@ -69,6 +70,7 @@ type leaseKey struct {
 var (
 	_ engine.Store         = (*Store)(nil)
 	_ engine.DropRecorder  = (*Store)(nil)
+	_ engine.Pruner        = (*Store)(nil)
 	_ engine.StepCommitter = (*Store)(nil)
 	_ engine.Queue         = (*Store)(nil)
 	_ engine.Retrier       = (*Store)(nil)
@@ -134,7 +136,7 @@ func (s *Store) Create(ctx context.Context, e engine.Execution) error {
 }
 
 // acquireCond is the acquire rule (docs/design.md) as a condition.
-const acquireCond = "attribute_exists(pk) AND st <> :stopped AND ds < :step AND (le = :zero OR le <= :now OR ls < :step) AND NOT (fs = :step AND fa >= :r)"
+const acquireCond = "attribute_exists(pk) AND attribute_not_exists(tomb) AND st <> :stopped AND ds < :step AND (le = :zero OR le <= :now OR ls < :step) AND NOT (fs = :step AND fa >= :r)"
 
 // Acquire implements engine.Store: one conditional UpdateItem that writes
 // no indexed attribute (lease, fence, attempt, status and time only). A
@@ -193,6 +195,8 @@ func refusal(q engine.AcquireRequest, r record) error {
 	e := r.e
 	now := unixNano(q.Now)
 	switch {
+	case r.tomb:
+		return fmt.Errorf("acquire %s step %d: %w: %w", q.CorrelationID, q.Step, engine.ErrPruned, engine.ErrDuplicate)
 	case e.Status == engine.StatusStopped:
 		return fmt.Errorf("acquire %s step %d: %w", q.CorrelationID, q.Step, engine.ErrInactive)
 	case e.DoneStep >= q.Step:
@@ -497,10 +501,11 @@ func (s *Store) get(ctx context.Context, id string) (record, error) {
 	if err != nil {
 		return record{}, fmt.Errorf("get %s from DynamoDB table %s: %w", id, *s.table, err)
 	}
-	if len(out.Item) == 0 {
+	r := decodeExec(out.Item)
+	if len(out.Item) == 0 || r.tomb {
 		return record{}, fmt.Errorf("get %s: %w", id, engine.ErrNotFound)
 	}
-	return decodeExec(out.Item), nil
+	return r, nil
 }
 
 // Get implements engine.Store. The checkpoint is the execution item's own
