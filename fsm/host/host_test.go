@@ -39,6 +39,7 @@ func TestCommandLine(t *testing.T) {
 		{"worker bad workers", []string{"worker", "--workers", "0"}, exitUsage, "", "--workers >= 1"},
 		{"run bad chaos", []string{"run", "-m", "Example", "--chaos", "Comit=0.5"}, exitUsage, "", `chaos key "Comit": unknown operation; valid keys are default, Ack`},
 		{"worker chaos seed alone", []string{"worker", "--chaos-seed", "1"}, exitUsage, "", "--chaos-seed needs --chaos"},
+		{"worker bad retention", []string{"worker", "--retention", "forever"}, exitUsage, "", `--retention: invalid age "forever"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -55,10 +55,8 @@ func runCLI(t *testing.T, files map[string]string, args ...string) (int, string,
 	f, ios := testFactory(t, files)
 	root := NewRootCmd(f)
 	root.SetArgs(args)
-	err := root.ExecuteContext(t.Context())
-	if err != nil {
-		fmt.Fprintf(ios.ErrOut, "lfsm: %v\n", err)
-	}
+	cmd, err := root.ExecuteContextC(t.Context())
+	printError(ios, cmd, err)
 	return ExitCode(err), ios.Out.(*bytes.Buffer).String(), ios.ErrOut.(*bytes.Buffer).String()
 }
 
@@ -123,6 +121,11 @@ func TestLsPages(t *testing.T) {
 	code, out, errOut := runCLI(t, nil, "ls", "--db", db)
 	if lines := strings.Count(out, "\n"); code != 0 || lines != lsPageSize+1 || !strings.Contains(errOut, "more: lfsm ls --cursor ") {
 		t.Errorf("ls: exit %d, %d lines, stderr %q: want a header, %d rows and a hint", code, lines, errOut, lsPageSize)
+	}
+
+	// A page that ends exactly at the last execution says there is no more.
+	if code, _, errOut := runCLI(t, nil, "ls", "--db", db, "--limit", "61"); code != 0 || errOut != "" {
+		t.Errorf("ls --limit 61 of 61: exit %d, stderr %q: want no hint", code, errOut)
 	}
 
 	var got []string

@@ -40,6 +40,10 @@ func TestPrune(t *testing.T) {
 	if ids, _ := lsIDs(t, out); code != 0 || len(ids) != 0 {
 		t.Errorf("ls after prune = %v, want nothing", ids)
 	}
+	code, _, errOut = runCLI(t, nil, "inspect", "a0", "--db", db)
+	if code != ExitFailure || !strings.Contains(errOut, "execution was pruned") || !strings.Contains(errOut, "hint: lfsm prune deleted it") {
+		t.Errorf("inspect of a pruned execution: exit %d\n%s", code, errOut)
+	}
 	code, out, errOut = runCLI(t, nil, "prune", "--db", db, "--older-than", "1h", "--yes", "--vacuum")
 	if code != 0 || !strings.HasPrefix(out, "pruned 0 executions") {
 		t.Errorf("prune --vacuum: exit %d\n%s%s", code, out, errOut)

@@ -43,8 +43,8 @@ type Pruner interface {
 	// Prune deletes what r selects: each execution with its history,
 	// keeping a tombstone of it (correlation id, machine, status and done
 	// step), so its id stays refused: Create returns ErrExists, Acquire
-	// ErrPruned joined with ErrDuplicate, Get and History ErrNotFound, and
-	// List no longer lists it. Tombstones are small and are never deleted.
+	// ErrPruned joined with ErrDuplicate, Get ErrPruned joined with
+	// ErrNotFound, History ErrNotFound, and List no longer lists it. Tombstones are small and are never deleted.
 	Prune(ctx context.Context, r PruneRequest) (PruneResult, error)
 }
 

@@ -273,6 +273,9 @@ func (b *Backend) Get(ctx context.Context, correlationID string) (engine.Executi
 	defer b.smu.Unlock()
 	r := b.execs[correlationID]
 	if r == nil {
+		if t, ok := b.tombs[correlationID]; ok {
+			return engine.Execution{}, fmt.Errorf("get %s: %s, pruned: %w: %w", correlationID, t.status, engine.ErrPruned, engine.ErrNotFound)
+		}
 		return engine.Execution{}, fmt.Errorf("get %s: %w", correlationID, engine.ErrNotFound)
 	}
 	e := r.e

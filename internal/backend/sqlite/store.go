@@ -357,6 +357,13 @@ func (d *DB) Get(ctx context.Context, correlationID string) (engine.Execution, e
 	e, err := scanExecution(d.db.QueryRowContext(ctx,
 		`SELECT `+executionColumns+` FROM executions WHERE correlation_id = ?1`, correlationID))
 	if errors.Is(err, sql.ErrNoRows) {
+		var status string
+		var pruned int64
+		err := d.db.QueryRowContext(ctx, `SELECT status, pruned_at FROM tombstones WHERE correlation_id = ?1`, correlationID).Scan(&status, &pruned)
+		if err == nil {
+			return engine.Execution{}, fmt.Errorf("get %s: %s, pruned at %s: %w: %w", correlationID, status,
+				fromNanos(pruned).Format(time.RFC3339), engine.ErrPruned, engine.ErrNotFound)
+		}
 		return engine.Execution{}, fmt.Errorf("get %s: %w", correlationID, engine.ErrNotFound)
 	}
 	if err != nil {
@@ -370,8 +377,8 @@ func (d *DB) Get(ctx context.Context, correlationID string) (engine.Execution, e
 // costs its size when the filters match often (and up to a scan of the
 // table when they match rarely).
 func (d *DB) List(ctx context.Context, f engine.ListFilter) (engine.ListPage, error) {
-	limit := f.Limit
-	if limit <= 0 {
+	limit := f.Limit + 1 // one more row tells whether there is a next page
+	if f.Limit <= 0 {
 		limit = -1
 	}
 	after := listKey{created: math.MaxInt64}
@@ -392,7 +399,7 @@ ORDER BY created_at DESC, correlation_id DESC LIMIT ?6`,
 		return engine.ListPage{}, d.fileError("list executions", err)
 	}
 	defer rows.Close()
-	page := engine.ListPage{Executions: make([]engine.Execution, 0, max(f.Limit, 0))}
+	page := engine.ListPage{Executions: make([]engine.Execution, 0, max(f.Limit+1, 0))}
 	for rows.Next() {
 		e, err := scanExecution(rows)
 		if err != nil {
@@ -403,9 +410,10 @@ ORDER BY created_at DESC, correlation_id DESC LIMIT ?6`,
 	if err := rows.Err(); err != nil {
 		return engine.ListPage{}, d.fileError("list executions", err)
 	}
-	if n := len(page.Executions); f.Limit > 0 && n == f.Limit {
-		// The next page may be empty: telling would cost a read of one more row.
-		last := page.Executions[n-1]
+	if f.Limit > 0 && len(page.Executions) > f.Limit {
+		// One more row was read to tell whether there is a next page.
+		page.Executions = page.Executions[:f.Limit]
+		last := page.Executions[f.Limit-1]
 		page.Next = listKey{created: nanos(last.CreatedAt), id: last.CorrelationID}.cursor()
 	}
 	return page, nil

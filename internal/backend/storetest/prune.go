@@ -81,8 +81,8 @@ func testPrune(t *testing.T, newStore func(t *testing.T) engine.Store) {
 	}
 	for _, id := range []string{"done", "failed", "stopped"} {
 		t.Run(id, func(t *testing.T) {
-			if _, err := s.Get(t.Context(), id); !errors.Is(err, engine.ErrNotFound) {
-				t.Errorf("Get of a pruned execution = %v, want ErrNotFound", err)
+			if _, err := s.Get(t.Context(), id); !errors.Is(err, engine.ErrNotFound) || !errors.Is(err, engine.ErrPruned) {
+				t.Errorf("Get of a pruned execution = %v, want ErrNotFound and ErrPruned", err)
 			}
 			if _, err := s.History(t.Context(), id); !errors.Is(err, engine.ErrNotFound) {
 				t.Errorf("History of a pruned execution = %v, want ErrNotFound", err)
