@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/signal"
@@ -61,7 +60,6 @@ func Main(cfg Config) {
 
 // run is Main without the process: it returns the exit code.
 func run(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) int {
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var s spec.Spec
 	if err := json.Unmarshal([]byte(cfg.Spec), &s); err != nil {
 		fmt.Fprintf(stderr, "error: decode compiled-in spec: %v\n", err)
@@ -79,9 +77,9 @@ func run(ctx context.Context, cfg Config, args []string, stdout, stderr io.Write
 	}
 	switch args[0] {
 	case "run":
-		return runCmd(ctx, &s, resolve, args[1:], stdout, stderr, logger)
+		return runCmd(ctx, &s, resolve, args[1:], stdout, stderr)
 	case "worker":
-		return workerCmd(ctx, &s, resolve, args[1:], stderr, logger)
+		return workerCmd(ctx, &s, resolve, args[1:], stderr)
 	case "machines":
 		for _, m := range s.Machines {
 			fmt.Fprintln(stdout, m.Name)
@@ -98,13 +96,13 @@ func run(ctx context.Context, cfg Config, args []string, stdout, stderr io.Write
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
-  run -m MACHINE [--context JSON|@FILE] [--correlation-id ID] [--db PATH] [--output text|json] [--chaos SPEC [--chaos-seed N]]
-  worker [--workers N] [--db PATH] [--until-idle] [--visibility DURATION] [--lease-timeout DURATION] [--retention DURATION] [--chaos SPEC [--chaos-seed N]]
+  run -m MACHINE [--context JSON|@FILE] [--correlation-id ID] [--db PATH] [--output text|json] [--chaos SPEC [--chaos-seed N]] [-v] [--log-format text|json]
+  worker [--workers N] [--db PATH] [--until-idle] [--visibility DURATION] [--lease-timeout DURATION] [--retention DURATION] [--chaos SPEC [--chaos-seed N]] [-v] [--log-format text|json]
   machines
 `)
 }
 
-func runCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []string, stdout, stderr io.Writer, logger *slog.Logger) int {
+func runCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	machine := fs.String("m", "", "machine to start")
@@ -114,7 +112,13 @@ func runCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []s
 	db := fs.String("db", local.DefaultDBPath, "SQLite database of the local store")
 	output := fs.String("output", "text", "text or json")
 	cf := chaosFlags(fs)
+	lf := logFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	logger, err := config.NewLogger(stderr, lf.format, lf.verbose)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitUsage
 	}
 	inj, err := cf.injector(fs, stderr)
@@ -158,7 +162,7 @@ func runCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []s
 	return exitFailure
 }
 
-func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []string, stderr io.Writer, logger *slog.Logger) int {
+func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	workers := fs.Int("workers", 4, "messages handled at once")
@@ -168,7 +172,13 @@ func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args 
 	leaseTimeout := fs.Duration("lease-timeout", engine.DefaultLeaseTimeout, "how long a step's lease lasts before another worker may take the step over")
 	retentionFlag := fs.String("retention", "", "prune executions finished longer ago than `DURATION` (30d, 720h) as the worker runs")
 	cf := chaosFlags(fs)
+	lf := logFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	logger, err := config.NewLogger(stderr, lf.format, lf.verbose)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitUsage
 	}
 	if fs.NArg() > 0 || *workers < 1 || *visibility <= 0 || *leaseTimeout <= 0 {
@@ -217,6 +227,20 @@ func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args 
 		fmt.Fprintln(stderr, "worker: queue empty, exiting")
 	}
 	return exitOK
+}
+
+// logOpts are the -v and --log-format flags of run and worker (see
+// config.NewLogger: no logs unless asked for).
+type logOpts struct {
+	verbose bool
+	format  string
+}
+
+func logFlags(fs *flag.FlagSet) *logOpts {
+	l := &logOpts{}
+	fs.BoolVar(&l.verbose, "v", false, "log what the engine does (info level)")
+	fs.StringVar(&l.format, "log-format", "", "log as text or json (default: no logs unless -v)")
+	return l
 }
 
 // chaosOpts are the --chaos and --chaos-seed flags of run and worker.

@@ -36,6 +36,8 @@ func TestCommandLine(t *testing.T) {
 			`--correlation-id "id\xff\xfe": invalid correlation id: byte 0xff at offset 2`},
 		{"run unknown flag", []string{"run", "--nope"}, exitUsage, "", "flag provided but not defined"},
 		{"run unknown machine", []string{"run", "-m", "Exampel"}, exitFailure, "", `no machine "Exampel" in the spec (machines: Example, Other); did you mean "Example"?`},
+		{"run bad log format", []string{"run", "-m", "Example", "--log-format", "yaml"}, exitUsage, "", `invalid --log-format "yaml": want one of text, json`},
+		{"worker bad log format", []string{"worker", "--log-format", "xml"}, exitUsage, "", `invalid --log-format "xml"`},
 		{"worker bad workers", []string{"worker", "--workers", "0"}, exitUsage, "", "--workers >= 1"},
 		{"run bad chaos", []string{"run", "-m", "Example", "--chaos", "Comit=0.5"}, exitUsage, "", `chaos key "Comit": unknown operation; valid keys are default, Ack`},
 		{"worker chaos seed alone", []string{"worker", "--chaos-seed", "1"}, exitUsage, "", "--chaos-seed needs --chaos"},

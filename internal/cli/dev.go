@@ -25,6 +25,7 @@ type DevOptions struct {
 	Simulate  bool
 	Sim       simulateFlags
 	Chaos     chaosFlags
+	Log       logFlags
 	// Retention is --retention (or lfsm.yaml's retention), parsed.
 	Retention     time.Duration
 	retentionFlag string
@@ -83,6 +84,9 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 			if err := opts.Chaos.check(cmd); err != nil {
 				return err
 			}
+			if err := opts.Log.check(f); err != nil {
+				return err
+			}
 			if opts.retentionFlag != "" {
 				if opts.Retention, err = config.ParseAge(opts.retentionFlag); err != nil {
 					return usageErrorf("invalid --retention%s: %w", f.sourceNote("retention"), err)
@@ -102,6 +106,7 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 	fl.StringVar(&opts.retentionFlag, "retention", "", "prune executions finished longer ago than `DURATION` (30d, 720h) as the worker runs")
 	addSimulateFlags(cmd, &opts.Simulate, &opts.Sim)
 	addChaosFlags(cmd, &opts.Chaos)
+	addLogFlags(cmd, &opts.Log)
 	return cmd
 }
 
@@ -118,7 +123,7 @@ func runDev(ctx context.Context, opts *DevOptions, sim *engine.SimulateOptions) 
 		fmt.Fprintf(opts.IO.ErrOut, "dev: simulated worker, %d at a time, on %s (machines: %s)\n", opts.Workers, relTo(opts.WorkDir, db), machineNames(s))
 		inj := opts.Chaos.injector(opts.IO)
 		err := local.Worker(ctx, local.WorkerOptions{Spec: s, Simulate: sim, DBPath: db, Workers: opts.Workers, UntilIdle: opts.UntilIdle, Chaos: inj,
-			Retention: opts.Retention})
+			Retention: opts.Retention, Logger: opts.Log.logger(opts.IO)})
 		if inj != nil {
 			fmt.Fprintln(opts.IO.ErrOut, "chaos: "+inj.Summary())
 		}
@@ -143,5 +148,6 @@ func runDev(ctx context.Context, opts *DevOptions, sim *engine.SimulateOptions) 
 		args = append(args, "--retention", opts.Retention.String())
 	}
 	args = append(args, opts.Chaos.args()...)
+	args = append(args, opts.Log.args()...)
 	return runChild(ctx, opts.IO, projectDir(opts.File), res.Binary, args...)
 }

@@ -31,6 +31,7 @@ type RunOptions struct {
 	Simulate      bool
 	Sim           simulateFlags
 	Chaos         chaosFlags
+	Log           logFlags
 }
 
 // simulateFlags are the --events and --seed flags of run and dev.
@@ -133,6 +134,9 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 			if err := opts.Chaos.check(cmd); err != nil {
 				return err
 			}
+			if err := opts.Log.check(f); err != nil {
+				return err
+			}
 			if err := checkCorrelationID(opts.CorrelationID); err != nil {
 				return err
 			}
@@ -151,6 +155,7 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 	fl.StringVar(&opts.Output, "output", outputText, "output `FORMAT`: text|json")
 	addSimulateFlags(cmd, &opts.Simulate, &opts.Sim)
 	addChaosFlags(cmd, &opts.Chaos)
+	addLogFlags(cmd, &opts.Log)
 	return cmd
 }
 
@@ -172,7 +177,7 @@ func runRun(ctx context.Context, opts *RunOptions, sim *engine.SimulateOptions) 
 		res, err := local.Run(ctx, local.RunOptions{
 			Spec: s, Simulate: sim, Backend: memory.New(memory.Options{}), Machine: m.Name,
 			Context: uc, CorrelationID: opts.CorrelationID, Out: opts.IO.Out, JSON: opts.Output == outputJSON,
-			Chaos: inj, Command: runCommand(opts.File, m.Name),
+			Chaos: inj, Command: runCommand(opts.File, m.Name), Logger: opts.Log.logger(opts.IO),
 		})
 		if inj != nil {
 			fmt.Fprintln(opts.IO.ErrOut, "chaos: "+inj.Summary())
@@ -211,6 +216,7 @@ func runRun(ctx context.Context, opts *RunOptions, sim *engine.SimulateOptions) 
 		args = append(args, "--correlation-id", opts.CorrelationID)
 	}
 	args = append(args, opts.Chaos.args()...)
+	args = append(args, opts.Log.args()...)
 	return runChild(ctx, opts.IO, projectDir(opts.File), res.Binary, args...)
 }
 

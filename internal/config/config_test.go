@@ -1,7 +1,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
+	"io"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +169,34 @@ func TestParseAge(t *testing.T) {
 		if _, err := ParseAge(in); err == nil {
 			t.Errorf("ParseAge(%q) succeeded, want an error", in)
 		}
+	}
+}
+
+func TestNewLogger(t *testing.T) {
+	for _, tc := range []struct {
+		format  string
+		verbose bool
+		want    string // what a warn and an info record print, "" for nothing
+	}{
+		{"", false, ""},
+		{"", true, `level=WARN msg=w` + "\n" + `level=INFO msg=i`},
+		{"text", false, `level=WARN msg=w`},
+		{"json", false, `{"level":"WARN","msg":"w"}`},
+		{"json", true, `{"level":"WARN","msg":"w"}` + "\n" + `{"level":"INFO","msg":"i"}`},
+	} {
+		var buf bytes.Buffer
+		l, err := NewLogger(&buf, tc.format, tc.verbose)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Warn("w")
+		l.Info("i")
+		got := regexp.MustCompile(`time=\S+ |"time":"[^"]+",`).ReplaceAllString(strings.TrimSpace(buf.String()), "")
+		if got != tc.want {
+			t.Errorf("NewLogger(%q, %v) printed %q, want %q", tc.format, tc.verbose, got, tc.want)
+		}
+	}
+	if _, err := NewLogger(io.Discard, "yaml", false); err == nil || !strings.Contains(err.Error(), "text, json") {
+		t.Errorf("NewLogger(yaml) = %v, want an error listing text, json", err)
 	}
 }
