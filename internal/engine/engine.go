@@ -155,6 +155,7 @@ func New(o Options) (*Engine, error) {
 	e.names = names{spec.PseudoInit: spec.PseudoInit, spec.PseudoFinal: spec.PseudoFinal}
 	for _, m := range e.machines {
 		e.names.add(m.name)
+		e.names.add(m.hash)
 		for _, st := range m.states {
 			e.names.add(st.name)
 			for _, t := range st.trans {

@@ -28,6 +28,18 @@ var errSyntax = errors.New("invalid JSON")
 type scanner struct {
 	data []byte
 	pos  int
+	// src is data as a string, made on first use: the strings and numbers
+	// a parse returns are substrings of it, one copy of the input instead of
+	// one allocation each.
+	src string
+}
+
+// text returns data[start:end] as a substring of src.
+func (s *scanner) text(start, end int) string {
+	if s.src == "" {
+		s.src = string(s.data)
+	}
+	return s.src[start:end]
 }
 
 // syntaxError is errSyntax at a known offset of the input.
@@ -133,7 +145,7 @@ func (s *scanner) str() (string, error) {
 		return "", err
 	}
 	if simple {
-		return string(raw[1 : len(raw)-1]), nil
+		return s.text(s.pos-len(raw)+1, s.pos-1), nil
 	}
 	return unquote(raw)
 }
@@ -315,14 +327,46 @@ func (s *scanner) scalar() (any, error) {
 	case c == 'n':
 		return nil, s.literal("null")
 	case c == '-' || c >= '0' && c <= '9':
+		start := s.pos
 		text, err := s.number()
 		if err != nil {
 			return nil, err
 		}
-		return json.Number(text), nil
+		if v, ok := smallNumber(text); ok {
+			return v, nil
+		}
+		return json.Number(s.text(start, s.pos)), nil
 	default:
 		return nil, s.syntaxError("invalid character looking for a value:")
 	}
+}
+
+// smallNumbers holds 0 to 255 as json.Number values already in an
+// interface, so that decoding the common small counters allocates nothing.
+var smallNumbers = func() (t [256]any) {
+	for i := range t {
+		t[i] = json.Number(strconv.Itoa(i))
+	}
+	return t
+}()
+
+// smallNumber returns smallNumbers' value for the valid number literal text
+// if it is one of them.
+func smallNumber(text []byte) (any, bool) {
+	if len(text) > 3 {
+		return nil, false
+	}
+	n := 0
+	for _, c := range text {
+		if c < '0' || c > '9' {
+			return nil, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n >= len(smallNumbers) {
+		return nil, false
+	}
+	return smallNumbers[n], true // text has no leading zeros: it is n's literal
 }
 
 // parse decodes the value at s.pos.

@@ -134,8 +134,8 @@ func DecodeMessage(data []byte) (Message, error) {
 	return m, err
 }
 
-// names interns the machine, state and event names an engine knows, so that
-// decoding a message does not allocate them again.
+// names interns the machine, state and event names and the spec hashes an
+// engine knows, so that decoding a message does not allocate them again.
 type names map[string]string
 
 func (n names) add(s string) { n[s] = s }
@@ -366,7 +366,7 @@ func decodeSystemKey(s *SystemContext, seen *systemSeen, k []byte, val []byte, i
 			s.SpecHash = ""
 			return nil
 		}
-		s.SpecHash, err = systemString(keySpecHash, val)
+		s.SpecHash, err = systemName(keySpecHash, val, intern)
 	default:
 		if s.Extra == nil {
 			s.Extra = map[string]json.RawMessage{}
