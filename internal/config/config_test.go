@@ -117,7 +117,7 @@ func TestChaos(t *testing.T) {
 		{name: "negative", flag: "Commit=-0.1", file: map[string]any{"Commit": -0.1}, wantErr: []string{"chaos Commit=-0.1: out of range"}},
 		{name: "not a number", flag: "Commit=lots", file: map[string]any{"Commit": "lots"}, wantErr: []string{"chaos Commit=lots: not a number"}},
 		{name: "unknown op lists valid keys", flag: "Comit=0.5", file: map[string]any{"Comit": 0.5},
-			wantErr: []string{`chaos key "Comit": unknown operation`, "default, Ack, Acquire, Commit, CommitStep, Create, Get, History, List, Receive, ScheduleRetry, Send, SetStatus, SwapStatus"}},
+			wantErr: []string{`chaos key "Comit": unknown operation`, "default, Ack, Acquire, Commit, CommitStep, Create, Get, History, List, Receive, Renew, Reopen, ScheduleRetry, Send, SetStatus, Stranded, SwapStatus"}},
 		{name: "wrong case", flag: "commit=0.5", file: map[string]any{"commit": 0.5}, wantErr: []string{`did you mean "Commit"?`}},
 		{name: "every problem", flag: "Comit=0.5,Send=2", file: map[string]any{"Comit": 0.5, "Send": 2},
 			wantErr: []string{`"Comit"`, "Send=2: out of range"}},

@@ -67,12 +67,47 @@ type AcquireRequest struct {
 	// Now and Expires bound the lease: Expires = Now + lease timeout.
 	Now     time.Time
 	Expires time.Time
+	// Restarted is the message's restarted_at (zero when absent). A message
+	// restarted before the execution's last resume (Store.Reopen) belongs to
+	// the chain the resume replaced and is refused (ErrDuplicate).
+	Restarted time.Time
 }
 
 // Lease is a granted lease. Fence increases by one with every grant for the
 // execution, so a holder that lost its lease can be told apart.
 type Lease struct {
 	Fence int64
+	// Takeovers counts how many times in a row this step's lease was taken
+	// over from a holder that let it expire (it died, or was frozen), this
+	// grant included: 0 for a lease that was free (never granted, committed
+	// or given back) or held by another step. The engine fails the step once
+	// it exceeds Options.MaxTakeovers, instead of running it forever.
+	Takeovers int
+	// Expires is when the lease expires (the request's Expires). A
+	// LeasingSource sets it, so the engine can tell how long a delivery
+	// waited with its lease.
+	Expires time.Time
+}
+
+// LeaseRenewal extends or gives back a held lease (Store.Renew).
+type LeaseRenewal struct {
+	CorrelationID string
+	Fence         int64
+	Now           time.Time
+	// Expires is the lease's new expiry. The zero time gives the lease back:
+	// it is then free, as a commit leaves it, so that the step's next
+	// delivery takes it at once (and counts no takeover).
+	Expires time.Time
+}
+
+// StrandedQuery asks a Store for executions to repair (Store.Stranded).
+type StrandedQuery struct {
+	Now time.Time
+	// Grace is how long past its due time a message may still be on its
+	// way: an execution is stranded only when its DueAt + Grace <= Now.
+	Grace time.Duration
+	// Limit bounds the executions returned (0: the store's choice, >= 1).
+	Limit int
 }
 
 // Outcome is what a processed step leads to.
@@ -114,7 +149,11 @@ type Commit struct {
 	// (Kinesis shard id and sequence number, SQS message id, row id).
 	SendReceipt string
 	// Error is the last error's text for retry/failed outcomes.
-	Error   string
+	Error string
+	// DueAt is when the message sent with the commit (next or retry) is due
+	// for delivery: Now plus its delay. Zero when nothing was sent (wait,
+	// done, failed). Store.Stranded repairs from it.
+	DueAt   time.Time
 	History HistoryEntry
 	Now     time.Time
 }
@@ -168,10 +207,16 @@ type Execution struct {
 	LeaseStep    int       `json:"lease_step"`
 	LeaseExpires time.Time `json:"lease_expires,omitzero"`
 	LastError    string    `json:"last_error,omitempty"`
-	Checkpoint   []byte    `json:"-"`
-	SendReceipt  string    `json:"send_receipt,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	// DueAt is when the checkpoint's message was due for delivery when it was
+	// sent (delays and retry backoff included); zero when nothing is due
+	// (waiting, or finished). See Store.Stranded.
+	DueAt time.Time `json:"due_at,omitzero"`
+	// Takeovers is the current step's count of lease takeovers (Lease).
+	Takeovers   int       `json:"takeovers,omitempty"`
+	Checkpoint  []byte    `json:"-"`
+	SendReceipt string    `json:"send_receipt,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // ListFilter selects executions for List (zero values match all) and the
@@ -245,6 +290,48 @@ type Store interface {
 	// without a record). Engine.Send claims a waiting execution with it
 	// (waiting to running) before it enqueues the event.
 	SwapStatus(ctx context.Context, s StatusSwap) error
+	// Reopen resumes a failed or stopped execution (Engine.Resume) iff its
+	// status is r.From: it applies SetStatus's rule for a non-terminal
+	// status (a failed step is reopened, failed attempts are forgotten, the
+	// takeover count too) and, in the same write, replaces the checkpoint
+	// (when r.Checkpoint is not nil) and sets DueAt to r.DueAt. Moving to
+	// running also records r.Now as the restart time: Acquire then refuses
+	// messages restarted before it, the chain the resume replaced (a retry
+	// still in backoff when the execution was stopped). A refusal changes
+	// nothing and returns a *StatusError (ErrNotFound without a record).
+	Reopen(ctx context.Context, r Reopen) error
+	// Renew extends the lease granted with r.Fence to r.Expires (a
+	// heartbeat while actions run), or gives it back when r.Expires is zero.
+	// It returns ErrFenceLost and changes nothing unless r.Fence is the
+	// current fence and the lease is still held (not committed or given
+	// back; an expired lease nobody took over may be renewed).
+	Renew(ctx context.Context, r LeaseRenewal) error
+	// Stranded returns up to q.Limit executions, the longest overdue first,
+	// that are running with nothing in flight: no live lease (free, or
+	// expired at q.Now), a DueAt at or before q.Now - q.Grace, and, on a
+	// store that is also the queue, no message of theirs queued (ready,
+	// delayed or being delivered). It moves their DueAt to q.Now in the
+	// same write, so that another call returns them again only after
+	// another Grace. Engine.Repair re-sends their checkpoints. Never earlier
+	// than DueAt + Grace: timers and retry backoffs do not fire early.
+	Stranded(ctx context.Context, q StrandedQuery) ([]Execution, error)
+}
+
+// Reopen is a resume of a failed or stopped execution (Store.Reopen).
+type Reopen struct {
+	CorrelationID string
+	// From is the status the caller saw (failed or stopped); To is running,
+	// or waiting for a stopped execution that was parked.
+	From, To Status
+	// Checkpoint, if not nil, replaces the checkpoint: the message resume
+	// sends (retries 0, restarted_at = Now).
+	Checkpoint []byte
+	// DueAt is when that message is due (Now); zero for waiting.
+	DueAt time.Time
+	// Now is the time of the change, and for running the restart time that
+	// the resumed message carries as restarted_at (whole seconds, as the
+	// wire format writes it).
+	Now time.Time
 }
 
 // StatusSwap is a conditional status change (Store.SwapStatus).
@@ -256,7 +343,10 @@ type StatusSwap struct {
 	From, To Status
 	// Checkpoint, if not nil, replaces the checkpoint.
 	Checkpoint []byte
-	Now        time.Time
+	// DueAt becomes the execution's DueAt: when the message sent with the
+	// swap is due (zero when none is, e.g. back to waiting).
+	DueAt time.Time
+	Now   time.Time
 }
 
 // StatusError is a refused StatusSwap: the execution is not in the status
@@ -288,6 +378,34 @@ type SwapSender interface {
 	// write, sends out (delayed by out.Delay) and returns its receipt. If the
 	// swap is refused nothing is sent.
 	SwapStatusSend(ctx context.Context, s StatusSwap, out OutMessage) (receipt string, err error)
+}
+
+// CreateSender is implemented by a Store that is also the Queue the engine
+// sends to (the local backends): Engine.Start creates the execution and sends
+// its start message in one atomic write, so no crash, Ctrl-C or full disk can
+// leave it created with no message. Engine.Start uses it when its Store
+// implements it and its Queue is the same value.
+type CreateSender interface {
+	// CreateSend applies Create and, in the same write, sends out and
+	// returns its receipt. If Create is refused nothing is sent.
+	CreateSend(ctx context.Context, e Execution, out OutMessage) (receipt string, err error)
+}
+
+// ReopenSender is CreateSender's counterpart for Engine.Resume: Reopen and
+// the resumed message's send in one atomic write.
+type ReopenSender interface {
+	// ReopenSend applies Reopen and, in the same write, sends out. If the
+	// reopen is refused nothing is sent.
+	ReopenSend(ctx context.Context, r Reopen, out OutMessage) (receipt string, err error)
+}
+
+// PendingCounter is implemented by a Store that is also the queue: it counts
+// an execution's messages not yet acknowledged (ready, delayed or being
+// delivered). Engine.Resume uses it to tell a stranded running execution
+// (nothing queued, no live lease, past due) from one whose message is merely
+// on its way.
+type PendingCounter interface {
+	Pending(ctx context.Context, key string) (int, error)
 }
 
 // StepCommitter is implemented by a Store that is also the Queue the engine
@@ -390,6 +508,8 @@ const (
 	MetricDuplicate = "duplicate"
 	MetricCache     = "cache"
 	MetricDone      = "done"
+	// MetricRepair counts checkpoints Engine.Repair re-sent.
+	MetricRepair = "repair"
 )
 
 // MetricKey names a counter and its dimensions.

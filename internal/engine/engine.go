@@ -15,7 +15,11 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultLeaseTimeout = 300 * time.Second
+	// DefaultLeaseTimeout is a step's lease. The engine renews it while the
+	// step's actions run (every third of it), so it only bounds how long a
+	// dead worker's step waits before another worker takes it over, and how
+	// long a renewal may be late (docs/design.md, "Leases and heartbeats").
+	DefaultLeaseTimeout = 30 * time.Second
 	DefaultMaxLocalHops = 1000
 	// DefaultMaxMessageBytes is the smallest of the limits a message meets on
 	// AWS: an SNS message (256 KiB). The others are larger: an SQS message
@@ -23,6 +27,15 @@ const (
 	// (400 KB, with the execution's other attributes), Lambda's 6 MB event
 	// payload once Kinesis records are base64-encoded (4.5 MB).
 	DefaultMaxMessageBytes = 256 << 10
+	// DefaultMaxTakeovers is how many takeovers of one step's lease (its
+	// holder died, or froze, while running it) the engine allows before it
+	// fails the step instead of running it again.
+	DefaultMaxTakeovers = 2
+	// DefaultRepairGrace is how long past its due time a message may be on
+	// its way before Engine.Repair re-sends it. On a store that is not the
+	// queue it must exceed the queue's worst delivery latency and visibility
+	// timeout (a message in flight looks lost to the store).
+	DefaultRepairGrace = 5 * time.Minute
 	// MaxRetryDelay caps the full-jitter backoff of retries.
 	MaxRetryDelay = 60 * time.Second
 	// maxRecordedActions caps the actions one history entry lists; a long chain
@@ -60,9 +73,14 @@ type Options struct {
 	// Rand draws retry delays (full jitter); nil means a randomly seeded source.
 	// The engine serialises its use.
 	Rand *rand.Rand
-	// LeaseTimeout bounds how long a step may run before another worker may take
-	// it over; it must outlive the function timeout. Default 300 s.
+	// LeaseTimeout is how long a step's lease lasts without a renewal: the
+	// engine renews it every LeaseTimeout/3 while actions run, so a step may
+	// run longer; a dead worker's step is taken over once it expires.
+	// Default DefaultLeaseTimeout.
 	LeaseTimeout time.Duration
+	// MaxTakeovers bounds the takeovers of one step's lease before the step
+	// fails (its holder keeps disappearing); default DefaultMaxTakeovers.
+	MaxTakeovers int
 	// MaxLocalHops caps local transitions in one invocation (runaway guard).
 	// Default 1000.
 	MaxLocalHops int
@@ -96,6 +114,7 @@ type Engine struct {
 	maxLocalHops int
 	maxMessage   int
 	drops        DropRecorder
+	maxTakeovers int
 	// stepper is the Store when it can end a step in one write (it is the
 	// Queue too); stepRetries: the Retrier is that backend as well.
 	stepper     StepCommitter
@@ -103,6 +122,12 @@ type Engine struct {
 	// swapSender is the Store when it can claim a waiting execution and
 	// send the event's message in one write (it is the Queue too).
 	swapSender SwapSender
+	// createSender and reopenSender: the Store can create (or reopen) an
+	// execution and send its message in one write (it is the Queue too).
+	createSender CreateSender
+	reopenSender ReopenSender
+	// pending counts an execution's queued messages (the Store is the Queue).
+	pending PendingCounter
 }
 
 type systemClock struct{}
@@ -137,6 +162,7 @@ func New(o Options) (*Engine, error) {
 		rand:         o.Rand,
 		leaseTimeout: o.LeaseTimeout,
 		maxLocalHops: o.MaxLocalHops,
+		maxTakeovers: o.MaxTakeovers,
 		maxMessage:   o.MaxMessageBytes,
 		drops:        o.Drops,
 	}
@@ -174,8 +200,11 @@ func New(o Options) (*Engine, error) {
 		e.stepper = sc
 		e.stepRetries = o.Retrier == nil || sameBackend(o.Store, o.Retrier)
 	}
-	if ss, ok := o.Store.(SwapSender); ok && sameBackend(o.Store, o.Queue) {
-		e.swapSender = ss
+	if sameBackend(o.Store, o.Queue) {
+		e.swapSender, _ = o.Store.(SwapSender)
+		e.createSender, _ = o.Store.(CreateSender)
+		e.reopenSender, _ = o.Store.(ReopenSender)
+		e.pending, _ = o.Store.(PendingCounter)
 	}
 	if e.metrics == nil {
 		e.metrics = discardMetrics{}
@@ -198,6 +227,9 @@ func New(o Options) (*Engine, error) {
 	}
 	if e.maxMessage <= 0 {
 		e.maxMessage = DefaultMaxMessageBytes
+	}
+	if e.maxTakeovers <= 0 {
+		e.maxTakeovers = DefaultMaxTakeovers
 	}
 	return e, nil
 }
@@ -261,7 +293,8 @@ func (e *Engine) Start(ctx context.Context, r StartRequest) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("start %s: %w", m.name, err)
 	}
-	err = e.store.Create(ctx, Execution{
+	delay := additionalDelay(&msg.System)
+	x := Execution{
 		CorrelationID: id,
 		Machine:       m.name,
 		Status:        StatusRunning,
@@ -269,19 +302,36 @@ func (e *Engine) Start(ctx context.Context, r StartRequest) (string, error) {
 		Event:         spec.PseudoInit,
 		DoneStep:      -1,
 		Checkpoint:    payload,
+		DueAt:         now.Add(delay),
 		CreatedAt:     now,
 		UpdatedAt:     now,
-	})
-	if err != nil {
+	}
+	out := OutMessage{Key: id, Payload: payload, Delay: delay}
+	if e.createSender != nil {
+		if _, err := e.createSender.CreateSend(ctx, x, out); err != nil {
+			return "", fmt.Errorf("start %s %s: %w", m.name, id, err)
+		}
+		return id, nil
+	}
+	if err := e.store.Create(ctx, x); err != nil {
 		return "", fmt.Errorf("start %s %s: %w", m.name, id, err)
 	}
-	if _, err := e.queue.Send(ctx, OutMessage{Key: id, Payload: payload, Delay: additionalDelay(&msg.System)}); err != nil {
-		// Leave it resumable rather than running with no message in flight.
+	// Created: finish the start even if ctx is cancelled now (Ctrl-C during
+	// a batch of starts), rather than leave it without its message.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
+	defer cancel()
+	if _, err := e.queue.Send(sctx, out); err != nil {
+		// Leave it resumable rather than running with no message in flight
+		// (and if even that fails, Repair re-sends it once it is overdue).
 		e.setStatusAfterFailure(ctx, id, StatusFailed, "start message not sent: "+err.Error())
 		return "", fmt.Errorf("start %s %s: send start message: %w", m.name, id, err)
 	}
 	return id, nil
 }
+
+// sendTimeout bounds the send that completes an operator call after its
+// store write, which runs even when the caller's context is cancelled.
+const sendTimeout = 30 * time.Second
 
 // setStatusAfterFailure is a best-effort status change on a failure path.
 func (e *Engine) setStatusAfterFailure(ctx context.Context, id string, s Status, reason string) {
@@ -337,9 +387,11 @@ func (e *Engine) Send(ctx context.Context, correlationID, event string) error {
 	if err != nil {
 		return fmt.Errorf("send %q to %s: %w", event, correlationID, err)
 	}
+	now := e.clock.Now()
+	delay := additionalDelay(&msg.System)
 	claim := StatusSwap{CorrelationID: correlationID, Step: x.DoneStep, From: StatusWaiting, To: StatusRunning,
-		Checkpoint: payload, Now: e.clock.Now()}
-	out := OutMessage{Key: correlationID, Payload: payload, Delay: additionalDelay(&msg.System)}
+		Checkpoint: payload, DueAt: now.Add(delay), Now: now}
+	out := OutMessage{Key: correlationID, Payload: payload, Delay: delay}
 	if e.swapSender != nil {
 		if _, err := e.swapSender.SwapStatusSend(ctx, claim, out); err != nil {
 			return sendError(event, correlationID, err)
@@ -349,7 +401,9 @@ func (e *Engine) Send(ctx context.Context, correlationID, event string) error {
 	if err := e.store.SwapStatus(ctx, claim); err != nil {
 		return sendError(event, correlationID, err)
 	}
-	if _, err := e.queue.Send(ctx, out); err != nil {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
+	defer cancel()
+	if _, err := e.queue.Send(sctx, out); err != nil {
 		e.giveBack(ctx, x)
 		return fmt.Errorf("send %q to %s: %w", event, correlationID, err)
 	}
@@ -393,13 +447,27 @@ func (e *Engine) Stop(ctx context.Context, correlationID string) error {
 	return nil
 }
 
-// Resume restarts a failed or stopped execution: it marks it running again and
-// re-sends its checkpoint with retries reset to 0 and restarted_at set. A
-// stopped execution that was waiting goes back to waiting.
+// Resume restarts a failed or stopped execution: it reopens it (running
+// again, Store.Reopen) and re-sends its checkpoint with retries reset to 0
+// and restarted_at set, so that messages of the chain it replaces (a retry
+// still in backoff when it was stopped) are refused. A stopped execution
+// that was waiting goes back to waiting. When the Store is also the Queue
+// (ReopenSender) the reopen and the message are one write.
+//
+// Resume also accepts a running execution that has nothing in flight (a
+// start, send or resume that died between its two writes on a store that is
+// not the queue): no live lease, past its due time, and, when the Store can
+// count them (PendingCounter), no message queued. It re-sends its
+// checkpoint as it is; a duplicate, if the message was only late, is
+// dropped at acquire.
 func (e *Engine) Resume(ctx context.Context, correlationID string) error {
 	x, err := e.store.Get(ctx, correlationID)
 	if err != nil {
 		return fmt.Errorf("resume %s: %w", correlationID, err)
+	}
+	now := e.clock.Now()
+	if x.Status == StatusRunning {
+		return e.resumeRunning(ctx, x, now)
 	}
 	if x.Status != StatusFailed && x.Status != StatusStopped {
 		return fmt.Errorf("resume %s (status %s): %w", correlationID, x.Status, ErrNotResumable)
@@ -408,16 +476,20 @@ func (e *Engine) Resume(ctx context.Context, correlationID string) error {
 	if err != nil {
 		return fmt.Errorf("resume %s: checkpoint: %w", correlationID, err)
 	}
-	now := e.clock.Now()
 	if msg.System.CurrentEvent == "" && x.Status == StatusStopped {
 		// Parked: nothing to re-send; it waits for an outside event again.
-		if err := e.store.SetStatus(ctx, correlationID, StatusWaiting, "", now); err != nil {
+		r := Reopen{CorrelationID: correlationID, From: x.Status, To: StatusWaiting, Now: now}
+		if err := e.store.Reopen(ctx, r); err != nil {
 			return fmt.Errorf("resume %s: %w", correlationID, err)
 		}
 		return nil
 	}
+	// The restart time is what the message carries (whole seconds), and
+	// later than the chain's it replaces, so that chain is refused.
+	restarted := max(now.Unix(), int64(msg.System.RestartedAt)+1)
+	at := time.Unix(restarted, 0)
 	msg.System.Retries = 0
-	msg.System.RestartedAt = UnixTimeOf(now)
+	msg.System.RestartedAt = UnixTime(restarted)
 	if m := e.machines[msg.System.MachineName]; m != nil {
 		msg.System.SpecHash = m.hash
 	}
@@ -429,10 +501,20 @@ func (e *Engine) Resume(ctx context.Context, correlationID string) error {
 	if err != nil {
 		return fmt.Errorf("resume %s: %w", correlationID, err)
 	}
-	if err := e.store.SetStatus(ctx, correlationID, StatusRunning, "", now); err != nil {
+	r := Reopen{CorrelationID: correlationID, From: x.Status, To: StatusRunning, Checkpoint: payload, DueAt: now, Now: at}
+	out := OutMessage{Key: correlationID, Payload: payload}
+	if e.reopenSender != nil {
+		if _, err := e.reopenSender.ReopenSend(ctx, r, out); err != nil {
+			return fmt.Errorf("resume %s: %w", correlationID, err)
+		}
+		return nil
+	}
+	if err := e.store.Reopen(ctx, r); err != nil {
 		return fmt.Errorf("resume %s: %w", correlationID, err)
 	}
-	if _, err := e.queue.Send(ctx, OutMessage{Key: correlationID, Payload: payload}); err != nil {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
+	defer cancel()
+	if _, err := e.queue.Send(sctx, out); err != nil {
 		e.setStatusAfterFailure(ctx, correlationID, x.Status, "resume message not sent: "+err.Error())
 		return fmt.Errorf("resume %s: %w", correlationID, err)
 	}
@@ -457,6 +539,86 @@ func (e *Engine) checkSize(payload []byte) error {
 		return &MessageTooLargeError{Size: len(payload), Limit: e.maxMessage}
 	}
 	return nil
+}
+
+// resumeRunning re-sends the checkpoint of a running execution that has
+// nothing in flight, or says why it will not.
+func (e *Engine) resumeRunning(ctx context.Context, x Execution, now time.Time) error {
+	id := x.CorrelationID
+	// A store that cannot tell what is queued (it is not the queue) sees a
+	// message on its way as missing: wait for Repair's grace past its due time.
+	grace := DefaultRepairGrace
+	if e.pending != nil {
+		grace = 0
+	}
+	switch {
+	case !x.LeaseExpires.IsZero() && now.Before(x.LeaseExpires):
+		return fmt.Errorf("resume %s (status running, step %d in progress: its lease expires at %s): %w", id, x.LeaseStep,
+			x.LeaseExpires.Format(time.RFC3339), ErrNotResumable)
+	case !x.DueAt.IsZero() && now.Before(x.DueAt.Add(grace)):
+		return fmt.Errorf("resume %s (status running, its message is due at %s and may be on its way; resume accepts it from %s): %w",
+			id, x.DueAt.Format(time.RFC3339), x.DueAt.Add(grace).Format(time.RFC3339), ErrNotResumable)
+	}
+	if e.pending != nil {
+		n, err := e.pending.Pending(ctx, id)
+		if err != nil {
+			return fmt.Errorf("resume %s: %w", id, err)
+		}
+		if n > 0 {
+			return fmt.Errorf("resume %s (status running, %d message(s) queued for it): %w", id, n, ErrNotResumable)
+		}
+	}
+	if _, err := e.queue.Send(ctx, OutMessage{Key: id, Payload: x.Checkpoint}); err != nil {
+		return fmt.Errorf("resume %s: %w", id, err)
+	}
+	return nil
+}
+
+// RepairOptions configure Engine.Repair.
+type RepairOptions struct {
+	// Grace: a message overdue by less is assumed on its way (default
+	// DefaultRepairGrace).
+	Grace time.Duration
+	// Limit bounds the executions repaired by one call (default 100).
+	Limit int
+}
+
+// Repair re-sends the checkpoint of every running execution that has nothing
+// in flight (Store.Stranded): no live lease, no message queued when the store
+// can tell, and overdue by at least the grace. That is how an execution
+// whose message was lost (a crash between a store write and the queue's
+// send, on a store that is not the queue) continues; a message that was only
+// late makes a duplicate, which acquire drops. It returns how many it
+// re-sent. Local workers call it periodically; on AWS a scheduled invocation
+// does.
+func (e *Engine) Repair(ctx context.Context, o RepairOptions) (int, error) {
+	if o.Grace <= 0 {
+		o.Grace = DefaultRepairGrace
+	}
+	if o.Limit <= 0 {
+		o.Limit = 100
+	}
+	xs, err := e.store.Stranded(ctx, StrandedQuery{Now: e.clock.Now(), Grace: o.Grace, Limit: o.Limit})
+	if err != nil {
+		return 0, fmt.Errorf("repair: %w", err)
+	}
+	n := 0
+	for _, x := range xs {
+		if len(x.Checkpoint) == 0 {
+			continue
+		}
+		if _, err := e.queue.Send(ctx, OutMessage{Key: x.CorrelationID, Payload: x.Checkpoint}); err != nil {
+			// Its DueAt moved: the next call after another grace tries again.
+			return n, fmt.Errorf("repair %s: %w", x.CorrelationID, err)
+		}
+		n++
+		e.metrics.Add(MetricKey{Name: MetricRepair, Machine: x.Machine, State: x.State, Event: x.Event}, 1)
+		if e.logEnabled {
+			e.logger.LogAttrs(ctx, slog.LevelWarn, "re-sent the checkpoint of a stranded execution",
+				slog.String("machine", x.Machine), slog.String("correlation_id", x.CorrelationID))
+		}
+	}
+	return n, nil
 }
 
 func additionalDelay(s *SystemContext) time.Duration {

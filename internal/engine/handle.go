@@ -116,10 +116,15 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 	res := Result{CorrelationID: sys.CorrelationID, Machine: sys.MachineName, Step: sys.Steps, Retries: sys.Retries}
 	key := MetricKey{Machine: sys.MachineName, State: sys.CurrentState, Event: sys.CurrentEvent}
 	var lease Lease
+	leaseTimeout := e.leaseTimeoutOf(sys)
 	if pre != nil {
 		lease, err = pre.Lease, pre.Err
 	} else {
-		lease, err = e.store.Acquire(ctx, e.acquireRequest(sys, started))
+		q := e.acquireRequest(sys, started)
+		lease, err = e.store.Acquire(ctx, q)
+		if lease.Expires.IsZero() {
+			lease.Expires = q.Expires
+		}
 	}
 	if err != nil {
 		switch {
@@ -144,6 +149,12 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 		return res, nil
 	}
 	res.Fence = lease.Fence
+	if pre != nil && !e.renewIfOld(ctx, sys, &lease, leaseTimeout) {
+		// Taken over while the delivery waited in the worker.
+		res.Dropped = DropFenceLost
+		e.count(key, MetricDuplicate)
+		return res, nil
+	}
 	e.count(key, MetricDispatch)
 
 	m := e.machines[sys.MachineName]
@@ -173,7 +184,18 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 	var end stepEnd
 	if m != nil {
 		inv.m = m
-		end = e.run(ctx, &inv, sys)
+		if end = e.refuse(m, sys, lease); end.err == nil {
+			actx, hb := e.startHeartbeat(ctx, sys, lease, leaseTimeout)
+			end = e.run(actx, &inv, sys)
+			if hb.stop() {
+				// Another worker took the step over: whatever this attempt
+				// did is not committed, and nothing is sent.
+				res.Actions = inv.recorded()
+				res.Dropped = DropFenceLost
+				e.count(key, MetricDuplicate)
+				return res, nil
+			}
+		}
 	} else {
 		end = stepEnd{state: -1, err: &FatalError{Reason: fmt.Sprintf("unknown machine %q", sys.MachineName)}}
 	}
@@ -252,6 +274,7 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 			case OutcomeNext:
 				c.Status = StatusRunning
 				res.Delay = sumDelays(inv.c.RequestedDelay(), additionalDelay(sys))
+				c.DueAt = e.clock.Now().Add(res.Delay)
 				if e.stepper != nil {
 					out = &OutMessage{Key: sys.CorrelationID, Payload: next, Delay: res.Delay}
 					break
@@ -278,6 +301,7 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 			// Retry the original message, not the context the actions mutated.
 			orig, origUser, err := decodeMessage(payload, e.names, true)
 			if err != nil {
+				e.release(ctx, sys, lease.Fence)
 				return res, fmt.Errorf("handle %s step %d: decode for retry: %w", res.CorrelationID, res.Step, err)
 			}
 			orig.System.Retries++
@@ -286,6 +310,7 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 			}
 			res.Delay = e.retryDelay(orig.System.Retries)
 			if retry, err = appendMessage(nil, orig, origUser); err != nil {
+				e.release(ctx, sys, lease.Fence)
 				return res, fmt.Errorf("handle %s step %d: encode retry: %w", res.CorrelationID, res.Step, err)
 			}
 			if err := e.checkSize(retry); err != nil {
@@ -307,11 +332,13 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 			}
 		} else {
 			rm := OutMessage{Key: res.CorrelationID, Payload: retry, Delay: res.Delay}
+			c.DueAt = e.clock.Now().Add(res.Delay)
 			if e.stepper != nil && e.stepRetries {
 				out = &rm
 			} else {
 				if err := e.retrier.ScheduleRetry(ctx, rm); err != nil {
 					e.count(key, MetricCache)
+					e.release(ctx, sys, lease.Fence)
 					return res, fmt.Errorf("handle %s step %d: schedule retry: %w", res.CorrelationID, res.Step, err)
 				}
 				sent = true
@@ -361,6 +388,9 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 			}
 			return res, nil
 		}
+		// Give the lease back, so that the redelivery runs the step at once
+		// instead of waiting for the lease to expire.
+		e.release(ctx, sys, lease.Fence)
 		return res, fmt.Errorf("handle %s step %d: commit: %w", res.CorrelationID, res.Step, err)
 	}
 	if c.Outcome == OutcomeDone {
@@ -395,18 +425,36 @@ func (e *Engine) drop(ctx context.Context, payload []byte, partial *SystemContex
 
 // acquireRequest asks for the lease of sys's step at now.
 func (e *Engine) acquireRequest(sys *SystemContext, now time.Time) AcquireRequest {
-	leaseTimeout := e.leaseTimeout
-	if sys.LeaseTimeout > 0 {
-		leaseTimeout = seconds(sys.LeaseTimeout)
-	}
 	return AcquireRequest{
 		CorrelationID: sys.CorrelationID,
 		Machine:       sys.MachineName,
 		Step:          sys.Steps,
 		Retries:       sys.Retries,
 		Now:           now,
-		Expires:       now.Add(leaseTimeout),
+		Expires:       now.Add(e.leaseTimeoutOf(sys)),
+		Restarted:     sys.RestartedAt.Time(),
 	}
+}
+
+// refuse fails a leased step before any of its actions run: a message whose
+// steps are already beyond max_steps (from another producer, or a cap
+// lowered since; the end message of a final state may be one beyond), and a
+// step whose lease was taken over more than MaxTakeovers times (its holder
+// keeps disappearing: an action that crashes the process, or outlives the
+// function's timeout). The zero stepEnd lets the step run.
+func (e *Engine) refuse(m *Machine, sys *SystemContext, l Lease) stepEnd {
+	limit := m.maxSteps
+	if sys.CurrentEvent == spec.PseudoFinal {
+		limit++
+	}
+	switch {
+	case sys.Steps > limit:
+		return stepEnd{state: -1, err: fatalf("message at step %d is beyond max_steps %d", sys.Steps, m.maxSteps)}
+	case l.Takeovers > e.maxTakeovers:
+		return stepEnd{state: -1, err: fatalf("step %d was taken over %d times: the worker running it keeps disappearing (a crash, or a timeout, in one of its actions?)",
+			sys.Steps, l.Takeovers)}
+	}
+	return stepEnd{}
 }
 
 // leaseRequest is the lease a LeasingSource takes for payload as it claims

@@ -20,7 +20,18 @@ type WorkerOptions struct {
 	Batch int
 	// Logger logs receive and acknowledge failures; nil discards.
 	Logger *slog.Logger
+	// RepairEvery is how often the worker calls Engine.Repair (default
+	// DefaultRepairEvery; negative: never). One call is one indexed read of
+	// the store when nothing is stranded.
+	RepairEvery time.Duration
+	// RepairGrace is Repair's grace (default: the engine's lease timeout when
+	// its store is also the queue and can tell what is queued, so only the
+	// truly stranded are repaired; else DefaultRepairGrace).
+	RepairGrace time.Duration
 }
+
+// DefaultRepairEvery is how often RunWorker repairs stranded executions.
+const DefaultRepairEvery = 30 * time.Second
 
 // RunWorker receives messages from src and handles them with e until ctx is
 // cancelled (Engine.HandleDelivery). A message is acknowledged when handled (or
@@ -47,6 +58,21 @@ func RunWorker(ctx context.Context, src Source, e *Engine, o WorkerOptions) erro
 	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if o.RepairEvery == 0 {
+		o.RepairEvery = DefaultRepairEvery
+	}
+	if o.RepairGrace <= 0 {
+		o.RepairGrace = DefaultRepairGrace
+		if e.pending != nil {
+			o.RepairGrace = e.leaseTimeout
+		}
+	}
+	if o.RepairEvery > 0 {
+		rctx, stop := context.WithCancel(ctx)
+		var rwg sync.WaitGroup
+		defer func() { stop(); rwg.Wait() }()
+		rwg.Go(func() { repairEvery(rctx, e, o.RepairEvery, o.RepairGrace, logger) })
 	}
 	// In-flight messages finish even when ctx is cancelled.
 	hctx := context.WithoutCancel(ctx)
@@ -108,6 +134,22 @@ func RunWorker(ctx context.Context, src Source, e *Engine, o WorkerOptions) erro
 		}
 	}
 	return nil
+}
+
+// repairEvery calls e.Repair every interval until ctx is done.
+func repairEvery(ctx context.Context, e *Engine, every, grace time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := e.Repair(ctx, RepairOptions{Grace: grace}); err != nil && ctx.Err() == nil {
+			logger.LogAttrs(ctx, slog.LevelWarn, "repair failed", slog.Any("err", err))
+		}
+	}
 }
 
 func handleDelivery(ctx context.Context, src Source, e *Engine, d Delivery, logger *slog.Logger) {

@@ -83,6 +83,11 @@ func (capture) SetStatus(context.Context, string, engine.Status, string, time.Ti
 	return errNoStore
 }
 func (capture) SwapStatus(context.Context, engine.StatusSwap) error { return errNoStore }
+func (capture) Reopen(context.Context, engine.Reopen) error         { return errNoStore }
+func (capture) Renew(context.Context, engine.LeaseRenewal) error    { return nil }
+func (capture) Stranded(context.Context, engine.StrandedQuery) ([]engine.Execution, error) {
+	return nil, errNoStore
+}
 func (capture) Send(ctx context.Context, m engine.OutMessage) (string, error) {
 	if s := slotOf(ctx); s != nil {
 		s.sent = m.Payload

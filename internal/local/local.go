@@ -59,9 +59,10 @@ type RunOptions struct {
 	// (its handling failed) stays hidden before it comes back (default
 	// RunVisibility, or ChaosVisibility under Chaos).
 	Visibility time.Duration
-	// LeaseTimeout is how long a step's lease lasts; a step whose commit
-	// failed can run again only once it expires (default
-	// engine.DefaultLeaseTimeout, or ChaosLeaseTimeout under Chaos).
+	// LeaseTimeout is how long a step's lease lasts without a renewal (the
+	// engine renews it while actions run): how long a dead worker's step
+	// waits before it is taken over (default LeaseTimeout, or
+	// ChaosLeaseTimeout under Chaos).
 	LeaseTimeout time.Duration
 }
 
@@ -77,6 +78,13 @@ const (
 	RunVisibility     = 2 * time.Second
 	ChaosVisibility   = 250 * time.Millisecond
 	ChaosLeaseTimeout = time.Second
+	// LeaseTimeout is the local workers' lease. Renewed every third of it
+	// while actions run, it only has to cover a late renewal on a local
+	// file, and a killed worker's steps are taken over within seconds.
+	LeaseTimeout = 5 * time.Second
+	// WorkerVisibility is the local workers' visibility timeout: how long a
+	// killed worker's deliveries stay hidden before they come back.
+	WorkerVisibility = 10 * time.Second
 )
 
 // maxInfraFailures is how many store or queue calls in a row Run lets fail
@@ -104,7 +112,7 @@ func Run(ctx context.Context, opts RunOptions) (RunResult, error) {
 		return res, err
 	}
 	defer closeB()
-	visibility, leaseTimeout := RunVisibility, time.Duration(0)
+	visibility, leaseTimeout := RunVisibility, LeaseTimeout
 	if opts.Chaos != nil {
 		visibility, leaseTimeout = ChaosVisibility, ChaosLeaseTimeout
 	}
@@ -346,10 +354,10 @@ type WorkerOptions struct {
 	// Workers is how many messages are handled at once (default 4).
 	Workers int
 	// Visibility is how long a received message stays hidden from other
-	// workers before it is delivered again (default 30 s; see engine.WorkerOptions).
+	// workers before it is delivered again (default WorkerVisibility).
 	Visibility time.Duration
-	// LeaseTimeout is how long a step's lease lasts before another worker may
-	// take the step over (default engine.DefaultLeaseTimeout).
+	// LeaseTimeout is how long a step's lease lasts without a renewal before
+	// another worker may take the step over (default LeaseTimeout).
 	LeaseTimeout time.Duration
 	// UntilIdle makes Worker return once the queue is empty: no message ready,
 	// delayed (a retry) or in flight. Executions left waiting for an outside
@@ -434,6 +442,12 @@ func Worker(ctx context.Context, opts WorkerOptions) error {
 		if opts.LeaseTimeout <= 0 {
 			opts.LeaseTimeout = ChaosLeaseTimeout
 		}
+	}
+	if opts.Visibility <= 0 {
+		opts.Visibility = WorkerVisibility
+	}
+	if opts.LeaseTimeout <= 0 {
+		opts.LeaseTimeout = LeaseTimeout
 	}
 	e, err := newEngine(opts.Spec, opts.Resolve, opts.Simulate, b, opts.Logger, opts.LeaseTimeout)
 	if err != nil {

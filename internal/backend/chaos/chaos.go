@@ -26,6 +26,9 @@ const (
 	OpList          = "List"
 	OpSetStatus     = "SetStatus"
 	OpSwapStatus    = "SwapStatus"
+	OpReopen        = "Reopen"
+	OpRenew         = "Renew"
+	OpStranded      = "Stranded"
 	OpSend          = "Send"
 	OpScheduleRetry = "ScheduleRetry"
 	OpReceive       = "Receive"
@@ -35,7 +38,7 @@ const (
 // Ops returns every operation name Config.Ops may key, sorted.
 func Ops() []string {
 	return []string{OpAck, OpAcquire, OpCommit, OpCommitStep, OpCreate, OpGet, OpHistory,
-		OpList, OpReceive, OpScheduleRetry, OpSend, OpSetStatus, OpSwapStatus}
+		OpList, OpReceive, OpRenew, OpReopen, OpScheduleRetry, OpSend, OpSetStatus, OpStranded, OpSwapStatus}
 }
 
 // ErrInjected is what every injected failure wraps.
@@ -251,6 +254,27 @@ func (w *store) SwapStatus(ctx context.Context, s engine.StatusSwap) error {
 		return err
 	}
 	return w.s.SwapStatus(ctx, s)
+}
+
+func (w *store) Reopen(ctx context.Context, r engine.Reopen) error {
+	if err := w.i.fail(OpReopen); err != nil {
+		return err
+	}
+	return w.s.Reopen(ctx, r)
+}
+
+func (w *store) Renew(ctx context.Context, r engine.LeaseRenewal) error {
+	if err := w.i.fail(OpRenew); err != nil {
+		return err
+	}
+	return w.s.Renew(ctx, r)
+}
+
+func (w *store) Stranded(ctx context.Context, q engine.StrandedQuery) ([]engine.Execution, error) {
+	if err := w.i.fail(OpStranded); err != nil {
+		return nil, err
+	}
+	return w.s.Stranded(ctx, q)
 }
 
 type queue struct {

@@ -15,6 +15,10 @@ func TestStore(t *testing.T) {
 	storetest.RunStore(t, func(t *testing.T) engine.Store { return memory.New(memory.Options{}) })
 }
 
+func TestProtocol(t *testing.T) {
+	storetest.RunProtocol(t, func(t *testing.T) engine.Store { return memory.New(memory.Options{}) })
+}
+
 func TestQueue(t *testing.T) {
 	storetest.RunQueue(t, func(t *testing.T, clock func() time.Time) storetest.QueueBackend {
 		return memory.New(memory.Options{Clock: clock})

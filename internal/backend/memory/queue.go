@@ -192,6 +192,19 @@ func (q *queue) ack(id int64, attempts int) bool {
 	return true
 }
 
+// pending counts the messages of key not yet acked.
+func (q *queue) pending(key string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, m := range q.byID {
+		if m.key == key {
+			n++
+		}
+	}
+	return n
+}
+
 // Len returns the number of messages not yet acked: ready, delayed and in
 // flight.
 func (b *Backend) Len() int {

@@ -46,18 +46,24 @@ type record struct {
 	// step that last failed with a retry outcome (-1 when none).
 	failedStep    int
 	failedAttempt int
+	// restarted is the time of the last resume (Reopen to running): messages
+	// restarted before it are refused.
+	restarted time.Time
 	// hist indexes this execution's rows in Backend.log, oldest first.
 	hist []int
 }
 
 var (
-	_ engine.Store         = (*Backend)(nil)
-	_ engine.Queue         = (*Backend)(nil)
-	_ engine.Retrier       = (*Backend)(nil)
-	_ engine.Source        = (*Backend)(nil)
-	_ engine.Tailer        = (*Backend)(nil)
-	_ engine.StepCommitter = (*Backend)(nil)
-	_ engine.SwapSender    = (*Backend)(nil)
+	_ engine.Store          = (*Backend)(nil)
+	_ engine.Queue          = (*Backend)(nil)
+	_ engine.Retrier        = (*Backend)(nil)
+	_ engine.Source         = (*Backend)(nil)
+	_ engine.Tailer         = (*Backend)(nil)
+	_ engine.StepCommitter  = (*Backend)(nil)
+	_ engine.SwapSender     = (*Backend)(nil)
+	_ engine.CreateSender   = (*Backend)(nil)
+	_ engine.ReopenSender   = (*Backend)(nil)
+	_ engine.PendingCounter = (*Backend)(nil)
 )
 
 // New returns an empty Backend.
@@ -82,6 +88,25 @@ func (b *Backend) Create(ctx context.Context, e engine.Execution) error {
 	}
 	b.smu.Lock()
 	defer b.smu.Unlock()
+	return b.create(e)
+}
+
+// CreateSend implements engine.CreateSender: the store's lock is held
+// throughout, so the message is sent iff the execution was created.
+func (b *Backend) CreateSend(ctx context.Context, e engine.Execution, out engine.OutMessage) (string, error) {
+	if e.CorrelationID == "" {
+		return "", fmt.Errorf("create execution: empty correlation id")
+	}
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	if err := b.create(e); err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(b.enqueue(out), 10), nil
+}
+
+// create is Create; the caller holds smu.
+func (b *Backend) create(e engine.Execution) error {
 	if old := b.execs[e.CorrelationID]; old != nil {
 		return fmt.Errorf("create execution %s (status %s): %w", e.CorrelationID, old.e.Status, engine.ErrExists)
 	}
@@ -139,6 +164,9 @@ func (b *Backend) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.
 	switch {
 	case e.Status == engine.StatusStopped:
 		return engine.Lease{}, fmt.Errorf("acquire %s step %d: %w", q.CorrelationID, q.Step, engine.ErrInactive)
+	case q.Restarted.Before(r.restarted):
+		return engine.Lease{}, fmt.Errorf("acquire %s step %d: message restarted at %s, before the resume at %s: %w",
+			q.CorrelationID, q.Step, q.Restarted.Format(time.RFC3339), r.restarted.Format(time.RFC3339), engine.ErrDuplicate)
 	case e.DoneStep >= q.Step:
 		return engine.Lease{}, fmt.Errorf("acquire %s step %d: step %d done: %w", q.CorrelationID, q.Step, e.DoneStep, engine.ErrDuplicate)
 	case !e.LeaseExpires.IsZero() && q.Now.Before(e.LeaseExpires) && e.LeaseStep >= q.Step:
@@ -149,6 +177,11 @@ func (b *Backend) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.
 	case r.failedStep == q.Step && r.failedAttempt >= q.Retries:
 		return engine.Lease{}, fmt.Errorf("acquire %s step %d attempt %d: attempt %d failed: %w", q.CorrelationID, q.Step, q.Retries, r.failedAttempt, engine.ErrDuplicate)
 	}
+	if !e.LeaseExpires.IsZero() && e.LeaseStep == q.Step {
+		e.Takeovers++ // its holder let it expire
+	} else if e.LeaseStep != q.Step {
+		e.Takeovers = 0
+	}
 	e.Fence++
 	e.LeaseStep = q.Step
 	e.LeaseExpires = q.Expires
@@ -158,7 +191,7 @@ func (b *Backend) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.
 	if e.Machine == "" {
 		e.Machine = q.Machine
 	}
-	return engine.Lease{Fence: e.Fence}, nil
+	return engine.Lease{Fence: e.Fence, Takeovers: e.Takeovers, Expires: q.Expires}, nil
 }
 
 // Commit implements engine.Store. It refuses (engine.ErrFenceLost) when the
@@ -243,6 +276,7 @@ func (b *Backend) commit(r *record, c engine.Commit) {
 	if c.Error != "" || c.Outcome == engine.OutcomeRetry || c.Outcome == engine.OutcomeFailed {
 		e.LastError = c.Error
 	}
+	e.DueAt = c.DueAt
 	e.Retries = c.Retries
 	e.UpdatedAt = c.Now
 	if e.Machine == "" {
@@ -441,8 +475,113 @@ func (b *Backend) swap(s engine.StatusSwap) error {
 	if s.Checkpoint != nil {
 		e.Checkpoint = append(e.Checkpoint[:0], s.Checkpoint...)
 	}
+	e.DueAt = s.DueAt
 	e.UpdatedAt = s.Now
 	return nil
+}
+
+// Reopen implements engine.Store.
+func (b *Backend) Reopen(ctx context.Context, ro engine.Reopen) error {
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	return b.reopen(ro)
+}
+
+// ReopenSend implements engine.ReopenSender: the store's lock is held
+// throughout, so the message is sent iff the execution was reopened.
+func (b *Backend) ReopenSend(ctx context.Context, ro engine.Reopen, out engine.OutMessage) (string, error) {
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	if err := b.reopen(ro); err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(b.enqueue(out), 10), nil
+}
+
+// reopen applies ro; the caller holds smu.
+func (b *Backend) reopen(ro engine.Reopen) error {
+	r := b.execs[ro.CorrelationID]
+	if r == nil {
+		return fmt.Errorf("reopen %s: %w", ro.CorrelationID, engine.ErrNotFound)
+	}
+	e := &r.e
+	if e.Status != ro.From || !ro.From.Terminal() || ro.From == engine.StatusDone || ro.To.Terminal() {
+		return fmt.Errorf("reopen %s from %s to %s: %w", ro.CorrelationID, ro.From, ro.To,
+			&engine.StatusError{CorrelationID: ro.CorrelationID, Status: e.Status, DoneStep: e.DoneStep,
+				Want: engine.StatusSwap{CorrelationID: ro.CorrelationID, Step: e.DoneStep, From: ro.From, To: ro.To}})
+	}
+	if e.Status == engine.StatusFailed && e.DoneStep >= e.LeaseStep {
+		e.DoneStep = e.LeaseStep - 1
+	}
+	r.failedStep, r.failedAttempt = -1, -1
+	e.Takeovers = 0
+	e.Status = ro.To
+	if ro.Checkpoint != nil {
+		e.Checkpoint = append(e.Checkpoint[:0], ro.Checkpoint...)
+	}
+	if ro.To == engine.StatusRunning {
+		r.restarted = ro.Now
+	}
+	e.DueAt = ro.DueAt
+	e.UpdatedAt = ro.Now
+	return nil
+}
+
+// Renew implements engine.Store.
+func (b *Backend) Renew(ctx context.Context, rn engine.LeaseRenewal) error {
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	r := b.execs[rn.CorrelationID]
+	if r == nil || r.e.Fence != rn.Fence || r.e.LeaseExpires.IsZero() {
+		return fmt.Errorf("renew the lease of %s fence %d: %w", rn.CorrelationID, rn.Fence, engine.ErrFenceLost)
+	}
+	r.e.LeaseExpires = rn.Expires
+	return nil
+}
+
+// Stranded implements engine.Store: a scan of every execution (the memory
+// backend is for tests and single runs) and, for each candidate, of the queue.
+func (b *Backend) Stranded(ctx context.Context, q engine.StrandedQuery) ([]engine.Execution, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	cutoff := q.Now.Add(-q.Grace)
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	var cands []*record
+	for _, r := range b.execs {
+		e := &r.e
+		if e.Status == engine.StatusRunning && !e.DueAt.IsZero() && !e.DueAt.After(cutoff) &&
+			(e.LeaseExpires.IsZero() || !q.Now.Before(e.LeaseExpires)) {
+			cands = append(cands, r)
+		}
+	}
+	slices.SortFunc(cands, func(x, y *record) int {
+		if c := x.e.DueAt.Compare(y.e.DueAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.e.CorrelationID, y.e.CorrelationID)
+	})
+	out := make([]engine.Execution, 0)
+	for _, r := range cands {
+		if len(out) == limit {
+			break
+		}
+		if b.q.pending(r.e.CorrelationID) > 0 {
+			continue
+		}
+		r.e.DueAt = q.Now
+		e := r.e
+		e.Checkpoint = clone(e.Checkpoint)
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Pending implements engine.PendingCounter.
+func (b *Backend) Pending(ctx context.Context, key string) (int, error) {
+	return b.q.pending(key), nil
 }
 
 // HistorySince implements engine.Tailer.

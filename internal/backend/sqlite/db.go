@@ -63,14 +63,18 @@ type DB struct {
 }
 
 var (
-	_ engine.Store         = (*DB)(nil)
-	_ engine.Queue         = (*DB)(nil)
-	_ engine.Retrier       = (*DB)(nil)
-	_ engine.Source        = (*DB)(nil)
-	_ engine.Tailer        = (*DB)(nil)
-	_ engine.StepCommitter = (*DB)(nil)
-	_ engine.LeasingSource = (*DB)(nil)
-	_ engine.DropRecorder  = (*DB)(nil)
+	_ engine.Store          = (*DB)(nil)
+	_ engine.Queue          = (*DB)(nil)
+	_ engine.Retrier        = (*DB)(nil)
+	_ engine.Source         = (*DB)(nil)
+	_ engine.Tailer         = (*DB)(nil)
+	_ engine.StepCommitter  = (*DB)(nil)
+	_ engine.LeasingSource  = (*DB)(nil)
+	_ engine.SwapSender     = (*DB)(nil)
+	_ engine.CreateSender   = (*DB)(nil)
+	_ engine.ReopenSender   = (*DB)(nil)
+	_ engine.PendingCounter = (*DB)(nil)
+	_ engine.DropRecorder   = (*DB)(nil)
 )
 
 // applicationID marks lfsm files in the SQLite header ("lfsm").
@@ -171,6 +175,18 @@ CREATE TABLE tombstones (
 	// that change the state (docs/benchmarks.md has the cost).
 	`
 CREATE INDEX executions_count ON executions (machine, state, status);
+`,
+	// 6: what the protocol's repair, heartbeats and resume need: the due time
+	// of the message in flight (indexed for Stranded, over running executions
+	// only), the takeovers of the current step's lease, the time of the last
+	// resume, and the queue by key (a run's own messages, Pending, and
+	// Stranded's "nothing queued").
+	`
+ALTER TABLE executions ADD COLUMN due_at    INTEGER NOT NULL DEFAULT 0; -- unix ns; 0 when nothing is due
+ALTER TABLE executions ADD COLUMN takeovers INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN restarted INTEGER NOT NULL DEFAULT 0; -- unix ns of the last resume
+CREATE INDEX executions_due ON executions (due_at) WHERE status = 'running';
+CREATE INDEX queue_key ON queue (key, visible_at);
 `,
 }
 

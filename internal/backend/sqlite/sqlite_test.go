@@ -30,6 +30,10 @@ func TestStore(t *testing.T) {
 	storetest.RunStore(t, func(t *testing.T) engine.Store { return open(t, sqlite.Options{}) })
 }
 
+func TestProtocol(t *testing.T) {
+	storetest.RunProtocol(t, func(t *testing.T) engine.Store { return open(t, sqlite.Options{}) })
+}
+
 func TestQueue(t *testing.T) {
 	storetest.RunQueue(t, func(t *testing.T, clock func() time.Time) storetest.QueueBackend {
 		return open(t, sqlite.Options{Clock: clock, PollInterval: 5 * time.Millisecond})

@@ -44,11 +44,25 @@ func (d *DB) Create(ctx context.Context, e engine.Execution) error {
 		return fmt.Errorf("create execution %s: %w", e.CorrelationID, err)
 	}
 	defer unlock()
-	err = d.ws.create.bind().text(1, e.CorrelationID).text(2, e.Machine).text(3, string(e.Status)).text(4, e.State).
+	return d.createError(e, d.create(e))
+}
+
+// create runs Create's statement on the write connection.
+func (d *DB) create(e engine.Execution) error {
+	if e.Status == "" {
+		e.Status = engine.StatusRunning
+	}
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = e.UpdatedAt
+	}
+	if e.UpdatedAt.IsZero() {
+		e.UpdatedAt = e.CreatedAt
+	}
+	err := d.ws.create.bind().text(1, e.CorrelationID).text(2, e.Machine).text(3, string(e.Status)).text(4, e.State).
 		text(5, e.Event).int(6, e.Retries).int64(7, e.Fence).text(8, e.LastError).blob(9, e.Checkpoint).
-		text(10, e.SendReceipt).int64(11, nanos(e.CreatedAt)).int64(12, nanos(e.UpdatedAt)).exec()
+		text(10, e.SendReceipt).int64(11, nanos(e.CreatedAt)).int64(12, nanos(e.UpdatedAt)).int64(13, nanos(e.DueAt)).exec()
 	if err != nil {
-		return d.fileError("create execution "+e.CorrelationID, err)
+		return err
 	}
 	if d.w.changes() == 0 {
 		st, found, _ := d.acquireState(e.CorrelationID)
@@ -60,6 +74,50 @@ func (d *DB) Create(ctx context.Context, e engine.Execution) error {
 		return fmt.Errorf("create execution %s (status %s): %w", e.CorrelationID, st.status, engine.ErrExists)
 	}
 	return nil
+}
+
+// createError passes ErrExists on and names the file in any other error.
+func (d *DB) createError(e engine.Execution, err error) error {
+	if err == nil || errors.Is(err, engine.ErrExists) {
+		return err
+	}
+	return d.fileError("create execution "+e.CorrelationID, err)
+}
+
+// CreateSend implements engine.CreateSender: Create's insert and the
+// message's in one transaction; a refused create sends nothing.
+func (d *DB) CreateSend(ctx context.Context, e engine.Execution, out engine.OutMessage) (string, error) {
+	if e.CorrelationID == "" {
+		return "", errors.New("create execution: empty correlation id")
+	}
+	receipt := ""
+	err := d.write(ctx, true, func(ctx context.Context) error {
+		if err := d.create(e); err != nil {
+			return err
+		}
+		var err error
+		receipt, err = d.insertMessage(out)
+		return err
+	})
+	if err := d.createError(e, err); err != nil {
+		return "", err
+	}
+	d.wakeReceivers()
+	return receipt, nil
+}
+
+// insertMessage inserts out into the queue on the write connection and
+// returns its receipt.
+func (d *DB) insertMessage(out engine.OutMessage) (string, error) {
+	visible := d.clock().Add(max(out.Delay, 0)).UnixNano()
+	payload := out.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	if err := d.ws.send.bind().text(1, out.Key).blob(2, payload).int64(3, visible).exec(); err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(d.w.lastInsertID(), 10), nil
 }
 
 // Acquire implements engine.Store with one conditional upsert; only a refusal
@@ -83,6 +141,7 @@ type executionState struct {
 	done, leaseStep           int
 	leaseExpires              int64
 	failedStep, failedAttempt int
+	restarted                 int64
 }
 
 // acquireState reads the state the acquire rule looks at; found is false
@@ -94,7 +153,7 @@ func (d *DB) acquireState(id string) (st executionState, found bool, err error) 
 		return st, false, err
 	}
 	st = executionState{status: s.colText(0), done: s.colInt(1), leaseStep: s.colInt(2), leaseExpires: s.colInt64(3),
-		failedStep: s.colInt(4), failedAttempt: s.colInt(5)}
+		failedStep: s.colInt(4), failedAttempt: s.colInt(5), restarted: s.colInt64(6)}
 	s.reset()
 	return st, true, nil
 }
@@ -115,17 +174,17 @@ func (d *DB) tombstone(id string) (status string, done int, pruned bool, err err
 func (d *DB) acquire(ctx context.Context, q engine.AcquireRequest) (engine.Lease, error) {
 	for range 3 {
 		s := d.ws.acquire.bind().text(1, q.CorrelationID).text(2, q.Machine).int(3, q.Step).int(4, q.Retries).
-			int64(5, nanos(q.Now)).int64(6, nanos(q.Expires))
+			int64(5, nanos(q.Now)).int64(6, nanos(q.Expires)).int64(7, nanos(q.Restarted))
 		row, err := s.step()
 		if err != nil {
 			return engine.Lease{}, d.fileError(fmt.Sprintf("acquire %s step %d", q.CorrelationID, q.Step), err)
 		}
 		if row {
-			fence := s.colInt64(0)
+			l := engine.Lease{Fence: s.colInt64(0), Takeovers: s.colInt(1), Expires: q.Expires}
 			if err := s.exec(); err != nil { // finishes the upsert
 				return engine.Lease{}, d.fileError(fmt.Sprintf("acquire %s step %d", q.CorrelationID, q.Step), err)
 			}
-			return engine.Lease{Fence: fence}, nil
+			return l, nil
 		}
 		st, found, err := d.acquireState(q.CorrelationID)
 		if err != nil {
@@ -144,6 +203,9 @@ func (d *DB) acquire(ctx context.Context, q engine.AcquireRequest) (engine.Lease
 			// Deleted by another process in between: try again.
 		case status == string(engine.StatusStopped):
 			return engine.Lease{}, fmt.Errorf("acquire %s step %d: %w", q.CorrelationID, q.Step, engine.ErrInactive)
+		case nanos(q.Restarted) < st.restarted:
+			return engine.Lease{}, fmt.Errorf("acquire %s step %d: message restarted at %s, before the resume at %s: %w",
+				q.CorrelationID, q.Step, q.Restarted.Format(time.RFC3339), fromNanos(st.restarted).Format(time.RFC3339), engine.ErrDuplicate)
 		case done >= q.Step:
 			return engine.Lease{}, fmt.Errorf("acquire %s step %d: step %d done: %w", q.CorrelationID, q.Step, done, engine.ErrDuplicate)
 		case leaseExpires > nanos(q.Now) && leaseStep == q.Step:
@@ -173,7 +235,8 @@ func (d *DB) Commit(ctx context.Context, c engine.Commit) error {
 func (d *DB) commit(ctx context.Context, c engine.Commit) error {
 	s := d.ws.commitExec.bind().text(1, c.CorrelationID).int64(2, c.Fence).int(3, c.Step).int(4, c.Retries).
 		text(5, string(c.Outcome)).text(6, string(c.NextStatus())).text(7, c.State).text(8, c.Event).
-		blob(9, c.Checkpoint).text(10, c.SendReceipt).text(11, c.Error).int64(12, nanos(c.Now)).text(13, c.Machine)
+		blob(9, c.Checkpoint).text(10, c.SendReceipt).text(11, c.Error).int64(12, nanos(c.Now)).text(13, c.Machine).
+		int64(14, nanos(c.DueAt))
 	row, err := s.step()
 	if err != nil {
 		return err
@@ -309,7 +372,7 @@ func (d *DB) SwapStatusSend(ctx context.Context, s engine.StatusSwap, out engine
 // swap runs SwapStatus's statements on the write connection.
 func (d *DB) swap(s engine.StatusSwap) error {
 	err := d.ws.swapStatus.bind().text(1, s.CorrelationID).text(2, string(s.From)).text(3, string(s.To)).int(4, s.Step).
-		blob(5, s.Checkpoint).int64(6, nanos(s.Now)).exec()
+		blob(5, s.Checkpoint).int64(6, nanos(s.Now)).int64(7, nanos(s.DueAt)).exec()
 	if err != nil {
 		return err
 	}
@@ -337,18 +400,20 @@ func (d *DB) swapError(s engine.StatusSwap, err error) error {
 }
 
 const executionColumns = `correlation_id, machine, status, state, event, done_step, retries, fence,
-	lease_step, lease_expires, last_error, checkpoint, send_receipt, created_at, updated_at`
+	lease_step, lease_expires, last_error, checkpoint, send_receipt, created_at, updated_at, due_at, takeovers`
 
 func scanExecution(row interface{ Scan(...any) error }) (engine.Execution, error) {
 	var (
 		e                                  engine.Execution
 		status                             string
 		leaseExpires, createdAt, updatedAt int64
+		dueAt                              int64
 	)
 	err := row.Scan(&e.CorrelationID, &e.Machine, &status, &e.State, &e.Event, &e.DoneStep, &e.Retries, &e.Fence,
-		&e.LeaseStep, &leaseExpires, &e.LastError, &e.Checkpoint, &e.SendReceipt, &createdAt, &updatedAt)
+		&e.LeaseStep, &leaseExpires, &e.LastError, &e.Checkpoint, &e.SendReceipt, &createdAt, &updatedAt, &dueAt, &e.Takeovers)
 	e.Status = engine.Status(status)
 	e.LeaseExpires, e.CreatedAt, e.UpdatedAt = fromNanos(leaseExpires), fromNanos(createdAt), fromNanos(updatedAt)
+	e.DueAt = fromNanos(dueAt)
 	return e, err
 }
 
@@ -535,4 +600,137 @@ func joinActions(actions []string) string {
 		return actions[0]
 	}
 	return strings.Join(actions, actionSep)
+}
+
+// Reopen implements engine.Store with one conditional update.
+func (d *DB) Reopen(ctx context.Context, r engine.Reopen) error {
+	err := d.write(ctx, false, func(ctx context.Context) error { return d.reopen(r) })
+	return d.reopenError(r, err)
+}
+
+// ReopenSend implements engine.ReopenSender: the conditional update and the
+// message's insert in one transaction; a refused reopen sends nothing.
+func (d *DB) ReopenSend(ctx context.Context, r engine.Reopen, out engine.OutMessage) (string, error) {
+	receipt := ""
+	err := d.write(ctx, true, func(ctx context.Context) error {
+		if err := d.reopen(r); err != nil {
+			return err
+		}
+		var err error
+		receipt, err = d.insertMessage(out)
+		return err
+	})
+	if err := d.reopenError(r, err); err != nil {
+		return "", err
+	}
+	d.wakeReceivers()
+	return receipt, nil
+}
+
+// reopen runs Reopen's statement on the write connection.
+func (d *DB) reopen(r engine.Reopen) error {
+	err := d.ws.reopen.bind().text(1, r.CorrelationID).text(2, string(r.From)).text(3, string(r.To)).blob(4, r.Checkpoint).
+		int64(5, nanos(r.DueAt)).int64(6, nanos(r.Now)).exec()
+	if err != nil {
+		return err
+	}
+	if d.w.changes() == 1 {
+		return nil
+	}
+	st, found, err := d.acquireState(r.CorrelationID)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("reopen %s: %w", r.CorrelationID, engine.ErrNotFound)
+	}
+	return fmt.Errorf("reopen %s from %s to %s: %w", r.CorrelationID, r.From, r.To,
+		&engine.StatusError{CorrelationID: r.CorrelationID, Status: engine.Status(st.status), DoneStep: st.done,
+			Want: engine.StatusSwap{CorrelationID: r.CorrelationID, Step: st.done, From: r.From, To: r.To}})
+}
+
+// reopenError passes a refusal on and names the file in any other error.
+func (d *DB) reopenError(r engine.Reopen, err error) error {
+	var se *engine.StatusError
+	if err == nil || errors.As(err, &se) || errors.Is(err, engine.ErrNotFound) {
+		return err
+	}
+	return d.fileError("reopen "+r.CorrelationID, err)
+}
+
+// Renew implements engine.Store with one conditional update.
+func (d *DB) Renew(ctx context.Context, r engine.LeaseRenewal) error {
+	var n int64
+	err := d.write(ctx, false, func(ctx context.Context) error {
+		if err := d.ws.renew.bind().text(1, r.CorrelationID).int64(2, r.Fence).int64(3, nanos(r.Expires)).exec(); err != nil {
+			return err
+		}
+		n = d.w.changes()
+		return nil
+	})
+	if err != nil {
+		return d.fileError("renew the lease of "+r.CorrelationID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("renew the lease of %s fence %d: %w", r.CorrelationID, r.Fence, engine.ErrFenceLost)
+	}
+	return nil
+}
+
+// Stranded implements engine.Store: an indexed read of the candidates (none,
+// usually: then no write at all), then one transaction that claims those
+// still stranded as they were read.
+func (d *DB) Stranded(ctx context.Context, q engine.StrandedQuery) ([]engine.Execution, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	now := nanos(q.Now)
+	rows, err := d.db.QueryContext(ctx, sqlStrandedSelect, nanos(q.Now.Add(-q.Grace)), now, limit)
+	if err != nil {
+		return nil, d.fileError("find stranded executions", err)
+	}
+	var cands []engine.Execution
+	for rows.Next() {
+		e, err := scanExecution(rows)
+		if err != nil {
+			rows.Close()
+			return nil, d.fileError("find stranded executions", err)
+		}
+		cands = append(cands, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, d.fileError("find stranded executions", err)
+	}
+	out := make([]engine.Execution, 0, len(cands))
+	if len(cands) == 0 {
+		return out, nil
+	}
+	err = d.write(ctx, true, func(ctx context.Context) error {
+		out = out[:0]
+		for _, e := range cands {
+			if err := d.ws.strandedClaim.bind().text(1, e.CorrelationID).int64(2, nanos(e.DueAt)).int64(3, now).exec(); err != nil {
+				return err
+			}
+			if d.w.changes() == 1 {
+				e.DueAt = q.Now
+				out = append(out, e)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, d.fileError("claim stranded executions", err)
+	}
+	return out, nil
+}
+
+// Pending implements engine.PendingCounter.
+func (d *DB) Pending(ctx context.Context, key string) (int, error) {
+	var n int
+	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM queue WHERE key = ?1`, key).Scan(&n); err != nil {
+		return 0, d.fileError("count the messages of "+key, err)
+	}
+	return n, nil
 }

@@ -16,6 +16,9 @@ type StepBackend interface {
 	engine.Store
 	engine.StepCommitter
 	engine.SwapSender
+	engine.CreateSender
+	engine.ReopenSender
+	engine.PendingCounter
 	QueueBackend
 }
 
@@ -25,6 +28,7 @@ type StepBackend interface {
 func RunStepCommitter(t *testing.T, newBackend func(t *testing.T, clock func() time.Time) StepBackend) {
 	t1 := T0.Add(time.Second)
 	t.Run("SwapStatusSend", func(t *testing.T) { testSwapStatusSend(t, newBackend) })
+	t.Run("QueueAware", func(t *testing.T) { testQueueAware(t, newBackend) })
 	// fresh returns a backend with execution "c" created, step 0 acquired
 	// (fence 1) and its message delivered once.
 	fresh := func(t *testing.T) (StepBackend, *Clock, engine.Delivery) {
