@@ -85,7 +85,8 @@ func NewRootCmd(f *Factory) *cobra.Command {
 			which beats the default.
 
 			Exit status: 0 ok, 1 failure (including an invalid spec), 2 usage
-			error, 130 interrupted.
+			error, 3 deploy plan has changes (only with --detailed-exitcode),
+			130 interrupted.
 		`),
 		Example: example(`
 			# Create a project and run its machine locally
@@ -145,6 +146,8 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newResumeCmd(f, nil),
 		newLsCmd(f, nil),
 		newPruneCmd(f, nil),
+		newDeployCmd(f, nil),
+		newDestroyCmd(f, nil),
 	)
 	cmd.InitDefaultCompletionCmd()
 	cmd.InitDefaultHelpCmd()

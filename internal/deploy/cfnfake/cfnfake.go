@@ -187,6 +187,22 @@ func (f *Fake) Resources(name string) []string {
 	return slices.Sorted(maps.Keys(s.resources))
 }
 
+// SetProperty changes a property of a live stack's resource, as if the
+// stack had been deployed from another template (a test makes the next
+// change set modify that property).
+func (f *Fake) SetProperty(stackName, logicalID, prop string, v any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.stacks[stackName]
+	if s == nil {
+		return
+	}
+	r := s.resources[logicalID]
+	r.Props = maps.Clone(r.Props)
+	r.Props[prop] = v
+	s.resources[logicalID] = r
+}
+
 // ChangeSets returns the names of the stack's change sets.
 func (f *Fake) ChangeSets(name string) []string {
 	f.mu.Lock()

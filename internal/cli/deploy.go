@@ -1,0 +1,392 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	cfn "github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/spf13/cobra"
+
+	"github.com/lfsm/lfsm/internal/backend/awsconfig"
+	"github.com/lfsm/lfsm/internal/build"
+	"github.com/lfsm/lfsm/internal/config"
+	"github.com/lfsm/lfsm/internal/deploy"
+)
+
+// ExitChanges is the exit status of lfsm deploy --plan --detailed-exitcode
+// when the plan has changes.
+const ExitChanges = 3
+
+// awsClients are the AWS API clients deploy and destroy use.
+type awsClients struct {
+	CFN    deploy.CloudFormation
+	S3     deploy.S3
+	Tables interface {
+		DeleteTable(context.Context, *dynamodb.DeleteTableInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteTableOutput, error)
+	}
+}
+
+// defaultClients builds the clients from the SDK's standard chain (region,
+// credentials, AWS_ENDPOINT_URL_<SERVICE>). S3 is addressed path-style when
+// an S3 endpoint is set (emulators such as gofakes3 need it).
+func defaultClients(ctx context.Context) (*awsClients, error) {
+	cfg, err := awsconfig.Load(ctx, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("no AWS region: set AWS_REGION (or a region in your AWS profile)")
+	}
+	pathStyle := os.Getenv("AWS_ENDPOINT_URL_S3") != ""
+	return &awsClients{
+		CFN:    cfn.NewFromConfig(cfg),
+		S3:     s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle }),
+		Tables: dynamodb.NewFromConfig(cfg),
+	}, nil
+}
+
+// DeployOptions are the inputs of lfsm deploy.
+type DeployOptions struct {
+	IO               *IOStreams
+	WorkDir          string
+	File             string
+	Stack            string
+	Bucket           string
+	Zip              string
+	Plan             bool
+	DetailedExitCode bool
+	Yes              bool
+	Force            bool
+	Output           string
+	Deploy           deployFlags
+	// Clients returns the AWS clients; nil uses the SDK's standard chain.
+	Clients func(context.Context) (*awsClients, error)
+	// Wait pauses between polls (nil: 2 s).
+	Wait func(context.Context) error
+}
+
+func newDeployCmd(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
+	opts := &DeployOptions{}
+	cmd := &cobra.Command{
+		Use:   "deploy [--plan [--detailed-exitcode]] [--stack NAME] [--bucket BUCKET] [--zip FILE] [--yes] [--force]",
+		Short: "Deploy the project to AWS through a CloudFormation change set",
+		Long: heredoc(`
+			Deploy the project to AWS: upload the function's zip (lfsm build
+			--target aws writes it; the upload is skipped when an object with its
+			SHA-256 is already there), create a CloudFormation change set of the
+			template lfsm export cloudformation writes, show it as a diff, ask
+			(on a terminal; --yes otherwise), execute it and follow the stack's
+			events until it is complete. A second deploy of the same project
+			changes nothing.
+
+			The zip goes to --bucket, or to the bucket of lfsm's own artifact
+			stack (lfsm-artifacts), created once per account and region.
+
+			A change set that would replace a stateful table (and start it
+			empty) is refused, naming the property that causes it, unless
+			--force. The tables are retained when the stack is deleted.
+
+			--plan stops after showing the change set and deletes it (and the
+			empty stack a plan for a new stack leaves); with --detailed-exitcode
+			it exits 3 when there are changes. Credentials and region come from
+			the AWS SDK's standard chain (AWS_PROFILE, AWS_REGION, ...).
+		`),
+		Example: example(`
+			lfsm deploy --plan
+			lfsm deploy --yes
+			lfsm deploy --plan --detailed-exitcode --output json
+		`),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkEnum(f, "output", opts.Output, textOrJSON); err != nil {
+				return err
+			}
+			if opts.DetailedExitCode && !opts.Plan {
+				return usageErrorf("--detailed-exitcode goes with --plan")
+			}
+			opts.IO = f.IOStreams
+			opts.WorkDir = f.WorkDir
+			if runF != nil {
+				return runF(opts)
+			}
+			return runDeploy(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&opts.File, "file", "f", config.DefaultSpecFile, "spec `FILE` to read")
+	fl.StringVar(&opts.Stack, "stack", "", "CloudFormation stack `NAME` (default: the project name)")
+	fl.StringVar(&opts.Bucket, "bucket", "", "S3 `BUCKET` for the function's zip (default: lfsm's artifact stack's bucket)")
+	fl.StringVar(&opts.Zip, "zip", "", "the function's zip `FILE` (default .lfsm/lambda/<project>.zip)")
+	fl.BoolVar(&opts.Plan, "plan", false, "show the change set and stop")
+	fl.BoolVar(&opts.DetailedExitCode, "detailed-exitcode", false, "with --plan: exit 3 when there are changes")
+	fl.BoolVarP(&opts.Yes, "yes", "y", false, "apply without asking")
+	fl.BoolVar(&opts.Force, "force", false, "apply even a change that replaces a stateful table")
+	fl.StringVar(&opts.Output, "output", outputText, "output `FORMAT`: text|json")
+	opts.Deploy.register(fl)
+	return cmd
+}
+
+// DeployResult is what lfsm deploy did (--output json).
+type DeployResult struct {
+	FormatVersion string            `json:"format_version"`
+	Stack         string            `json:"stack"`
+	NewStack      bool              `json:"new_stack"`
+	HasChanges    bool              `json:"has_changes"`
+	Changes       []deploy.Change   `json:"changes"`
+	Applied       bool              `json:"applied"`
+	Artifact      *deploy.Artifact  `json:"artifact,omitempty"`
+	Outputs       map[string]string `json:"outputs,omitempty"`
+}
+
+// zipPath is the function's zip: --zip, else where lfsm build --target aws
+// writes it.
+func zipPath(opts *DeployOptions, project string) string {
+	if opts.Zip != "" {
+		return opts.Zip
+	}
+	return filepath.Join(projectDir(opts.File), build.StateDir, "lambda", project+".zip")
+}
+
+func runDeploy(ctx context.Context, opts *DeployOptions) error {
+	stack := opts.Stack
+	if stack == "" {
+		stack = opts.Deploy.Project
+		if stack == "" {
+			stack = projectName(opts.File)
+		}
+	}
+	_, m, err := buildModel(opts.IO, opts.WorkDir, opts.File, &opts.Deploy, stack)
+	if err != nil {
+		return err
+	}
+	st := m.Settings
+	zip := zipPath(opts, st.Project)
+	sum, err := fileSHA256(zip)
+	if err != nil {
+		return fmt.Errorf("read the function's zip %s: %w (build it with lfsm build --target aws, or pass --zip FILE)", zip, err)
+	}
+	body, err := m.Template().JSON()
+	if err != nil {
+		return err
+	}
+	clients, err := opts.clients(ctx)
+	if err != nil {
+		return err
+	}
+	text := opts.Output != outputJSON
+	d := &deploy.Deployer{CFN: clients.CFN, Wait: opts.Wait}
+	if text {
+		d.Progress = progressPrinter(opts.IO.ErrOut)
+	}
+
+	bucket := opts.Bucket
+	if bucket == "" {
+		if opts.Plan {
+			outs, err := d.Outputs(ctx, deploy.ArtifactStack)
+			if err != nil {
+				return err
+			}
+			bucket = outs[deploy.OutArtifactBucket]
+			if bucket == "" {
+				bucket = "lfsm-artifacts-bucket-to-be-created"
+			}
+		} else if bucket, err = d.ArtifactBucket(ctx); err != nil {
+			return err
+		}
+	}
+	in := deploy.PlanInput{
+		Stack: stack, Template: body,
+		Parameters: map[string]string{deploy.ParamCodeBucket: bucket, deploy.ParamCodeKey: deploy.ArtifactKey(st.Project, sum)},
+		Tags:       map[string]string{"lfsm:project": st.Project},
+	}
+	plan, err := d.Plan(ctx, in)
+	if err != nil {
+		return deployFailure(ctx, opts, d, stack, err)
+	}
+	res := &DeployResult{FormatVersion: "1", Stack: stack, NewStack: plan.NewStack, HasChanges: plan.HasChanges(), Changes: plan.Changes}
+	if text {
+		writePlan(opts.IO.Out, plan)
+	}
+	replaceErr := m.CheckReplacements(plan)
+	discard := func() error {
+		if !plan.HasChanges() {
+			return nil
+		}
+		return d.Discard(context.WithoutCancel(ctx), plan)
+	}
+	if opts.Plan {
+		if err := discard(); err != nil {
+			return err
+		}
+		if !text {
+			if err := writeJSON(opts.IO.Out, res); err != nil {
+				return err
+			}
+		} else if replaceErr != nil {
+			fmt.Fprintf(opts.IO.ErrOut, "warning: %v\n", replaceErr)
+		}
+		if opts.DetailedExitCode && plan.HasChanges() {
+			return &ExitError{Code: ExitChanges}
+		}
+		return nil
+	}
+	if !plan.HasChanges() {
+		if text {
+			fmt.Fprintf(opts.IO.Out, "No changes: stack %s is up to date.\n", stack)
+			return nil
+		}
+		return writeJSON(opts.IO.Out, res)
+	}
+	if replaceErr != nil && !opts.Force {
+		return errors.Join(replaceErr, discard())
+	}
+	if !opts.Yes {
+		ok, err := confirm(opts.IO, opts.Output, fmt.Sprintf("Apply these changes to stack %s?", stack))
+		if !ok {
+			return errors.Join(err, discard())
+		}
+	}
+	art, err := deploy.Upload(ctx, clients.S3, bucket, st.Project, zip)
+	if err != nil {
+		return errors.Join(err, discard())
+	}
+	res.Artifact = &art
+	if text {
+		if art.Uploaded {
+			fmt.Fprintf(opts.IO.ErrOut, "Uploaded %s (%s) to s3://%s/%s\n", zip, humanBytes(art.Size), art.Bucket, art.Key)
+		} else {
+			fmt.Fprintf(opts.IO.ErrOut, "Code unchanged: s3://%s/%s is already there\n", art.Bucket, art.Key)
+		}
+	}
+	if err := d.Execute(ctx, plan); err != nil {
+		return deployFailure(ctx, opts, d, stack, err)
+	}
+	res.Applied = true
+	if res.Outputs, err = d.Outputs(ctx, stack); err != nil {
+		return err
+	}
+	if !text {
+		return writeJSON(opts.IO.Out, res)
+	}
+	fmt.Fprintf(opts.IO.Out, "Stack %s is deployed: function %s, dispatch %s %s\n", stack,
+		res.Outputs[deploy.OutFunctionName], res.Outputs[deploy.OutDispatch], res.Outputs[deploy.OutDispatchARN])
+	return nil
+}
+
+func (opts *DeployOptions) clients(ctx context.Context) (*awsClients, error) {
+	if opts.Clients != nil {
+		return opts.Clients(ctx)
+	}
+	return defaultClients(ctx)
+}
+
+// deployFailure explains a failed deploy and, for a stack that only
+// deletion can clear, offers to delete it on a terminal.
+func deployFailure(ctx context.Context, opts *DeployOptions, d *deploy.Deployer, stack string, err error) error {
+	var fe *deploy.FailedError
+	var se *deploy.StackStatusError
+	needsDelete := errors.As(err, &fe) && fe.NeedsDelete() || errors.As(err, &se) && se.NeedsDelete()
+	if !needsDelete || opts.Output == outputJSON || !opts.IO.InIsTerminal || !opts.IO.ErrOutIsTerminal {
+		return err
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "lfsm: %v\n", err)
+	ok, cerr := confirm(opts.IO, opts.Output, fmt.Sprintf("Delete the failed stack %s now (its tables are kept)?", stack))
+	if !ok {
+		if errors.Is(cerr, errDeclined) {
+			return errSilent
+		}
+		return cerr
+	}
+	if _, derr := d.Destroy(context.WithoutCancel(ctx), stack); derr != nil {
+		return derr
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "Deleted stack %s: deploy again when the cause is fixed.\n", stack)
+	return errSilent
+}
+
+// writePlan prints the plan as a diff: + add, ~ modify (replacement called
+// out), - remove.
+func writePlan(w io.Writer, p *deploy.Plan) {
+	what := "update of"
+	if p.NewStack {
+		what = "new"
+	}
+	if !p.HasChanges() {
+		return
+	}
+	fmt.Fprintf(w, "Plan for %s stack %s:\n", what, p.Stack)
+	idW, typeW := 0, 0
+	for _, c := range p.Changes {
+		idW, typeW = max(idW, len(c.LogicalID)), max(typeW, len(c.Type))
+	}
+	var add, mod, rep, rem int
+	for _, c := range p.Changes {
+		sign, note := "?", ""
+		switch c.Action {
+		case "add":
+			sign = "+"
+			add++
+		case "modify":
+			sign = "~"
+			mod++
+			note = strings.Join(c.Properties, ", ")
+			switch {
+			case c.Replacement == "true":
+				note = "REPLACED (" + strings.Join(c.Recreate, ", ") + " cannot change in place)"
+				rep++
+			case c.Replacement == "conditional":
+				note = "MAY BE REPLACED (" + strings.Join(c.Recreate, ", ") + ")"
+				rep++
+			}
+		case "remove":
+			sign = "-"
+			rem++
+		}
+		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %s %-*s  %-*s  %s", sign, idW, c.LogicalID, typeW, c.Type, note), " "))
+	}
+	fmt.Fprintf(w, "%d to add, %d to change (%d replaced), %d to remove\n", add, mod, rep, rem)
+}
+
+// progressPrinter writes one line per stack event.
+func progressPrinter(w io.Writer) func(deploy.Event) {
+	return func(e deploy.Event) {
+		line := fmt.Sprintf("%s  %-28s %-34s %s", e.Time.UTC().Format(time.TimeOnly), e.Status, e.LogicalID, e.Type)
+		if e.Reason != "" && e.Reason != "User Initiated" {
+			line += "  " + e.Reason
+		}
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

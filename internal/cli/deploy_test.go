@@ -1,0 +1,288 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	cfn "github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/lfsm/lfsm/internal/backend/awstest"
+	"github.com/lfsm/lfsm/internal/deploy/cfnfake"
+)
+
+// deployEnv runs lfsm deploy and destroy in-process against cfnfake (an
+// httptest fake of the CloudFormation query API, since no CloudFormation
+// emulator exists: see EMULATORS.md), gofakes3 for the artifact upload and
+// DynamoDB Local for --delete-data.
+type deployEnv struct {
+	t      *testing.T
+	fake   *cfnfake.Fake
+	cl     *awsClients
+	ddb    *dynamodb.Client
+	s3     *s3.Client
+	stack  string
+	bucket string
+	zip    string
+	spec   string
+}
+
+func newDeployEnv(t *testing.T) *deployEnv {
+	t.Helper()
+	s3c := s3.NewFromConfig(awstest.Config(t, "S3", nil), func(o *s3.Options) { o.UsePathStyle = true })
+	ddb := dynamodb.NewFromConfig(awstest.Config(t, "DYNAMODB", nil), func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
+	fake, err := cfnfake.New(filepath.Join("..", "deploy", "testdata", "schemas"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	client := cfn.New(cfn.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+	})
+	e := &deployEnv{
+		t: t, fake: fake, ddb: ddb, s3: s3c,
+		cl:     &awsClients{CFN: client, S3: s3c, Tables: ddb},
+		stack:  awstest.Name("seed"),
+		bucket: strings.ToLower(awstest.Name("lfsm-artifacts")),
+		zip:    filepath.Join(t.TempDir(), "seed.zip"),
+		spec:   filepath.Join("..", "..", "examples", "seed", "fsm.yaml"),
+	}
+	if _, err := s3c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(e.bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	e.writeZip("version 1")
+	return e
+}
+
+func (e *deployEnv) writeZip(content string) {
+	if err := os.WriteFile(e.zip, []byte("PK\x03\x04"+content), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// run runs lfsm with args (deploy or destroy get the fakes) and returns
+// stdout, stderr and the exit code.
+func (e *deployEnv) run(args ...string) (string, string, int) {
+	e.t.Helper()
+	f, ios := testFactory(e.t, nil)
+	root := NewRootCmd(f)
+	clients := func(context.Context) (*awsClients, error) { return e.cl, nil }
+	wait := func(ctx context.Context) error { return ctx.Err() }
+	replaceCmd(root, newDeployCmd(f, func(o *DeployOptions) error {
+		o.Clients, o.Wait = clients, wait
+		return runDeploy(e.t.Context(), o)
+	}))
+	replaceCmd(root, newDestroyCmd(f, func(o *DestroyOptions) error {
+		o.Clients, o.Wait = clients, wait
+		return runDestroy(e.t.Context(), o)
+	}))
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(e.t.Context())
+	printError(ios, cmd, err)
+	return ios.Out.(interface{ String() string }).String(), ios.ErrOut.(interface{ String() string }).String(), ExitCode(err)
+}
+
+func (e *deployEnv) deploy(extra ...string) (string, string, int) {
+	return e.run(append([]string{"deploy", "-f", e.spec, "--stack", e.stack, "--bucket", e.bucket, "--zip", e.zip}, extra...)...)
+}
+
+func mustContain(t *testing.T, what, got string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(got, w) {
+			t.Errorf("%s does not contain %q:\n%s", what, w, got)
+		}
+	}
+}
+
+func TestDeployCommand(t *testing.T) {
+	e := newDeployEnv(t)
+
+	// A plan for a new stack: exit 3 with --detailed-exitcode, nothing left.
+	out, errOut, code := e.deploy("--plan", "--detailed-exitcode")
+	if code != ExitChanges {
+		t.Fatalf("plan exit %d, want %d\n%s%s", code, ExitChanges, out, errOut)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.TrimRight(l, " ") != l {
+			t.Errorf("plan line with trailing spaces: %q", l)
+		}
+	}
+	mustContain(t, "plan", out, "Plan for new stack "+e.stack+":", "+ ExecutionsTable", "AWS::DynamoDB::Table", "+ DispatchQueue", "to add, 0 to change (0 replaced), 0 to remove")
+	if st := e.fake.StackStatus(e.stack); st != "" {
+		t.Errorf("a plan left the stack in %s", st)
+	}
+	out, _, code = e.deploy("--plan", "--output", "json")
+	var plan DeployResult
+	if err := json.Unmarshal([]byte(out), &plan); err != nil || code != 0 || !plan.HasChanges || !plan.NewStack || plan.FormatVersion != "1" {
+		t.Fatalf("plan json (exit %d, %v): %s", code, err, out)
+	}
+
+	// Without a terminal and without --yes nothing is applied.
+	_, errOut, code = e.deploy()
+	if code != ExitUsage || !strings.Contains(errOut, "pass --yes") || e.fake.StackStatus(e.stack) != "" {
+		t.Fatalf("deploy without --yes: exit %d, stack %q\n%s", code, e.fake.StackStatus(e.stack), errOut)
+	}
+
+	// Deploy from nothing.
+	out, errOut, code = e.deploy("--yes")
+	if code != 0 {
+		t.Fatalf("deploy exit %d\n%s%s", code, out, errOut)
+	}
+	mustContain(t, "deploy stdout", out, "Stack "+e.stack+" is deployed: function "+e.stack+", dispatch sqs")
+	mustContain(t, "deploy progress", errOut, "Uploaded", "s3://"+e.bucket+"/lfsm/seed/", "CREATE_COMPLETE", "ExecutionsTable", e.stack)
+	if st := e.fake.StackStatus(e.stack); st != "CREATE_COMPLETE" {
+		t.Fatalf("stack %s after deploy", st)
+	}
+
+	// A second deploy changes nothing and says so.
+	n := len(e.fake.Calls)
+	out, _, code = e.deploy("--yes")
+	if code != 0 || !strings.Contains(out, "No changes: stack "+e.stack+" is up to date.") {
+		t.Fatalf("second deploy: exit %d\n%s", code, out)
+	}
+	for _, c := range e.fake.Calls[n:] {
+		if c.Action == "ExecuteChangeSet" {
+			t.Errorf("a deploy without changes executed a change set")
+		}
+	}
+	if _, _, code := e.deploy("--plan", "--detailed-exitcode"); code != 0 {
+		t.Errorf("plan without changes exits %d, want 0", code)
+	}
+
+	// New code: the function changes in place; the upload happens once.
+	e.writeZip("version 2")
+	out, errOut, code = e.deploy("--yes")
+	if code != 0 {
+		t.Fatalf("deploy of new code: exit %d\n%s%s", code, out, errOut)
+	}
+	mustContain(t, "new code plan", out, "Plan for update of stack", "~ Function", "Code", "0 to add, 1 to change (0 replaced), 0 to remove")
+
+	// A change that would replace the store's table is refused, naming the
+	// property; --force applies it.
+	e.fake.SetProperty(e.stack, "ExecutionsTable", "KeySchema", []any{map[string]any{"AttributeName": "id", "KeyType": "HASH"}})
+	out, errOut, code = e.deploy("--yes")
+	if code != ExitFailure {
+		t.Fatalf("replacing deploy: exit %d\n%s%s", code, out, errOut)
+	}
+	mustContain(t, "replacement plan", out, "~ ExecutionsTable", "MAY BE REPLACED (KeySchema)")
+	mustContain(t, "refusal", errOut, "refusing to replace stateful tables of stack "+e.stack+": ExecutionsTable (changing KeySchema)", "--force")
+	if cs := e.fake.ChangeSets(e.stack); len(cs) != 0 {
+		t.Errorf("refused change set left behind: %v", cs)
+	}
+	if _, errOut, code := e.deploy("--yes", "--force"); code != 0 {
+		t.Fatalf("--force: exit %d\n%s", code, errOut)
+	}
+
+	// A failed update names the resource and the reason, and rolls back.
+	e.fake.Fail["Function"] = "Resource handler returned message: \"Unzipped size must be smaller than 262144000 bytes\""
+	e.writeZip("version 3")
+	_, errOut, code = e.deploy("--yes")
+	if code != ExitFailure {
+		t.Fatalf("failing deploy: exit %d\n%s", code, errOut)
+	}
+	mustContain(t, "failure", errOut, "UPDATE_FAILED", "Function (AWS::Lambda::Function) UPDATE_FAILED: Resource handler returned message", "Unzipped size", "rolled back to its previous state (UPDATE_ROLLBACK_COMPLETE)")
+	delete(e.fake.Fail, "Function")
+
+	// Destroy keeps the tables and says so; --delete-data deletes them.
+	out, errOut, code = e.run("destroy", "-f", e.spec, "--stack", e.stack, "--yes")
+	if code != 0 {
+		t.Fatalf("destroy: exit %d\n%s%s", code, out, errOut)
+	}
+	mustContain(t, "destroy", out, "Deleted stack "+e.stack+".", "Kept ExecutionsTable, RetriesTable (DeletionPolicy Retain)", "--delete-data")
+	mustContain(t, "destroy progress", errOut, "DELETE_SKIPPED", "DELETE_COMPLETE")
+	if st := e.fake.StackStatus(e.stack); st != "" {
+		t.Errorf("stack after destroy: %s", st)
+	}
+	// The retained tables, as CloudFormation would have left them.
+	for _, suffix := range []string{"executions", "retries"} {
+		name := e.stack + "-" + suffix
+		_, err := e.ddb.CreateTable(t.Context(), &dynamodb.CreateTableInput{
+			TableName: aws.String(name), BillingMode: ddbtypes.BillingModePayPerRequest,
+			AttributeDefinitions: []ddbtypes.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS}},
+			KeySchema:            []ddbtypes.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errOut, code = e.run("destroy", "-f", e.spec, "--stack", e.stack, "--delete-data", "--yes", "--output", "json")
+	var dr DestroyResult
+	if err := json.Unmarshal([]byte(out), &dr); err != nil || code != 0 {
+		t.Fatalf("destroy --delete-data: exit %d %v\n%s%s", code, err, out, errOut)
+	}
+	if want := []string{e.stack + "-executions", e.stack + "-retries"}; !slices.Equal(dr.DeletedTables, want) {
+		t.Errorf("deleted tables %v, want %v", dr.DeletedTables, want)
+	}
+	_, err := e.ddb.DescribeTable(t.Context(), &dynamodb.DescribeTableInput{TableName: aws.String(e.stack + "-executions")})
+	var nf *ddbtypes.ResourceNotFoundException
+	if !errors.As(err, &nf) {
+		t.Errorf("table still there after --delete-data: %v", err)
+	}
+}
+
+func TestDeployFirstCreateFails(t *testing.T) {
+	e := newDeployEnv(t)
+	e.fake.Fail["DispatchQueue"] = "Resource handler returned message: \"Access to the resource https://sqs.us-east-1.amazonaws.com/ is denied.\""
+	_, errOut, code := e.deploy("--yes")
+	if code != ExitFailure {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	mustContain(t, "failure", errOut, "DispatchQueue (AWS::SQS::Queue) CREATE_FAILED", "is denied", "ROLLBACK_COMPLETE", "lfsm destroy --stack "+e.stack)
+	// The next deploy says what to do instead of trying.
+	_, errOut, code = e.deploy("--yes")
+	if code != ExitFailure || !strings.Contains(errOut, "can only delete it now") {
+		t.Fatalf("deploy on ROLLBACK_COMPLETE: exit %d\n%s", code, errOut)
+	}
+	delete(e.fake.Fail, "DispatchQueue")
+	if _, errOut, code := e.run("destroy", "--stack", e.stack, "--yes"); code != 0 {
+		t.Fatalf("destroy: %s", errOut)
+	}
+	if _, errOut, code := e.deploy("--yes"); code != 0 {
+		t.Fatalf("deploy after deleting the failed stack: %s", errOut)
+	}
+}
+
+// TestDeployArtifactStack: with no --bucket, the zip goes to lfsm's own
+// artifact stack's bucket, created on the first deploy.
+func TestDeployArtifactStack(t *testing.T) {
+	e := newDeployEnv(t)
+	e.fake.OnCreate = func(typ, id string) {
+		if typ == "AWS::S3::Bucket" {
+			_, err := e.s3.CreateBucket(context.WithoutCancel(t.Context()), &s3.CreateBucketInput{Bucket: aws.String(id)})
+			if err != nil {
+				t.Errorf("create bucket %s: %v", id, err)
+			}
+		}
+	}
+	out, errOut, code := e.run("deploy", "-f", e.spec, "--stack", e.stack, "--zip", e.zip, "--yes", "--output", "json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	var res DeployResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if !res.Applied || res.Artifact == nil || !res.Artifact.Uploaded || !strings.HasPrefix(res.Artifact.Bucket, "lfsm-artifacts-bucket-") {
+		t.Fatalf("result %+v", res)
+	}
+	if e.fake.StackStatus("lfsm-artifacts") != "CREATE_COMPLETE" {
+		t.Errorf("artifact stack %q", e.fake.StackStatus("lfsm-artifacts"))
+	}
+	if errOut != "" {
+		t.Errorf("json deploy wrote to stderr: %s", errOut)
+	}
+}
