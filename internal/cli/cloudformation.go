@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -40,6 +41,29 @@ func (d *deployFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&d.Timeout, "timeout", deploy.DefaultTimeout, "the function's `TIMEOUT` (whole seconds, at most 15m)")
 	fl.IntVar(&d.LogRetention, "log-retention", deploy.DefaultLogRetentionDays, "`DAYS` the function's logs are kept")
 	fl.IntVar(&d.KinesisShard, "kinesis-shards", 0, "shards of the Kinesis dispatch stream (`N`; 0 = on-demand)")
+}
+
+// fromConfig fills what the command line left unset from lfsm.yaml's aws:
+// section (aws.dispatch).
+func (d *deployFlags) fromConfig(cmd *cobra.Command, f *Factory) {
+	if !cmd.Flags().Changed("dispatch") && f.Config.AWS.Dispatch != "" {
+		d.Dispatch = f.Config.AWS.Dispatch
+	}
+}
+
+// stackName is the stack --stack names, else aws.stack (a name, or an ARN
+// arn:aws:cloudformation:REGION:ACCOUNT:stack/NAME/ID), else "".
+func stackName(flag string, f *Factory) string {
+	s := flag
+	if s == "" {
+		s = f.Config.AWS.Stack
+	}
+	if strings.HasPrefix(s, "arn:") {
+		if _, rest, ok := strings.Cut(s, ":stack/"); ok {
+			s, _, _ = strings.Cut(rest, "/")
+		}
+	}
+	return s
 }
 
 // settings turns the flags into deploy settings for the project of specFile.
@@ -134,6 +158,7 @@ func newExportCloudFormationCmd(f *Factory, runF func(*ExportCloudFormationOptio
 			}
 			opts.IO = f.IOStreams
 			opts.WorkDir = f.WorkDir
+			opts.Deploy.fromConfig(cmd, f)
 			if runF != nil {
 				return runF(opts)
 			}

@@ -116,6 +116,8 @@ func newDeployCmd(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
 			}
 			opts.IO = f.IOStreams
 			opts.WorkDir = f.WorkDir
+			opts.Stack = stackName(opts.Stack, f)
+			opts.Deploy.fromConfig(cmd, f)
 			if runF != nil {
 				return runF(opts)
 			}
@@ -124,7 +126,7 @@ func newDeployCmd(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&opts.File, "file", "f", config.DefaultSpecFile, "spec `FILE` to read")
-	fl.StringVar(&opts.Stack, "stack", "", "CloudFormation stack `NAME` (default: the project name)")
+	fl.StringVar(&opts.Stack, "stack", "", "CloudFormation stack `NAME` (default: aws.stack, else the project name)")
 	fl.StringVar(&opts.Bucket, "bucket", "", "S3 `BUCKET` for the function's zip (default: lfsm's artifact stack's bucket)")
 	fl.StringVar(&opts.Zip, "zip", "", "the function's zip `FILE` (default .lfsm/lambda/<project>.zip)")
 	fl.BoolVar(&opts.Plan, "plan", false, "show the change set and stop")

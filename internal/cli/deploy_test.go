@@ -202,7 +202,7 @@ func TestDeployCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("destroy: exit %d\n%s%s", code, out, errOut)
 	}
-	mustContain(t, "destroy", out, "Deleted stack "+e.stack+".", "Kept ExecutionsTable, RetriesTable (DeletionPolicy Retain)", "--delete-data")
+	mustContain(t, "destroy", out, "Deleted stack "+e.stack+".", "Kept ExecutionsTable (DeletionPolicy Retain)", "--delete-data")
 	mustContain(t, "destroy progress", errOut, "DELETE_SKIPPED", "DELETE_COMPLETE")
 	if st := e.fake.StackStatus(e.stack); st != "" {
 		t.Errorf("stack after destroy: %s", st)
@@ -284,5 +284,20 @@ func TestDeployArtifactStack(t *testing.T) {
 	}
 	if errOut != "" {
 		t.Errorf("json deploy wrote to stderr: %s", errOut)
+	}
+}
+
+func TestStackName(t *testing.T) {
+	f, _ := testFactory(t, nil)
+	for _, c := range []struct{ flag, cfg, want string }{
+		{"", "", ""},
+		{"shop", "other", "shop"},
+		{"", "orders-prod", "orders-prod"},
+		{"", "arn:aws:cloudformation:us-east-1:123456789012:stack/orders-prod/1f2e3d4c-0000-0000-0000-000000000000", "orders-prod"},
+	} {
+		f.Config.AWS.Stack = c.cfg
+		if got := stackName(c.flag, f); got != c.want {
+			t.Errorf("stackName(%q) with aws.stack %q = %q, want %q", c.flag, c.cfg, got, c.want)
+		}
 	}
 }

@@ -55,6 +55,7 @@ func newDestroyCmd(f *Factory, runF func(*DestroyOptions) error) *cobra.Command 
 			}
 			opts.IO = f.IOStreams
 			opts.WorkDir = f.WorkDir
+			opts.Stack = stackName(opts.Stack, f)
 			if runF != nil {
 				return runF(opts)
 			}
@@ -63,7 +64,7 @@ func newDestroyCmd(f *Factory, runF func(*DestroyOptions) error) *cobra.Command 
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&opts.File, "file", "f", config.DefaultSpecFile, "spec `FILE` of the project (names the default stack)")
-	fl.StringVar(&opts.Stack, "stack", "", "CloudFormation stack `NAME` (default: the project name)")
+	fl.StringVar(&opts.Stack, "stack", "", "CloudFormation stack `NAME` (default: aws.stack, else the project name)")
 	fl.StringVar(&opts.Project, "project", "", "project `NAME` (default: the Go module's last path element)")
 	fl.BoolVar(&opts.DeleteData, "delete-data", false, "also delete the retained tables, and every execution in them")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "delete without asking")

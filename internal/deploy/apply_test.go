@@ -211,7 +211,7 @@ func TestDeployFlow(t *testing.T) {
 		keptIDs = append(keptIDs, e.LogicalID)
 	}
 	slices.Sort(keptIDs)
-	if want := []string{IDExecutionsTable, IDRetriesTable}; !slices.Equal(keptIDs, want) {
+	if want := []string{IDExecutionsTable}; !slices.Equal(keptIDs, want) {
 		t.Errorf("kept %v, want %v", keptIDs, want)
 	}
 	if st, err := d.Stack(ctx, "seed"); err != nil || st != nil {

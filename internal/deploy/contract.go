@@ -22,6 +22,7 @@ const (
 	OutDispatch          = "Dispatch"
 	OutDispatchARN       = "DispatchArn"
 	OutDispatchURL       = "DispatchUrl"
+	OutDispatchTopicARN  = "DispatchTopicArn"
 	OutStoreTableARN     = "StoreTableArn"
 	OutRetryTableARN     = "RetryTableArn"
 	OutDispatchTableARN  = "DispatchTableArn"

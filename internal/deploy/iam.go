@@ -74,7 +74,9 @@ func (m *Model) FunctionPolicy() []Statement {
 	sts := []Statement{
 		logs,
 		{Sid: "Store", Action: storeActions, Resource: withIndexes(IDExecutionsTable)},
-		{Sid: "Retries", Action: retryActions, Resource: withIndexes(IDRetriesTable)},
+	}
+	if m.Table(IDRetriesTable) != nil {
+		sts = append(sts, Statement{Sid: "Retries", Action: retryActions, Resource: withIndexes(IDRetriesTable)})
 	}
 	queueArn := GetAtt(IDDispatchQueue, "Arn")
 	failure := Statement{
@@ -89,8 +91,10 @@ func (m *Model) FunctionPolicy() []Statement {
 			Statement{Sid: "DispatchPoll", Action: sqsPollerActions, Resource: []any{queueArn}},
 		)
 	case DispatchSNSSQS:
+		// lfsm sends to the subscribed queue itself (config: the dispatch
+		// ARN of sns-sqs is the queue); the topic is for other publishers.
 		sts = append(sts,
-			Statement{Sid: "DispatchSend", Action: []string{"sns:Publish"}, Resource: []any{Ref(IDDispatchTopic)}},
+			Statement{Sid: "DispatchSend", Action: []string{"sqs:GetQueueUrl", "sqs:SendMessage"}, Resource: []any{queueArn}},
 			Statement{Sid: "DispatchPoll", Action: sqsPollerActions, Resource: []any{queueArn}},
 		)
 	case DispatchSNS:

@@ -182,7 +182,10 @@ func Build(s *spec.Spec, settings Settings) (*Model, error) {
 	if st.Mode == ModeStepFunctions {
 		return m, m.addStateMachines(s)
 	}
-	m.Tables = storeTables()
+	m.Tables = []Table{storeTable()}
+	if st.Dispatch != DispatchSQS && st.Dispatch != DispatchSNSSQS {
+		m.Tables = append(m.Tables, retryTable())
+	}
 	m.Tick = true
 	visibility := visibilityFactor * st.Timeout
 	queue := Queue{

@@ -13,14 +13,11 @@ const (
 	attrStep  = "step"
 )
 
-// storeTables are the execution store's table, exactly as the DynamoDB store
+// storeTable is the execution store's table, exactly as the DynamoDB store
 // (internal/backend/dynamodb) creates it: one table for executions, their
 // step items (history, checkpoints, outboxes) and the sparse indexes `lfsm
-// ls` reads (docs/design.md), so no item reaches the 400 KB limit; and the
-// retry table (keyed by a partition of 16 and the step, with a local index
-// on the due time, as REFERENCE.md §4 describes) that the every-minute
-// poller reads. Both hold state a deploy must never lose.
-func storeTables() []Table {
+// ls` reads (docs/design.md), so no item reaches the 400 KB limit.
+func storeTable() Table {
 	s := dynamodb.TableSchema()
 	store := Table{
 		ID: IDExecutionsTable, Suffix: "executions",
@@ -33,16 +30,22 @@ func storeTables() []Table {
 			Projection: ix.Projection,
 		})
 	}
-	return []Table{
-		store,
-		{
-			ID: IDRetriesTable, Suffix: "retries",
-			Hash: Attr{attrPart, KeyNumber}, Range: Attr{attrKey, KeyString},
-			Indexes: []Index{
-				{Name: "by_run_at", Hash: Attr{attrPart, KeyNumber}, Range: Attr{attrRunAt, KeyNumber}, Local: true},
-			},
-			TTL: attrTTL, Stateful: true,
+	return store
+}
+
+// retryTable holds delayed retries for the dispatches that cannot delay a
+// message themselves (Kinesis, SNS, the DynamoDB stream; SQS retries are
+// delayed messages on the dispatch queue): keyed by a partition of 16 and
+// the step, with a local index on the due time that the every-minute poller
+// queries, as REFERENCE.md §4 describes.
+func retryTable() Table {
+	return Table{
+		ID: IDRetriesTable, Suffix: "retries",
+		Hash: Attr{attrPart, KeyNumber}, Range: Attr{attrKey, KeyString},
+		Indexes: []Index{
+			{Name: "by_run_at", Hash: Attr{attrPart, KeyNumber}, Range: Attr{attrRunAt, KeyNumber}, Local: true},
 		},
+		TTL: attrTTL, Stateful: true,
 	}
 }
 

@@ -328,9 +328,9 @@ func (r *renderer) topic() {
 		r.output(OutDispatchARN, "The dispatch topic", Ref(IDDispatchTopic))
 		return
 	}
-	// SNS to SQS: the dispatch ARN the handler publishes to is the topic;
-	// the queue is what the function polls.
-	r.output(OutDispatchARN, "The dispatch topic (the queue subscribed to it feeds the function)", Ref(IDDispatchTopic))
+	// SNS to SQS: lfsm sends to the subscribed queue (the dispatch ARN,
+	// output by the queue); other publishers may use the topic.
+	r.output(OutDispatchTopicARN, "The topic the dispatch queue is subscribed to (raw delivery)", Ref(IDDispatchTopic))
 	r.add(IDSubscription, &Resource{Type: "AWS::SNS::Subscription", Properties: map[string]any{
 		"TopicArn":           Ref(IDDispatchTopic),
 		"Protocol":           "sqs",
@@ -394,11 +394,13 @@ func (r *renderer) function() {
 	if r.st.Mode == ModeEvents {
 		env[EnvDispatch] = string(r.st.Dispatch)
 		env[EnvStoreTableARN] = GetAtt(IDExecutionsTable, "Arn")
-		env[EnvRetryTableARN] = GetAtt(IDRetriesTable, "Arn")
+		if r.m.Table(IDRetriesTable) != nil {
+			env[EnvRetryTableARN] = GetAtt(IDRetriesTable, "Arn")
+		}
 		switch r.st.Dispatch {
-		case DispatchSQS:
+		case DispatchSQS, DispatchSNSSQS:
 			env[EnvDispatchARN] = GetAtt(IDDispatchQueue, "Arn")
-		case DispatchSNS, DispatchSNSSQS:
+		case DispatchSNS:
 			env[EnvDispatchARN] = Ref(IDDispatchTopic)
 		case DispatchKinesis:
 			env[EnvDispatchARN] = GetAtt(IDDispatchStream, "Arn")

@@ -185,19 +185,20 @@ func jsonValue(t *testing.T, s string) []any {
 // dispatch: the handler's calls and the pollers', on the stack's resources.
 func TestFunctionPolicyExact(t *testing.T) {
 	const logs = `{"Sid":"Logs","Effect":"Allow","Action":["logs:CreateLogStream","logs:PutLogEvents"],"Resource":[{"Fn::GetAtt":["LogGroup","Arn"]}]}`
-	const store = `{"Sid":"Store","Effect":"Allow",
+	const storeOnly = `{"Sid":"Store","Effect":"Allow",
 		"Action":["dynamodb:BatchGetItem","dynamodb:GetItem","dynamodb:PutItem","dynamodb:Query","dynamodb:UpdateItem"],
 		"Resource":[{"Fn::GetAtt":["ExecutionsTable","Arn"]},{"Fn::Sub":"${ExecutionsTable.Arn}/index/by_machine"},
-			{"Fn::Sub":"${ExecutionsTable.Arn}/index/by_status"},{"Fn::Sub":"${ExecutionsTable.Arn}/index/by_shard"}]},
+			{"Fn::Sub":"${ExecutionsTable.Arn}/index/by_status"},{"Fn::Sub":"${ExecutionsTable.Arn}/index/by_shard"}]}`
+	const store = storeOnly + `,
 		{"Sid":"Retries","Effect":"Allow","Action":["dynamodb:DeleteItem","dynamodb:PutItem","dynamodb:Query"],
 		"Resource":[{"Fn::GetAtt":["RetriesTable","Arn"]},{"Fn::Sub":"${RetriesTable.Arn}/index/by_run_at"}]}`
+	const sqsSend = `{"Sid":"DispatchSend","Effect":"Allow","Action":["sqs:GetQueueUrl","sqs:SendMessage"],"Resource":[{"Fn::GetAtt":["DispatchQueue","Arn"]}]}`
 	const sqsPoll = `{"Sid":"DispatchPoll","Effect":"Allow","Action":["sqs:ChangeMessageVisibility","sqs:DeleteMessage","sqs:GetQueueAttributes","sqs:ReceiveMessage"],"Resource":[{"Fn::GetAtt":["DispatchQueue","Arn"]}]}`
 	const snsSend = `{"Sid":"DispatchSend","Effect":"Allow","Action":["sns:Publish"],"Resource":[{"Ref":"DispatchTopic"}]}`
 	const failure = `{"Sid":"FailureDestination","Effect":"Allow","Action":["sqs:SendMessage"],"Resource":[{"Fn::GetAtt":["FailureQueue","Arn"]}]}`
 	want := map[string]string{
-		"sqs": `[` + logs + `,` + store + `,
-			{"Sid":"DispatchSend","Effect":"Allow","Action":["sqs:GetQueueUrl","sqs:SendMessage"],"Resource":[{"Fn::GetAtt":["DispatchQueue","Arn"]}]},` + sqsPoll + `]`,
-		"sns-sqs": `[` + logs + `,` + store + `,` + snsSend + `,` + sqsPoll + `]`,
+		"sqs":     `[` + logs + `,` + storeOnly + `,` + sqsSend + `,` + sqsPoll + `]`,
+		"sns-sqs": `[` + logs + `,` + storeOnly + `,` + sqsSend + `,` + sqsPoll + `]`,
 		"sns":     `[` + logs + `,` + store + `,` + snsSend + `,` + failure + `]`,
 		"kinesis": `[` + logs + `,` + store + `,
 			{"Sid":"DispatchSend","Effect":"Allow","Action":["kinesis:PutRecord","kinesis:PutRecords"],"Resource":[{"Fn::GetAtt":["DispatchStream","Arn"]}]},
@@ -334,7 +335,7 @@ func TestTemplateShape(t *testing.T) {
 			}
 			// Environment names the dispatch and the store.
 			env := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
-			for _, k := range []string{EnvTarget, EnvDispatch, EnvDispatchARN, EnvStoreTableARN, EnvRetryTableARN} {
+			for _, k := range []string{EnvTarget, EnvDispatch, EnvDispatchARN, EnvStoreTableARN} {
 				if env[k] == nil {
 					t.Errorf("function environment has no %s", k)
 				}
