@@ -216,3 +216,41 @@ func TestWorkerFinishesInFlightOnCancel(t *testing.T) {
 		t.Errorf("%d messages left unacknowledged", n)
 	}
 }
+
+// TestWorkerOnHandled: the worker reports every handled delivery with its
+// result, so lfsm dev can print a λ line per step.
+func TestWorkerOnHandled(t *testing.T) {
+	ok := fsm.ActionFunc(func(context.Context, *fsm.Context) (string, error) { return "ok", nil })
+	h := newHarness(t, []*engine.Machine{mustCompile(t, twoStates(nil), func(string) (fsm.Action, error) { return ok, nil })})
+	id := h.start("M", nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var mu sync.Mutex
+	var outcomes []engine.Outcome
+	returned := make(chan error)
+	go func() {
+		returned <- engine.RunWorker(ctx, h.mem, h.eng, engine.WorkerOptions{Wait: 10 * time.Millisecond,
+			OnHandled: func(d engine.Delivery, r engine.Result, err error, took time.Duration) {
+				if err != nil || r.CorrelationID != id || len(d.Payload) == 0 || took < 0 {
+					t.Errorf("OnHandled(%q, %+v, %v, %s)", d.Payload, r, err, took)
+				}
+				mu.Lock()
+				outcomes = append(outcomes, r.Outcome)
+				mu.Unlock()
+			}})
+	}()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(30 * time.Second); h.get(id).Status != engine.StatusDone && time.Now().Before(deadline); {
+		<-tick.C
+	}
+	cancel()
+	if err := <-returned; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(outcomes) == 0 || outcomes[len(outcomes)-1] != engine.OutcomeDone {
+		t.Errorf("outcomes reported %v, want the steps ending with done", outcomes)
+	}
+}

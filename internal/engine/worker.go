@@ -28,6 +28,11 @@ type WorkerOptions struct {
 	// its store is also the queue and can tell what is queued, so only the
 	// truly stranded are repaired; else DefaultRepairGrace).
 	RepairGrace time.Duration
+	// OnHandled, when set, is called after each delivery was handled, with
+	// HandleDelivery's result and error and how long it took (lfsm dev
+	// prints λ lines from it). It is called from the handler goroutines,
+	// concurrently: it must be safe for that, and quick.
+	OnHandled func(d Delivery, r Result, err error, took time.Duration)
 }
 
 // DefaultRepairEvery is how often RunWorker repairs stranded executions.
@@ -84,7 +89,7 @@ func RunWorker(ctx context.Context, src Source, e *Engine, o WorkerOptions) erro
 	for range o.Concurrency {
 		wg.Go(func() {
 			for d := range jobs {
-				handleDelivery(hctx, src, e, d, logger)
+				handleDelivery(hctx, src, e, d, logger, o.OnHandled)
 			}
 		})
 	}
@@ -152,8 +157,16 @@ func repairEvery(ctx context.Context, e *Engine, every, grace time.Duration, log
 	}
 }
 
-func handleDelivery(ctx context.Context, src Source, e *Engine, d Delivery, logger *slog.Logger) {
+func handleDelivery(ctx context.Context, src Source, e *Engine, d Delivery, logger *slog.Logger,
+	onHandled func(Delivery, Result, error, time.Duration)) {
+	var t0 time.Time
+	if onHandled != nil {
+		t0 = time.Now()
+	}
 	res, err := e.HandleDelivery(ctx, src, d)
+	if onHandled != nil {
+		onHandled(d, res, err, time.Since(t0))
+	}
 	if err != nil {
 		logger.LogAttrs(ctx, slog.LevelWarn, "message left for redelivery", slog.String("correlation_id", res.CorrelationID),
 			slog.Int("steps", res.Step), slog.Int("retries", res.Retries), slog.Any("err", err))
