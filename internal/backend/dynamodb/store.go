@@ -502,8 +502,11 @@ func (s *Store) get(ctx context.Context, id string) (record, error) {
 		return record{}, fmt.Errorf("get %s from DynamoDB table %s: %w", id, *s.table, err)
 	}
 	r := decodeExec(out.Item)
-	if len(out.Item) == 0 || r.tomb {
+	if len(out.Item) == 0 {
 		return record{}, fmt.Errorf("get %s: %w", id, engine.ErrNotFound)
+	}
+	if r.tomb {
+		return record{}, fmt.Errorf("get %s: %w: %w", id, engine.ErrPruned, engine.ErrNotFound)
 	}
 	return r, nil
 }
@@ -532,7 +535,7 @@ func (s *Store) Get(ctx context.Context, id string) (engine.Execution, error) {
 func (s *Store) History(ctx context.Context, id string) ([]engine.HistoryEntry, error) {
 	r, err := s.get(ctx, id)
 	if errors.Is(err, engine.ErrNotFound) {
-		return nil, fmt.Errorf("history of %s: %w", id, engine.ErrNotFound)
+		return nil, fmt.Errorf("history of %s: %w", id, err)
 	}
 	if err != nil {
 		return nil, err
