@@ -341,3 +341,22 @@ func (i *Injector) Summary() string {
 	}
 	return s
 }
+
+// RecordDrop passes through to the wrapped Store if it is an
+// engine.DropRecorder (and does nothing otherwise), with no failure
+// injected: recording a message the engine cannot run is not part of a
+// step, and a drop lost to chaos would be a drop lost silently.
+func (w *store) RecordDrop(ctx context.Context, d engine.DroppedMessage) error {
+	if r, ok := w.s.(engine.DropRecorder); ok {
+		return r.RecordDrop(ctx, d)
+	}
+	return nil
+}
+
+// ListDropped passes through as RecordDrop does (an empty list otherwise).
+func (w *store) ListDropped(ctx context.Context, f engine.DropFilter) ([]engine.DroppedMessage, error) {
+	if r, ok := w.s.(engine.DropRecorder); ok {
+		return r.ListDropped(ctx, f)
+	}
+	return []engine.DroppedMessage{}, nil
+}

@@ -335,3 +335,26 @@ func testEngineUnderChaos(t *testing.T, step bool) {
 		t.Logf("general path: %d steps without a history entry (commit failed after send)", missing)
 	}
 }
+
+// TestDropsRecordedUnderChaos: an engine on a chaos-wrapped backend still
+// records the messages it cannot run (lfsm run --chaos), and no failure is
+// injected into the recording.
+func TestDropsRecordedUnderChaos(t *testing.T) {
+	mem := memory.New(memory.Options{})
+	inj := chaos.New(chaos.Config{Default: 1, Rand: rand.New(rand.NewPCG(1, 2))})
+	b := inj.Backend(mem)
+	e, err := engine.New(engine.Options{Store: b, Queue: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Handle(t.Context(), []byte(`{"version":"0.1"}`)); err != nil {
+		t.Fatalf("Handle of a malformed message under chaos: %v", err)
+	}
+	got, err := mem.ListDropped(t.Context(), engine.DropFilter{})
+	if err != nil || len(got) != 1 || got[0].Reason != engine.DropMalformed {
+		t.Fatalf("drops recorded through the wrapper = %+v, %v; want one", got, err)
+	}
+	if _, ok := inj.Store(engine.Store(nil)).(engine.DropRecorder); !ok {
+		t.Error("the Store wrapper is not a DropRecorder")
+	}
+}
