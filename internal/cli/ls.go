@@ -133,7 +133,7 @@ func newLsCmd(f *Factory, runF func(*LsOptions) error) *cobra.Command {
 	fl.StringVar(&opts.Cursor, "cursor", "", "continue a listing at `CURSOR` (printed with the previous page)")
 	fl.BoolVar(&opts.All, "all", false, "list every execution")
 	fl.StringVar(&opts.Output, "output", outputText, "output `FORMAT`: text|json")
-	fl.BoolVar(&opts.Dropped, "dropped", false, "list the messages the engine could not run instead (malformed, bad correlation id)")
+	fl.BoolVar(&opts.Dropped, "dropped", false, "list the messages the engine could not run instead (malformed, bad correlation id, of a pruned execution)")
 	return cmd
 }
 
