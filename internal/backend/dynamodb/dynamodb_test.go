@@ -54,3 +54,7 @@ func TestDropRecorder(t *testing.T) {
 func TestPruner(t *testing.T) {
 	storetest.RunPruner(t, func(t *testing.T) engine.Store { return newStore(t, dynamodb.Options{}) })
 }
+
+func TestProtocol(t *testing.T) {
+	storetest.RunProtocol(t, func(t *testing.T) engine.Store { return newStore(t, dynamodb.Options{}) })
+}

@@ -105,6 +105,9 @@ type record struct {
 	hasCheckpoint bool
 	// tomb: pruned; only the tombstone is left.
 	tomb bool
+	// restarted is the time of the last resume to running (unix ns, 0 for
+	// none): Acquire refuses messages restarted before it.
+	restarted int64
 }
 
 func decodeExec(m map[string]av) record {
@@ -124,6 +127,8 @@ func decodeExec(m map[string]av) record {
 			LastError:     getS(m, "err"),
 			Checkpoint:    cp,
 			SendReceipt:   getS(m, "sr"),
+			DueAt:         fromNano(getN(m, "du")),
+			Takeovers:     int(getN(m, "to")),
 			CreatedAt:     fromNano(getN(m, "ca")),
 			UpdatedAt:     fromNano(getN(m, "ua")),
 		},
@@ -133,6 +138,7 @@ func decodeExec(m map[string]av) record {
 		checkpointSK:  getS(m, "ck"),
 		hasCheckpoint: has,
 		tomb:          m[attrTomb] != nil,
+		restarted:     getN(m, "rs"),
 	}
 }
 
@@ -143,7 +149,7 @@ func encodeNew(e engine.Execution) map[string]av {
 		attrPK: vs(e.CorrelationID), attrSK: vs(execSK),
 		"st": vs(string(e.Status)), "ds": vn(int64(e.DoneStep)), "rt": vn(int64(e.Retries)), "f": vn(e.Fence),
 		"ls": vn(int64(e.LeaseStep)), "le": vn(unixNano(e.LeaseExpires)), "fs": vn(-1), "fa": vn(-1), "cf": vn(0),
-		"ca": vn(created), "ua": vn(unixNano(e.UpdatedAt)),
+		"ca": vn(created), "ua": vn(unixNano(e.UpdatedAt)), "du": vn(unixNano(e.DueAt)), "to": vn(int64(e.Takeovers)), "rs": vn(0),
 		attrGA: vs(shardOf(e.CorrelationID)), attrGC: vs(createdKey(created, e.CorrelationID)),
 	}
 	opt := func(k, v string) {

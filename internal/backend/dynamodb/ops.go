@@ -85,8 +85,9 @@ func (s *Store) SwapStatus(ctx context.Context, w engine.StatusSwap) error {
 		return fmt.Errorf("swap status of %s from %s to %s: %w", w.CorrelationID, w.From, w.To,
 			&engine.StatusError{CorrelationID: w.CorrelationID, Status: r.e.Status, DoneStep: r.e.DoneStep, Want: w})
 	}
-	vals := map[string]av{":from": vs(string(w.From)), ":to": vs(string(w.To)), ":step": vn(int64(w.Step)), ":now": vn(unixNano(w.Now))}
-	set := []string{"st = :to", "ua = :now"}
+	vals := map[string]av{":from": vs(string(w.From)), ":to": vs(string(w.To)), ":step": vn(int64(w.Step)), ":now": vn(unixNano(w.Now)),
+		":du": vn(unixNano(w.DueAt))}
+	set := []string{"st = :to", "ua = :now", "du = :du"}
 	if r.e.Machine != "" {
 		vals[":gs"] = vs(statusKey(r.e.Machine, w.To))
 		set = append(set, "gs = :gs")

@@ -135,33 +135,32 @@ func (s *Store) Create(ctx context.Context, e engine.Execution) error {
 	return nil
 }
 
-// acquireCond is the acquire rule (docs/design.md) as a condition.
-const acquireCond = "attribute_exists(pk) AND attribute_not_exists(tomb) AND st <> :stopped AND ds < :step AND (le = :zero OR le <= :now OR ls < :step) AND NOT (fs = :step AND fa >= :r)"
+// acquireCond is the acquire rule (docs/design.md) as a condition, with
+// the restart rule (a message restarted before the last resume is stale).
+const acquireCond = "attribute_exists(pk) AND attribute_not_exists(tomb) AND st <> :stopped AND (attribute_not_exists(rs) OR rs <= :rst) AND ds < :step AND (le = :zero OR le <= :now OR ls < :step) AND NOT (fs = :step AND fa >= :r)"
 
 // Acquire implements engine.Store: one conditional UpdateItem that writes
-// no indexed attribute (lease, fence, attempt, status and time only). A
-// refusal is told apart from the item the failed condition returns.
+// no indexed attribute (lease, fence, attempt, takeover count, status and
+// time only). A refusal is told apart from the item the failed condition
+// returns. The takeover count resets on a new step and grows when the same
+// step's lease is taken from a holder that let it expire, which an update
+// expression cannot choose between: each variant is its own condition, and
+// the likely one goes first (a new step for attempt 0, the same step for a
+// retry), so a transition stays one call and only a takeover or a
+// duplicate pays a second.
 func (s *Store) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.Lease, error) {
-	for range 4 {
-		out, err := s.c.UpdateItem(ctx, &ddb.UpdateItemInput{
-			TableName: s.table, Key: key(q.CorrelationID, execSK),
-			ConditionExpression: aws.String(acquireCond),
-			UpdateExpression:    aws.String("SET f = f + :one, ls = :step, le = :exp, rt = :r, st = :running, ua = :now"),
-			ExpressionAttributeValues: map[string]av{
-				":stopped": vs(string(engine.StatusStopped)), ":running": vs(string(engine.StatusRunning)),
-				":step": vn(int64(q.Step)), ":r": vn(int64(q.Retries)), ":zero": vn(0), ":one": vn(1),
-				":now": vn(unixNano(q.Now)), ":exp": vn(unixNano(q.Expires)),
-			},
-			ReturnValues:                        types.ReturnValueAllNew,
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-			ReturnConsumedCapacity:              capacity,
-		})
+	v := acquireNewStep
+	if q.Retries > 0 {
+		v = acquireSameStepFree
+	}
+	for range 6 {
+		out, err := s.acquireAs(ctx, q, v)
 		var ccf *types.ConditionalCheckFailedException
 		switch {
 		case err == nil:
 			r := decodeExec(out.Attributes)
 			s.remember(q.CorrelationID, r.e.Fence, r.committed)
-			return engine.Lease{Fence: r.e.Fence}, nil
+			return engine.Lease{Fence: r.e.Fence, Takeovers: r.e.Takeovers, Expires: q.Expires}, nil
 		case errors.As(err, &ccf) && len(ccf.Item) == 0:
 			ok, err := s.createLeased(ctx, q)
 			if err != nil {
@@ -169,24 +168,77 @@ func (s *Store) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.Le
 			}
 			if ok {
 				s.remember(q.CorrelationID, 1, 0)
-				return engine.Lease{Fence: 1}, nil
+				return engine.Lease{Fence: 1, Expires: q.Expires}, nil
 			}
 		case errors.As(err, &ccf):
 			r := decodeExec(ccf.Item)
 			if err := refusal(q, r); err != nil {
-				if errors.Is(err, engine.ErrDuplicate) && s.q != nil && outboxMayBeUnsent(q, r, getS(ccf.Item, "hk")) {
+				if errors.Is(err, engine.ErrDuplicate) && !errors.Is(err, engine.ErrPruned) && s.q != nil && outboxMayBeUnsent(q, r, getS(ccf.Item, "hk")) {
 					if rerr := s.resendOutbox(ctx, q.CorrelationID, getS(ccf.Item, "hk")); rerr != nil {
 						return engine.Lease{}, rerr
 					}
 				}
 				return engine.Lease{}, err
 			}
-			// The item changed between the write and the check: try again.
+			// Granted by the rule, refused by the variant: take the one the
+			// item calls for.
+			switch {
+			case r.e.LeaseStep != q.Step:
+				v = acquireNewStep
+			case r.e.LeaseExpires.IsZero():
+				v = acquireSameStepFree
+			default:
+				v = acquireTakeover
+			}
 		default:
 			return engine.Lease{}, fmt.Errorf("acquire %s step %d in DynamoDB table %s: %w", q.CorrelationID, q.Step, *s.table, err)
 		}
 	}
 	return engine.Lease{}, fmt.Errorf("acquire %s step %d: the execution kept changing under the condition", q.CorrelationID, q.Step)
+}
+
+// acquireVariant is how a grant changes the takeover count.
+type acquireVariant int
+
+const (
+	// acquireNewStep: the lease was for another step; the count resets.
+	acquireNewStep acquireVariant = iota
+	// acquireSameStepFree: the step's lease was released (a retry, a
+	// give-back); the count stays.
+	acquireSameStepFree
+	// acquireTakeover: the step's lease expired under its holder; one more.
+	acquireTakeover
+)
+
+func (s *Store) acquireAs(ctx context.Context, q engine.AcquireRequest, v acquireVariant) (*ddb.UpdateItemOutput, error) {
+	cond, upd := acquireCond, "SET f = f + :one, ls = :step, le = :exp, rt = :r, st = :running, ua = :now"
+	switch v {
+	case acquireNewStep:
+		cond += " AND ls <> :step"
+		upd += ", #to = :zero"
+	case acquireSameStepFree:
+		cond += " AND ls = :step AND le = :zero"
+	case acquireTakeover:
+		cond += " AND ls = :step AND le <> :zero"
+		upd += ", #to = #to + :one"
+	}
+	in := &ddb.UpdateItemInput{
+		TableName: s.table, Key: key(q.CorrelationID, execSK),
+		ConditionExpression: aws.String(cond),
+		UpdateExpression:    aws.String(upd),
+		ExpressionAttributeValues: map[string]av{
+			":stopped": vs(string(engine.StatusStopped)), ":running": vs(string(engine.StatusRunning)),
+			":step": vn(int64(q.Step)), ":r": vn(int64(q.Retries)), ":zero": vn(0), ":one": vn(1),
+			":now": vn(unixNano(q.Now)), ":exp": vn(unixNano(q.Expires)), ":rst": vn(unixNano(q.Restarted)),
+		},
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		ReturnConsumedCapacity:              capacity,
+	}
+	if v != acquireSameStepFree {
+		in.ExpressionAttributeNames = map[string]string{"#to": "to"} // TO is a reserved word
+	}
+	return s.c.UpdateItem(ctx, in)
 }
 
 // refusal says why r refuses q, in the memory store's order; nil if it
@@ -199,6 +251,9 @@ func refusal(q engine.AcquireRequest, r record) error {
 		return fmt.Errorf("acquire %s step %d: %w: %w", q.CorrelationID, q.Step, engine.ErrPruned, engine.ErrDuplicate)
 	case e.Status == engine.StatusStopped:
 		return fmt.Errorf("acquire %s step %d: %w", q.CorrelationID, q.Step, engine.ErrInactive)
+	case unixNano(q.Restarted) < r.restarted:
+		return fmt.Errorf("acquire %s step %d: message restarted at %s, before the resume at %s: %w",
+			q.CorrelationID, q.Step, q.Restarted.Format(time.RFC3339), fromNano(r.restarted).Format(time.RFC3339), engine.ErrDuplicate)
 	case e.DoneStep >= q.Step:
 		return fmt.Errorf("acquire %s step %d: step %d done: %w", q.CorrelationID, q.Step, e.DoneStep, engine.ErrDuplicate)
 	case !e.LeaseExpires.IsZero() && now < unixNano(e.LeaseExpires) && e.LeaseStep >= q.Step:
@@ -351,7 +406,8 @@ func (s *Store) commit(ctx context.Context, c engine.Commit, out *engine.OutMess
 		":step": vn(int64(c.Step)), ":st": vs(string(st)), ":stopped": vs(string(engine.StatusStopped)),
 	}
 	vals[":hk"] = vs(sk)
-	set := []string{"le = :zero", "rt = :r", "ua = :now", "cf = :f", "hk = :hk"}
+	vals[":du"] = vn(unixNano(c.DueAt))
+	set := []string{"le = :zero", "rt = :r", "ua = :now", "cf = :f", "hk = :hk", "du = :du"}
 	var remove []string
 	str := func(attr, v string) {
 		if v == "" {
