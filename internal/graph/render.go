@@ -124,21 +124,53 @@ func selectMachines(s *spec.Spec, name string) ([]*spec.Machine, error) {
 }
 
 // renderImage lays out the DOT of m with Graphviz (compiled to WebAssembly, so no
-// system Graphviz is needed) and writes it as SVG or PNG.
-func renderImage(ctx context.Context, w io.Writer, m *spec.Machine, opts Options) (err error) {
+// system Graphviz is needed) and writes it as SVG, or draws the layout as PNG.
+func renderImage(ctx context.Context, w io.Writer, m *spec.Machine, opts Options) error {
+	// PNG is drawn by lfsm from the layout (xdot); SVG is Graphviz's, with its
+	// text drawn in the label font's outlines (fixSVGText).
+	format := graphviz.SVG
+	if opts.Format == FormatPNG {
+		format = "xdot"
+	}
+	out, err := layout(ctx, m, opts, format)
+	if err != nil {
+		return err
+	}
+	var img []byte
+	if opts.Format == FormatPNG {
+		d, err := parseXDot(out)
+		if err != nil {
+			return fmt.Errorf("machine %s: %w", m.Name, err)
+		}
+		var b bytes.Buffer
+		if err := writePNG(&b, d); err != nil {
+			return fmt.Errorf("draw machine %s: %w", m.Name, err)
+		}
+		img = b.Bytes()
+	} else if img, err = fixSVGText(out); err != nil {
+		return fmt.Errorf("draw machine %s: %w", m.Name, err)
+	}
+	if _, err := w.Write(img); err != nil {
+		return fmt.Errorf("write %s: %w", opts.Format, err)
+	}
+	return nil
+}
+
+// layout has Graphviz lay out the DOT of m and render it in format (svg, xdot).
+func layout(ctx context.Context, m *spec.Machine, opts Options, format graphviz.Format) (_ []byte, err error) {
 	var dot bytes.Buffer
 	bw := bufio.NewWriter(&dot)
 	ast, ids := dotGraph(m, opts.Lambdas)
 	writeDOT(bw, ast)
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write dot: %w", err)
+		return nil, fmt.Errorf("write dot: %w", err)
 	}
 	if err := graphviz.Load(ctx, opts.CacheDir); err != nil {
-		return err
+		return nil, err
 	}
 	gv, err := graphviz.New(ctx)
 	if err != nil {
-		return fmt.Errorf("start graphviz: %w", err)
+		return nil, fmt.Errorf("start graphviz: %w", err)
 	}
 	defer func() {
 		if cerr := gv.Close(); cerr != nil && err == nil {
@@ -147,7 +179,7 @@ func renderImage(ctx context.Context, w io.Writer, m *spec.Machine, opts Options
 	}()
 	g, err := graphviz.ParseBytes(ctx, dot.Bytes())
 	if err != nil {
-		return fmt.Errorf("parse dot of machine %s: %w", m.Name, err)
+		return nil, fmt.Errorf("parse dot of machine %s: %w", m.Name, err)
 	}
 	defer func() {
 		if cerr := g.Close(); cerr != nil && err == nil {
@@ -159,18 +191,15 @@ func renderImage(ctx context.Context, w io.Writer, m *spec.Machine, opts Options
 	for _, name := range []string{ids.startName, ids.endName} {
 		n, err := g.NodeByName(name)
 		if err != nil {
-			return fmt.Errorf("find node %s: %w", name, err)
+			return nil, fmt.Errorf("find node %s: %w", name, err)
 		}
 		if n != nil {
 			n.SetLabel("")
 		}
 	}
-	format := graphviz.SVG
-	if opts.Format == FormatPNG {
-		format = graphviz.PNG
+	var out bytes.Buffer
+	if err := gv.Render(ctx, g, format, &out); err != nil {
+		return nil, fmt.Errorf("lay out machine %s: %w", m.Name, err)
 	}
-	if err := gv.Render(ctx, g, format, w); err != nil {
-		return fmt.Errorf("render machine %s as %s: %w", m.Name, opts.Format, err)
-	}
-	return nil
+	return out.Bytes(), nil
 }

@@ -327,7 +327,6 @@ const (
 
 // functions from gvc package.
 var (
-	SetFontLoader   = gvc.SetFontLoader
 	DefaultPlugins  = gvc.DefaultPlugins
 	DeviceQuality   = gvc.WithDeviceQuality
 	DeviceFeatures  = gvc.WithDeviceFeatures
@@ -340,6 +339,4 @@ var (
 	RenderColorType = gvc.WithRenderColorType
 	RenderPAD       = gvc.WithRenderPAD
 	NewRenderPlugin = gvc.NewRenderPlugin
-	PNGRenderPlugin = gvc.PNGRenderPlugin
-	JPGRenderPlugin = gvc.JPGRenderPlugin
 )

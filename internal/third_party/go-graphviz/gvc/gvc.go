@@ -125,7 +125,14 @@ func newPlugins(ctx context.Context, plugins ...Plugin) ([]*wasm.SymList, error)
 		return nil, err
 	}
 	if len(plugins) == 0 {
-		return defaults, nil
+		// lfsm: the list needs its terminating entry, as below; upstream
+		// returned defaults without it, which its own default plugins never
+		// reached, and contexts created from it failed after a few renders.
+		symTerm, err := wasm.SymListZero(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return append(defaults, symTerm), nil
 	}
 	sym, err := wasm.NewSymList(ctx)
 	if err != nil {
