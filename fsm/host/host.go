@@ -5,21 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/lfsm/lfsm/fsm"
-	"github.com/lfsm/lfsm/internal/backend/chaos"
-	"github.com/lfsm/lfsm/internal/config"
 	"github.com/lfsm/lfsm/internal/engine"
-	"github.com/lfsm/lfsm/internal/local"
 	"github.com/lfsm/lfsm/internal/spec"
 )
 
@@ -43,6 +37,10 @@ const (
 // SIGTERM the steps in flight finish and the program stops; on a second it
 // exits at once with status 130.
 func Main(cfg Config) {
+	if os.Getenv(envRuntimeAPI) != "" {
+		// In Lambda: the runtime owns the process (and SIGTERM).
+		os.Exit(runLambda(context.Background(), cfg, os.Stdout, os.Stderr))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -58,12 +56,12 @@ func Main(cfg Config) {
 	os.Exit(code)
 }
 
-// run is Main without the process: it returns the exit code.
-func run(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) int {
+// load decodes the compiled-in spec and returns it with the resolver of
+// the linked actions.
+func load(cfg Config) (*spec.Spec, engine.Resolver, error) {
 	var s spec.Spec
 	if err := json.Unmarshal([]byte(cfg.Spec), &s); err != nil {
-		fmt.Fprintf(stderr, "error: decode compiled-in spec: %v\n", err)
-		return exitFailure
+		return nil, nil, fmt.Errorf("decode compiled-in spec: %w", err)
 	}
 	resolve := func(ref string) (fsm.Action, error) {
 		if a, ok := cfg.Actions[ref]; ok && a != nil {
@@ -71,6 +69,31 @@ func run(ctx context.Context, cfg Config, args []string, stdout, stderr io.Write
 		}
 		return nil, fmt.Errorf("action %q is not linked into this binary (run lfsm build)", ref)
 	}
+	return &s, resolve, nil
+}
+
+// runLambda is Main in Lambda.
+func runLambda(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
+	s, resolve, err := load(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitFailure
+	}
+	return lambdaMain(ctx, s, resolve, stdout, stderr)
+}
+
+// run is Main without the process: it returns the exit code.
+func run(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) int {
+	return runIn(ctx, cfg, args, os.Stdin, stdout, stderr)
+}
+
+func runIn(ctx context.Context, cfg Config, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	sp, resolve, err := load(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitFailure
+	}
+	s := *sp
 	if len(args) == 0 {
 		usage(stderr)
 		return exitUsage
@@ -80,6 +103,8 @@ func run(ctx context.Context, cfg Config, args []string, stdout, stderr io.Write
 		return runCmd(ctx, &s, resolve, args[1:], stdout, stderr)
 	case "worker":
 		return workerCmd(ctx, &s, resolve, args[1:], stderr)
+	case "invoke":
+		return invokeCmd(ctx, &s, resolve, args[1:], stdin, stdout, stderr)
 	case "machines":
 		for _, m := range s.Machines {
 			fmt.Fprintln(stdout, m.Name)
@@ -98,180 +123,9 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   run -m MACHINE [--context JSON|@FILE] [--correlation-id ID] [--db PATH] [--output text|json] [--chaos SPEC [--chaos-seed N]] [-v] [--log-format text|json]
   worker [--workers N] [--db PATH] [--until-idle] [--visibility DURATION] [--lease-timeout DURATION] [--retention DURATION] [--chaos SPEC [--chaos-seed N]] [-v] [--log-format text|json]
+  invoke    (the Lambda handler on events read from stdin; AWS resources from LFSM_AWS_* variables)
   machines
 `)
-}
-
-func runCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	machine := fs.String("m", "", "machine to start")
-	fs.StringVar(machine, "machine", "", "machine to start")
-	ctxArg := fs.String("context", "", "initial context: a JSON object, or @FILE")
-	id := fs.String("correlation-id", "", "correlation id (default: a new random one)")
-	db := fs.String("db", local.DefaultDBPath, "SQLite database of the local store")
-	output := fs.String("output", "text", "text or json")
-	cf := chaosFlags(fs)
-	lf := logFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	logger, err := config.NewLogger(stderr, lf.format, lf.verbose)
-	if err != nil {
-		fmt.Fprintf(stderr, "error: %v\n", err)
-		return exitUsage
-	}
-	inj, err := cf.injector(fs, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "error: %v\n", err)
-		return exitUsage
-	}
-	if *machine == "" || fs.NArg() > 0 || (*output != "text" && *output != "json") {
-		fmt.Fprintln(stderr, "error: run needs -m MACHINE and no arguments; --output is text or json")
-		return exitUsage
-	}
-	if *id != "" {
-		if err := engine.ValidateCorrelationID(*id); err != nil {
-			fmt.Fprintf(stderr, "error: --correlation-id %q: %v\n", *id, err)
-			return exitUsage
-		}
-	}
-	uc, err := parseContext(*ctxArg)
-	if err != nil {
-		fmt.Fprintf(stderr, "error: --context: %v\n", err)
-		return exitUsage
-	}
-	res, err := local.Run(ctx, local.RunOptions{
-		Spec: s, Resolve: resolve, DBPath: *db, Machine: *machine, Context: uc,
-		CorrelationID: *id, Out: stdout, JSON: *output == "json", Logger: logger, Chaos: inj,
-	})
-	if inj != nil {
-		fmt.Fprintln(stderr, "chaos: "+inj.Summary())
-	}
-	switch {
-	case err != nil && ctx.Err() != nil:
-		fmt.Fprintf(stderr, "interrupted: execution %s left as it was (lfsm inspect %s)\n", res.CorrelationID, res.CorrelationID)
-		return exitInterrupted
-	case err != nil:
-		fmt.Fprintf(stderr, "error: %v\n", err)
-		return exitFailure
-	}
-	if res.Status == engine.StatusDone || res.Status == engine.StatusWaiting {
-		return exitOK
-	}
-	return exitFailure
-}
-
-func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	workers := fs.Int("workers", 4, "messages handled at once")
-	db := fs.String("db", local.DefaultDBPath, "SQLite database of the local store")
-	untilIdle := fs.Bool("until-idle", false, "exit once no message is queued, delayed or in flight")
-	visibility := fs.Duration("visibility", local.WorkerVisibility, "how long a received message stays hidden before it is delivered again")
-	leaseTimeout := fs.Duration("lease-timeout", local.LeaseTimeout, "how long a step's lease lasts without a renewal before another worker may take the step over")
-	retentionFlag := fs.String("retention", "", "prune executions finished longer ago than `DURATION` (30d, 720h) as the worker runs")
-	cf := chaosFlags(fs)
-	lf := logFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	logger, err := config.NewLogger(stderr, lf.format, lf.verbose)
-	if err != nil {
-		fmt.Fprintf(stderr, "error: %v\n", err)
-		return exitUsage
-	}
-	if fs.NArg() > 0 || *workers < 1 || *visibility <= 0 || *leaseTimeout <= 0 {
-		fmt.Fprintln(stderr, "error: worker takes no arguments, --workers >= 1, and positive --visibility and --lease-timeout")
-		return exitUsage
-	}
-	var retention time.Duration
-	if *retentionFlag != "" {
-		var err error
-		if retention, err = config.ParseAge(*retentionFlag); err != nil {
-			fmt.Fprintf(stderr, "error: --retention: %v\n", err)
-			return exitUsage
-		}
-	}
-	inj, err := cf.injector(fs, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "error: %v\n", err)
-		return exitUsage
-	}
-	if inj != nil {
-		// Under chaos, commits fail on purpose: short timeouts unless given.
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if !set["visibility"] {
-			*visibility = local.ChaosVisibility
-		}
-		if !set["lease-timeout"] {
-			*leaseTimeout = local.ChaosLeaseTimeout
-		}
-	}
-	fmt.Fprintf(stderr, "worker: %d workers on %s (machines: %s)\n", *workers, *db, machineNames(s))
-	err = local.Worker(ctx, local.WorkerOptions{Spec: s, Resolve: resolve, DBPath: *db, Workers: *workers, Logger: logger,
-		UntilIdle: *untilIdle, Visibility: *visibility, LeaseTimeout: *leaseTimeout, Chaos: inj, Retention: retention})
-	if inj != nil {
-		fmt.Fprintln(stderr, "chaos: "+inj.Summary())
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "error: %v\n", err)
-		return exitFailure
-	}
-	if ctx.Err() != nil {
-		fmt.Fprintln(stderr, "worker: stopped")
-		return exitInterrupted
-	}
-	if *untilIdle {
-		fmt.Fprintln(stderr, "worker: queue empty, exiting")
-	}
-	return exitOK
-}
-
-// logOpts are the -v and --log-format flags of run and worker (see
-// config.NewLogger: no logs unless asked for).
-type logOpts struct {
-	verbose bool
-	format  string
-}
-
-func logFlags(fs *flag.FlagSet) *logOpts {
-	l := &logOpts{}
-	fs.BoolVar(&l.verbose, "v", false, "log what the engine does (info level)")
-	fs.StringVar(&l.format, "log-format", "", "log as text or json (default: no logs unless -v)")
-	return l
-}
-
-// chaosOpts are the --chaos and --chaos-seed flags of run and worker.
-type chaosOpts struct {
-	spec config.Chaos
-	seed uint64
-}
-
-func chaosFlags(fs *flag.FlagSet) *chaosOpts {
-	c := &chaosOpts{}
-	fs.Var(&c.spec, "chaos", "make calls to the local store fail at random: 0.1, or default=0.1,Commit=0.5")
-	fs.Uint64Var(&c.seed, "chaos-seed", 0, "seed of the chaos draws (default: random, printed)")
-	return c
-}
-
-// injector returns nil when chaos is off; else it prints that chaos is on
-// and returns the injector. --chaos-seed without chaos is an error.
-func (c *chaosOpts) injector(fs *flag.FlagSet, stderr io.Writer) (*chaos.Injector, error) {
-	seedSet := false
-	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "chaos-seed" })
-	if !c.spec.Enabled() {
-		if seedSet {
-			return nil, errors.New("--chaos-seed needs --chaos")
-		}
-		return nil, nil
-	}
-	if !seedSet {
-		c.seed = rand.Uint64N(1 << 31)
-	}
-	fmt.Fprintln(stderr, c.spec.Notice(c.seed))
-	return chaos.New(c.spec.Config(c.seed)), nil
 }
 
 // parseContext reads the initial user context: a JSON object, or @FILE.

@@ -50,6 +50,12 @@ type BuildOptions struct {
 	CacheDir string
 	// Force rebuilds even when the inputs are unchanged.
 	Force bool
+	// Lambda builds the AWS Lambda artifact instead of a local binary: for
+	// linux (GOOS is ignored) on GOARCH arm64 unless set, with the tag
+	// lambda.norpc (which also leaves the local store out of fsm/host),
+	// stripped, to .lfsm/lambda/<goarch>/bootstrap unless Out says
+	// otherwise, and zipped to .lfsm/lambda/<name>.zip (Result.Zip).
+	Lambda bool
 	// Logger receives progress lines (nil: discard).
 	Logger *slog.Logger
 }
@@ -75,6 +81,8 @@ type Result struct {
 	// InputHash identifies the inputs (what the stamp file records).
 	InputHash string        `json:"input_hash"`
 	Duration  time.Duration `json:"duration_ns"`
+	// Zip is the Lambda deployment package (BuildOptions.Lambda only).
+	Zip *Zip `json:"zip,omitempty"`
 }
 
 // Build loads the spec, checks its action references, generates the main
@@ -110,8 +118,14 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 	}
 	res.LFSMReplace = um.replace
 	goos, goarch := cmpOr(opts.GOOS, runtime.GOOS), cmpOr(opts.GOARCH, runtime.GOARCH)
+	if opts.Lambda {
+		goos, goarch = "linux", cmpOr(opts.GOARCH, "arm64")
+	}
 	out := opts.Out
-	if out == "" {
+	switch {
+	case out == "" && opts.Lambda:
+		out = filepath.Join(StateDir, "lambda", goarch, "bootstrap")
+	case out == "":
 		name := pathBase(modPath)
 		out = filepath.Join(StateDir, "bin", name)
 		if goos != runtime.GOOS || goarch != runtime.GOARCH {
@@ -142,9 +156,27 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 	if err != nil {
 		return res, diags, err
 	}
-	stampPath := filepath.Join(dir, StateDir, "stamps", goos+"_"+goarch+".stamp")
+	platform := goos + "_" + goarch
+	buildFlags := []string{"-trimpath", "-buildvcs=false"}
+	if opts.Lambda {
+		platform += "_lambda"
+		buildFlags = append(buildFlags, "-tags", LambdaTags, "-ldflags", "-s -w")
+	}
+	stampPath := filepath.Join(dir, StateDir, "stamps", platform+".stamp")
 	hashInputs := func() (string, error) {
-		return inputHash(dir, s.Files, version, user, goos, goarch, res.Binary, um.replaceDir)
+		return inputHash(dir, s.Files, version, user, platform, strings.Join(buildFlags, " "), res.Binary, um.replaceDir)
+	}
+	zipPath := filepath.Join(dir, StateDir, "lambda", pathBase(modPath)+".zip")
+	finish := func() (Result, spec.Diagnostics, error) {
+		if opts.Lambda {
+			z, err := WriteZip(res.Binary, zipPath)
+			if err != nil {
+				return res, diags, err
+			}
+			res.Zip = &z
+		}
+		res.Duration = time.Since(start)
+		return res, diags, nil
 	}
 	h, err := hashInputs()
 	if err != nil {
@@ -156,8 +188,7 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 		// at info level this would say it twice.
 		log.Debug("build up to date", "binary", rel(dir, res.Binary))
 		res.UpToDate = true
-		res.Duration = time.Since(start)
-		return res, diags, nil
+		return finish()
 	}
 
 	var env []string
@@ -209,7 +240,8 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 	if err := os.MkdirAll(filepath.Dir(res.Binary), 0o755); err != nil {
 		return res, diags, fmt.Errorf("build: %w", err)
 	}
-	if _, err := runGoLog(ctx, log, dir, benv, "build", "-trimpath", "-buildvcs=false", "-o", res.Binary, "./"+GenDir); err != nil {
+	args := append(append([]string{"build"}, buildFlags...), "-o", res.Binary, "./"+GenDir)
+	if _, err := runGoLog(ctx, log, dir, benv, args...); err != nil {
 		if um.replace != "" {
 			return res, diags, fmt.Errorf("build %s (go.mod replaces %s, so lfsm leaves go.mod and go.sum as they are: if go asks for changes, run go mod tidy there): %w", modPath, ModulePath, err)
 		}
@@ -226,10 +258,12 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 	if err := writeAtomic(stampPath, []byte(h+"\n")); err != nil {
 		return res, diags, fmt.Errorf("write build stamp: %w", err)
 	}
-	res.Duration = time.Since(start)
-	// The caller reports the result (lfsm build: "built ...").
-	log.Debug("built", "binary", rel(dir, res.Binary), "duration", res.Duration.Round(time.Millisecond))
-	return res, diags, nil
+	res, diags, err = finish()
+	if err == nil {
+		// The caller reports the result (lfsm build: "built ...").
+		log.Debug("built", "binary", rel(dir, res.Binary), "duration", res.Duration.Round(time.Millisecond))
+	}
+	return res, diags, err
 }
 
 // FindModuleRoot returns the nearest directory at or above dir that holds a
@@ -308,9 +342,9 @@ func writeStateDir(dir string) error {
 // inputHash hashes everything a build depends on. replaceDir, when not
 // empty, is the directory go.mod replaces lfsm with: its Go files are inputs
 // too.
-func inputHash(dir string, specFiles []string, version string, user goSettings, goos, goarch, out, replaceDir string) (string, error) {
+func inputHash(dir string, specFiles []string, version string, user goSettings, platform, flags, out, replaceDir string) (string, error) {
 	h := sha256.New()
-	meta, _ := json.Marshal([]string{"lfsm-build-1", version, user.GOVERSION, user.GOFLAGS, goos, goarch, out})
+	meta, _ := json.Marshal([]string{"lfsm-build-1", version, user.GOVERSION, user.GOFLAGS, platform, flags, out})
 	h.Write(meta)
 	add := func(p string) error {
 		b, err := os.ReadFile(p)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lfsm/lfsm/internal/build"
+	"github.com/lfsm/lfsm/internal/config"
 	"github.com/lfsm/lfsm/internal/spec"
 )
 
@@ -24,6 +25,9 @@ type BuildOptions struct {
 	Out     string
 	Force   bool
 	Output  string
+	// Target aws builds the Lambda artifact; Arch is its architecture.
+	Target config.Target
+	Arch   string
 }
 
 // BuildResult is what lfsm build --output json prints.
@@ -37,7 +41,7 @@ type BuildResult struct {
 func newBuildCmd(f *Factory, runF func(*BuildOptions) error) *cobra.Command {
 	opts := &BuildOptions{}
 	cmd := &cobra.Command{
-		Use:   "build [-f FILE] [--out PATH] [--force] [--output text|json]",
+		Use:   "build [-f FILE] [--out PATH] [--force] [--arch arm64|amd64] [--output text|json]",
 		Short: "Build the project's worker binary",
 		Long: heredoc(`
 			Build the binary that runs the project's machines with its Go actions:
@@ -52,19 +56,34 @@ func newBuildCmd(f *Factory, runF func(*BuildOptions) error) *cobra.Command {
 			and neither it nor go.sum is changed.
 			A build whose inputs did not change since the last one is skipped.
 
+			With --target aws (or LFSM_TARGET, or target in lfsm.yaml) it builds
+			the AWS Lambda artifact instead: bootstrap for linux/arm64 (--arch
+			amd64 for x86_64), without the local store, stripped, zipped to
+			.lfsm/lambda/<module name>.zip with fixed timestamps so the same
+			sources give the same SHA-256; it prints the zip's path, SHA-256 and
+			size.
+
 			Bad action references are reported at file:line:col (exit status 1).
 			Progress goes to stderr.
 		`),
 		Example: example(`
 			lfsm build
 			lfsm build -f specs/orders.yaml --out bin/orders
+			lfsm build --target aws
+			lfsm build --target aws --arch amd64 --output json
 		`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkEnum(f, "output", opts.Output, textOrJSON); err != nil {
 				return err
 			}
-			opts.IO, opts.WorkDir = f.IOStreams, f.WorkDir
+			if opts.Arch != "arm64" && opts.Arch != "amd64" {
+				return usageErrorf("invalid --arch %q: arm64 or amd64", opts.Arch)
+			}
+			opts.IO, opts.WorkDir, opts.Target = f.IOStreams, f.WorkDir, f.Config.Target
+			if cmd.Flags().Changed("arch") && opts.Target != config.TargetAWS {
+				return usageErrorf("--arch is for the Lambda artifact: use it with --target aws")
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -76,6 +95,7 @@ func newBuildCmd(f *Factory, runF func(*BuildOptions) error) *cobra.Command {
 	fl.StringVar(&opts.Out, "out", "", "write the binary to `PATH` (default .lfsm/bin/<module name>)")
 	fl.BoolVar(&opts.Force, "force", false, "build even when nothing changed")
 	fl.StringVar(&opts.Output, "output", outputText, "output `FORMAT`: text|json")
+	fl.StringVar(&opts.Arch, "arch", "arm64", "Lambda architecture with --target aws (`ARCH`: arm64|amd64)")
 	return cmd
 }
 
@@ -88,7 +108,11 @@ func runBuild(ctx context.Context, opts *BuildOptions) error {
 		}
 		out = abs
 	}
-	res, diags, err := buildProject(ctx, opts.IO, opts.WorkDir, opts.File, out, opts.Force, opts.Output != outputJSON)
+	bo := build.BuildOptions{Out: out, Force: opts.Force}
+	if opts.Target == config.TargetAWS {
+		bo.Lambda, bo.GOARCH = true, opts.Arch
+	}
+	res, diags, err := buildProjectWith(ctx, opts.IO, opts.WorkDir, opts.File, bo, opts.Output != outputJSON)
 	if opts.Output == outputJSON {
 		if err != nil && err != errSilent {
 			return err
@@ -106,6 +130,11 @@ func runBuild(ctx context.Context, opts *BuildOptions) error {
 	if res.UpToDate {
 		verb = "up to date:"
 	}
+	if z := res.Zip; z != nil {
+		_, err = fmt.Fprintf(opts.IO.Out, "%s %s (%s)\nsha256 %s\nsize %d bytes (%.1f MB)\n", verb, relTo(opts.WorkDir, z.Path),
+			res.Duration.Round(time.Millisecond), z.SHA256, z.Size, float64(z.Size)/(1<<20))
+		return err
+	}
 	_, err = fmt.Fprintf(opts.IO.Out, "%s %s (%s)\n", verb, relTo(opts.WorkDir, res.Binary), res.Duration.Round(time.Millisecond))
 	return err
 }
@@ -114,6 +143,12 @@ func runBuild(ctx context.Context, opts *BuildOptions) error {
 // stderr (in text mode) and make the error errSilent; progress goes to stderr
 // when progress is set.
 func buildProject(ctx context.Context, ios *IOStreams, workDir, specFile, out string, force, progress bool) (build.Result, spec.Diagnostics, error) {
+	return buildProjectWith(ctx, ios, workDir, specFile, build.BuildOptions{Out: out, Force: force}, progress)
+}
+
+// buildProjectWith is buildProject with more of build.BuildOptions (Dir,
+// SpecPath and Logger are filled in).
+func buildProjectWith(ctx context.Context, ios *IOStreams, workDir, specFile string, bo build.BuildOptions, progress bool) (build.Result, spec.Diagnostics, error) {
 	abs, err := filepath.Abs(specFile)
 	if err != nil {
 		return build.Result{}, nil, fmt.Errorf("spec %s: %w", specFile, err)
@@ -132,7 +167,8 @@ func buildProject(ctx context.Context, ios *IOStreams, workDir, specFile, out st
 		defer pr.Stop()
 		logger, stop = slog.New(pr), pr.Stop
 	}
-	res, diags, err := build.Build(ctx, build.BuildOptions{Dir: dir, SpecPath: abs, Out: out, Force: force, Logger: logger})
+	bo.Dir, bo.SpecPath, bo.Logger = dir, abs, logger
+	res, diags, err := build.Build(ctx, bo)
 	stop()
 	if errors.Is(err, build.ErrLFSMModule) {
 		return res, diags, specOnlyError(specFile, "")

@@ -56,7 +56,8 @@ type PollResult struct {
 
 // Options configure a Handler. Engine is required.
 type Options struct {
-	// Engine handles records and direct invocations.
+	// Engine handles records and direct invocations; nil is allowed with
+	// Machines, for a function that only runs Step Functions tasks.
 	Engine *engine.Engine
 	// Store is the engine's store; direct invocations read the status they
 	// answer with from it (nil: they answer without a status).
@@ -112,8 +113,8 @@ func (systemClock) Now() time.Time { return time.Now() }
 
 // New returns a Handler.
 func New(o Options) (*Handler, error) {
-	if o.Engine == nil {
-		return nil, errors.New("new lambda handler: Engine is required")
+	if o.Engine == nil && len(o.Machines) == 0 {
+		return nil, errors.New("new lambda handler: an Engine, or Machines for Step Functions mode, is required")
 	}
 	h := &Handler{
 		eng: o.Engine, store: o.Store, retrier: o.Retrier, visibility: o.Visibility, poller: o.Poller, drops: o.Drops,
@@ -180,6 +181,9 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	var p probe
 	if err := json.Unmarshal(payload, &p); err != nil {
 		return nil, fmt.Errorf("invoke: event is not a JSON object: %w", err)
+	}
+	if h.eng == nil && p.Mode == nil {
+		return nil, errors.New("invoke: this function runs in Step Functions mode only (it has no execution store): it takes Step Functions tasks")
 	}
 	switch {
 	case len(p.Records) > 0:

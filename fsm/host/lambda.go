@@ -1,0 +1,210 @@
+package host
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	awslambda "github.com/aws/aws-lambda-go/lambda"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/lfsm/lfsm/internal/backend/awsconfig"
+	"github.com/lfsm/lfsm/internal/backend/sqs"
+	"github.com/lfsm/lfsm/internal/engine"
+	"github.com/lfsm/lfsm/internal/lambda"
+	"github.com/lfsm/lfsm/internal/spec"
+)
+
+// envRuntimeAPI is set by Lambda (and aws-lambda-rie) for the bootstrap:
+// Main then runs the Lambda handler instead of a command line.
+const envRuntimeAPI = "AWS_LAMBDA_RUNTIME_API"
+
+// The function's environment, as internal/deploy writes it (its contract.go;
+// a test checks that the two agree): which dispatch, and each resource by ARN.
+const (
+	envDispatch      = "LFSM_AWS_DISPATCH"
+	envDispatchARN   = "LFSM_AWS_DISPATCH_ARN"
+	envStoreTableARN = "LFSM_AWS_STORE_TABLE_ARN"
+	envRetryTableARN = "LFSM_AWS_RETRY_TABLE_ARN"
+	envLeaseTimeout  = "LFSM_LEASE_TIMEOUT"
+	// envLogLevel sets the log level: debug, info (default), warn or error.
+	envLogLevel = "LFSM_LOG_LEVEL"
+)
+
+// Dispatch kinds of envDispatch.
+const (
+	dispatchSQS           = "sqs"
+	dispatchStepFunctions = "stepfunctions"
+)
+
+// newStore returns the execution store of the table ARN, which is also the
+// engine's queue (sending through q) when the store can end a step in one
+// call. It is set by the file that links the DynamoDB store.
+var newStore func(ctx context.Context, tableARN string, q engine.Queue, r engine.Retrier, m *awsconfig.Meter) (engine.Store, engine.Queue, error)
+
+// awsHandler builds the Lambda handler from the environment getenv reads.
+func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, getenv func(string) string,
+	logger *slog.Logger, metrics *lambda.EMF, meter *awsconfig.Meter) (*lambda.Handler, error) {
+	machines := make([]*engine.Machine, 0, len(s.Machines))
+	for _, m := range s.Machines {
+		cm, err := engine.Compile(m, resolve)
+		if err != nil {
+			return nil, err
+		}
+		machines = append(machines, cm)
+	}
+	opts := lambda.Options{Machines: machines, Metrics: metrics, Logger: logger}
+	dispatch := strings.ToLower(strings.TrimSpace(getenv(envDispatch)))
+	if dispatch == "" {
+		dispatch = dispatchSQS
+	}
+	switch dispatch {
+	case dispatchStepFunctions:
+		return lambda.New(opts)
+	case dispatchSQS:
+	default:
+		return nil, fmt.Errorf("%s=%q: this build dispatches through %s or %s", envDispatch, dispatch, dispatchSQS, dispatchStepFunctions)
+	}
+	queueARN := getenv(envDispatchARN)
+	if queueARN == "" {
+		return nil, fmt.Errorf("%s is not set: it names the SQS queue that carries the messages (arn:aws:sqs:REGION:ACCOUNT:NAME)", envDispatchARN)
+	}
+	a, err := sqs.ParseARN(queueARN)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", envDispatchARN, err)
+	}
+	cfg, err := awsconfig.Load(ctx, a.Region, meter)
+	if err != nil {
+		return nil, err
+	}
+	sc := awssqs.NewFromConfig(cfg)
+	q, err := sqs.New(ctx, sqs.Options{Client: sc, ARN: queueARN})
+	if err != nil {
+		return nil, err
+	}
+	tableARN := getenv(envStoreTableARN)
+	if tableARN == "" {
+		return nil, fmt.Errorf("%s is not set: it names the DynamoDB table of the execution store", envStoreTableARN)
+	}
+	if newStore == nil {
+		return nil, fmt.Errorf("%s: this build has no DynamoDB store", envStoreTableARN)
+	}
+	store, queue, err := newStore(ctx, tableARN, q, q, meter)
+	if err != nil {
+		return nil, err
+	}
+	eo := engine.Options{Machines: machines, Store: store, Queue: queue, Metrics: metrics, Logger: logger}
+	if any(queue) != any(store) {
+		eo.Retrier = q
+	}
+	if lt := getenv(envLeaseTimeout); lt != "" {
+		d, err := time.ParseDuration(lt)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s=%q: want a positive duration such as 300s", envLeaseTimeout, lt)
+		}
+		eo.LeaseTimeout = d
+	}
+	eng, err := engine.New(eo)
+	if err != nil {
+		return nil, err
+	}
+	opts.Engine, opts.Store, opts.Retrier, opts.Visibility = eng, store, q, sqs.NewVisibility(sc)
+	return lambda.New(opts)
+}
+
+// logLevel reads envLogLevel (default info).
+func logLevel(getenv func(string) string) (slog.Level, error) {
+	var l slog.Level
+	v := getenv(envLogLevel)
+	if v == "" {
+		return slog.LevelInfo, nil
+	}
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		return l, fmt.Errorf("%s=%q: want debug, info, warn or error", envLogLevel, v)
+	}
+	return l, nil
+}
+
+// lambdaMain runs the function under the Lambda runtime API: logs as JSON on
+// stderr, metrics as EMF on stdout. It returns only if the handler cannot be
+// built (lambda.Start never returns).
+func lambdaMain(ctx context.Context, s *spec.Spec, resolve engine.Resolver, stdout, stderr io.Writer) int {
+	level, err := logLevel(os.Getenv)
+	logger := slog.New(lambda.NewLogHandler(stderr, level))
+	if err != nil {
+		logger.Error("bad environment", "err", err)
+		return exitUsage
+	}
+	h, err := awsHandler(ctx, s, resolve, os.Getenv, logger, lambda.NewEMF(stdout, nil), nil)
+	if err != nil {
+		// The runtime reports an init error when the bootstrap exits.
+		logger.Error("cannot start the function", "err", err)
+		return exitFailure
+	}
+	awslambda.StartWithOptions(h, awslambda.WithContext(ctx))
+	return exitOK
+}
+
+// invokeCmd runs the Lambda handler on events read from stdin, one JSON
+// value after another, and writes one JSON line per event to stdout:
+// {"response": ...} or {"error": {"errorType", "errorMessage"}}. lfsm dev
+// --target aws hands its batches to the project binary this way; the
+// environment names the AWS resources as it does in Lambda.
+func invokeCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintln(stderr, "error: invoke takes no arguments; it reads events from stdin")
+		return exitUsage
+	}
+	level, err := logLevel(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitUsage
+	}
+	logger := slog.New(lambda.NewLogHandler(stderr, level))
+	h, err := awsHandler(ctx, s, resolve, os.Getenv, logger, nil, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitFailure
+	}
+	dec := json.NewDecoder(bufio.NewReaderSize(stdin, 1<<20))
+	out := bufio.NewWriter(stdout)
+	for {
+		var ev json.RawMessage
+		if err := dec.Decode(&ev); err != nil {
+			if errors.Is(err, io.EOF) {
+				return exitOK
+			}
+			fmt.Fprintf(stderr, "error: read event: %v\n", err)
+			return exitFailure
+		}
+		resp, err := h.Invoke(ctx, ev)
+		line := invokeLine{Response: resp}
+		if err != nil {
+			line = invokeLine{Error: &invokeError{Type: fmt.Sprintf("%T", err), Message: err.Error()}}
+		}
+		b, _ := json.Marshal(line)
+		out.Write(b)
+		out.WriteByte('\n')
+		if err := out.Flush(); err != nil {
+			return exitFailure
+		}
+	}
+}
+
+// invokeLine is one answer of invokeCmd.
+type invokeLine struct {
+	Response json.RawMessage `json:"response,omitempty"`
+	Error    *invokeError    `json:"error,omitempty"`
+}
+
+type invokeError struct {
+	Type    string `json:"errorType"`
+	Message string `json:"errorMessage"`
+}

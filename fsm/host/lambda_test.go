@@ -1,0 +1,55 @@
+package host
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/lfsm/lfsm/internal/deploy"
+	"github.com/lfsm/lfsm/internal/spec"
+)
+
+// The function reads the environment internal/deploy writes.
+func TestEnvironmentContract(t *testing.T) {
+	for _, p := range [][2]string{
+		{envDispatch, deploy.EnvDispatch},
+		{envDispatchARN, deploy.EnvDispatchARN},
+		{envStoreTableARN, deploy.EnvStoreTableARN},
+		{envRetryTableARN, deploy.EnvRetryTableARN},
+		{envLeaseTimeout, deploy.EnvLeaseTimeout},
+		{dispatchStepFunctions, string(deploy.ModeStepFunctions)},
+		{dispatchSQS, string(deploy.DispatchSQS)},
+	} {
+		if p[0] != p[1] {
+			t.Errorf("host reads %q, deploy writes %q", p[0], p[1])
+		}
+	}
+}
+
+// A function whose environment names no resources fails to start and says
+// which variable to set.
+func TestAWSHandlerEnvironment(t *testing.T) {
+	s := &spec.Spec{Machines: []*spec.Machine{{Name: "M", States: []*spec.State{{Name: "S", Initial: true, Final: true}}}}}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, envDispatchARN + " is not set"},
+		{map[string]string{envDispatch: "kafka"}, `LFSM_AWS_DISPATCH="kafka"`},
+		{map[string]string{envDispatchARN: "arn:aws:sqs:nope"}, "invalid SQS queue ARN"},
+		{map[string]string{envDispatch: "stepfunctions"}, ""},
+	} {
+		_, err := awsHandler(t.Context(), s, nil, func(k string) string { return tc.env[k] }, nil, nil, nil)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%v: %v", tc.env, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want it to say %q", tc.env, err, tc.want)
+		}
+	}
+	if _, err := logLevel(func(string) string { return "loud" }); err == nil {
+		t.Error("LFSM_LOG_LEVEL=loud: no error")
+	}
+}
