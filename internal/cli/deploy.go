@@ -7,13 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	cfn "github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/cobra"
 
@@ -32,6 +35,7 @@ type awsClients struct {
 	CFN    deploy.CloudFormation
 	S3     deploy.S3
 	Tables interface {
+		DescribeTable(context.Context, *dynamodb.DescribeTableInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 		DeleteTable(context.Context, *dynamodb.DeleteTableInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteTableOutput, error)
 	}
 }
@@ -206,6 +210,15 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 			return err
 		}
 	}
+	confirmed := false
+	if imports, err := retainedTables(ctx, d, clients, m); err != nil {
+		return err
+	} else if len(imports) > 0 {
+		var done bool
+		if confirmed, done, err = adoptTables(ctx, opts, d, m, imports); err != nil || done {
+			return err
+		}
+	}
 	in := deploy.PlanInput{
 		Stack: stack, Template: body,
 		Parameters: map[string]string{deploy.ParamCodeBucket: bucket, deploy.ParamCodeKey: deploy.ArtifactKey(st.Project, sum)},
@@ -252,7 +265,7 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 	if replaceErr != nil && !opts.Force {
 		return errors.Join(replaceErr, discard())
 	}
-	if !opts.Yes {
+	if !opts.Yes && !(confirmed && onlyAdds(plan)) {
 		ok, err := confirm(opts.IO, opts.Output, fmt.Sprintf("Apply these changes to stack %s?", stack))
 		if !ok {
 			return errors.Join(err, discard())
@@ -283,6 +296,101 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 	fmt.Fprintf(opts.IO.Out, "Stack %s is deployed: function %s, dispatch %s %s\n", stack,
 		res.Outputs[deploy.OutFunctionName], res.Outputs[deploy.OutDispatch], res.Outputs[deploy.OutDispatchARN])
 	return nil
+}
+
+// retainedTables returns the stateful tables of a stack that does not exist
+// (or holds nothing yet) which exist already: kept by an earlier destroy.
+func retainedTables(ctx context.Context, d *deploy.Deployer, clients *awsClients, m *deploy.Model) ([]deploy.Import, error) {
+	st, err := d.Stack(ctx, m.Settings.Stack)
+	if err != nil || (st != nil && st.StackStatus != "REVIEW_IN_PROGRESS") {
+		return nil, err
+	}
+	var out []deploy.Import
+	for i := range m.Tables {
+		tb := &m.Tables[i]
+		if !tb.Stateful {
+			continue
+		}
+		name := m.TableName(tb)
+		_, err := clients.Tables.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &name})
+		var nf *ddbtypes.ResourceNotFoundException
+		switch {
+		case errors.As(err, &nf):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("look for table %s a destroy may have kept: %w", name, err)
+		}
+		out = append(out, deploy.Import{LogicalID: tb.ID, Type: "AWS::DynamoDB::Table", Identifier: map[string]string{"TableName": name}})
+	}
+	return out, nil
+}
+
+// adoptTables imports the tables an earlier destroy kept into the new stack,
+// so the executions in them carry on. It reports whether the user confirmed
+// (the rest of the stack is then only added, without asking again) and
+// whether the deploy is done (a plan).
+func adoptTables(ctx context.Context, opts *DeployOptions, d *deploy.Deployer, m *deploy.Model, imports []deploy.Import) (confirmed, done bool, err error) {
+	stack := m.Settings.Stack
+	var names, ids []string
+	for _, im := range imports {
+		names, ids = append(names, im.Identifier["TableName"]), append(ids, im.LogicalID)
+	}
+	text := opts.Output != outputJSON
+	if text {
+		fmt.Fprintf(opts.IO.ErrOut, "Stack %s does not exist, but its table %s does (kept by an earlier destroy): the deploy adopts it into the new stack (a resource import), with the executions in it. To start with an empty store instead, delete it first: lfsm destroy --stack %s --delete-data\n",
+			stack, strings.Join(names, ", "), stack)
+	}
+	body, err := m.ImportTemplate(ids).JSON()
+	if err != nil {
+		return false, false, err
+	}
+	ip, err := d.Plan(ctx, deploy.PlanInput{Stack: stack, Template: body, Imports: imports, Tags: map[string]string{"lfsm:project": m.Settings.Project}})
+	if err != nil {
+		return false, false, fmt.Errorf("adopt the kept tables of stack %s: %w", stack, err)
+	}
+	// What follows the import: every other resource is added.
+	shown := &deploy.Plan{Stack: stack, NewStack: true, ChangeSet: ip.ChangeSet, Changes: slices.Clone(ip.Changes)}
+	for _, id := range slices.Sorted(maps.Keys(m.Template().Resources)) {
+		if !slices.Contains(ids, id) {
+			shown.Changes = append(shown.Changes, deploy.Change{Action: "add", LogicalID: id, Type: m.Template().Resources[id].Type, Properties: []string{}, Recreate: []string{}})
+		}
+	}
+	if text {
+		writePlan(opts.IO.Out, shown)
+	}
+	if opts.Plan {
+		if err := d.Discard(context.WithoutCancel(ctx), ip); err != nil {
+			return false, true, err
+		}
+		if !text {
+			if err := writeJSON(opts.IO.Out, &DeployResult{FormatVersion: "1", Stack: stack, NewStack: true, HasChanges: true, Changes: shown.Changes}); err != nil {
+				return false, true, err
+			}
+		}
+		if opts.DetailedExitCode {
+			return false, true, &ExitError{Code: ExitChanges}
+		}
+		return false, true, nil
+	}
+	if !opts.Yes {
+		ok, err := confirm(opts.IO, opts.Output, fmt.Sprintf("Adopt the kept tables and deploy stack %s?", stack))
+		if !ok {
+			return false, true, errors.Join(err, d.Discard(context.WithoutCancel(ctx), ip))
+		}
+	}
+	if err := d.Execute(ctx, ip); err != nil {
+		return false, true, fmt.Errorf("adopt the kept tables of stack %s: %w", stack, err)
+	}
+	return true, false, nil
+}
+
+func onlyAdds(p *deploy.Plan) bool {
+	for _, c := range p.Changes {
+		if c.Action != "add" {
+			return false
+		}
+	}
+	return true
 }
 
 func (opts *DeployOptions) clients(ctx context.Context) (*awsClients, error) {
@@ -331,7 +439,7 @@ func writePlan(w io.Writer, p *deploy.Plan) {
 	for _, c := range p.Changes {
 		idW, typeW = max(idW, len(c.LogicalID)), max(typeW, len(c.Type))
 	}
-	var add, mod, rep, rem int
+	var add, mod, rep, rem, imp int
 	for _, c := range p.Changes {
 		sign, note := "?", ""
 		switch c.Action {
@@ -353,8 +461,14 @@ func writePlan(w io.Writer, p *deploy.Plan) {
 		case "remove":
 			sign = "-"
 			rem++
+		case "import":
+			sign, note = "=", "adopted: the existing resource and its data"
+			imp++
 		}
 		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %s %-*s  %-*s  %s", sign, idW, c.LogicalID, typeW, c.Type, note), " "))
+	}
+	if imp > 0 {
+		fmt.Fprintf(w, "%d to import, ", imp)
 	}
 	fmt.Fprintf(w, "%d to add, %d to change (%d replaced), %d to remove\n", add, mod, rep, rem)
 }

@@ -207,8 +207,8 @@ func TestDeployCommand(t *testing.T) {
 	if st := e.fake.StackStatus(e.stack); st != "" {
 		t.Errorf("stack after destroy: %s", st)
 	}
-	// The retained tables, as CloudFormation would have left them.
-	for _, suffix := range []string{"executions", "retries"} {
+	// The retained table, as CloudFormation would have left it.
+	for _, suffix := range []string{"executions"} {
 		name := e.stack + "-" + suffix
 		_, err := e.ddb.CreateTable(t.Context(), &dynamodb.CreateTableInput{
 			TableName: aws.String(name), BillingMode: ddbtypes.BillingModePayPerRequest,
@@ -219,12 +219,34 @@ func TestDeployCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A deploy under the same name adopts it (a resource import), and says so.
+	out, errOut, code = e.deploy("--plan", "--detailed-exitcode")
+	if code != ExitChanges {
+		t.Fatalf("plan over a kept table: exit %d\n%s%s", code, out, errOut)
+	}
+	mustContain(t, "adopting plan", out, "= ExecutionsTable", "adopted", "1 to import, 8 to add")
+	mustContain(t, "adopting plan", errOut, "its table "+e.stack+"-executions does (kept by an earlier destroy)", "--delete-data")
+	if st := e.fake.StackStatus(e.stack); st != "" {
+		t.Errorf("an import plan left the stack in %s", st)
+	}
+	out, errOut, code = e.deploy("--yes")
+	if code != 0 {
+		t.Fatalf("deploy over a kept table: exit %d\n%s%s", code, out, errOut)
+	}
+	mustContain(t, "adopting deploy", errOut, "IMPORT_COMPLETE", "ExecutionsTable")
+	if st := e.fake.StackStatus(e.stack); st != "UPDATE_COMPLETE" || len(e.fake.Resources(e.stack)) != 9 {
+		t.Errorf("after adopting: stack %s with %v", st, e.fake.Resources(e.stack))
+	}
+	if _, _, code := e.run("destroy", "--stack", e.stack, "--yes"); code != 0 {
+		t.Fatal("destroy after adopting failed")
+	}
+
 	out, errOut, code = e.run("destroy", "-f", e.spec, "--stack", e.stack, "--delete-data", "--yes", "--output", "json")
 	var dr DestroyResult
 	if err := json.Unmarshal([]byte(out), &dr); err != nil || code != 0 {
 		t.Fatalf("destroy --delete-data: exit %d %v\n%s%s", code, err, out, errOut)
 	}
-	if want := []string{e.stack + "-executions", e.stack + "-retries"}; !slices.Equal(dr.DeletedTables, want) {
+	if want := []string{e.stack + "-executions"}; !slices.Equal(dr.DeletedTables, want) {
 		t.Errorf("deleted tables %v, want %v", dr.DeletedTables, want)
 	}
 	_, err := e.ddb.DescribeTable(t.Context(), &dynamodb.DescribeTableInput{TableName: aws.String(e.stack + "-executions")})

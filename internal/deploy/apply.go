@@ -90,6 +90,17 @@ type PlanInput struct {
 	Template   []byte
 	Parameters map[string]string
 	Tags       map[string]string
+	// Imports makes the plan a resource import (ChangeSetType IMPORT): the
+	// template must then hold exactly the stack's resources and these.
+	Imports []Import
+}
+
+// Import is an existing resource to adopt into the stack.
+type Import struct {
+	LogicalID string `json:"logical_id"`
+	Type      string `json:"type"`
+	// Identifier is the resource's primary identifier (TableName: NAME).
+	Identifier map[string]string `json:"identifier"`
 }
 
 // StackStatusError is a stack in a state that needs a person: a failed first
@@ -252,7 +263,8 @@ func (d *Deployer) Plan(ctx context.Context, in PlanInput) (*Plan, error) {
 		return nil, err
 	}
 	typ := types.ChangeSetTypeUpdate
-	if st == nil || st.StackStatus == types.StackStatusReviewInProgress {
+	newStack := st == nil || st.StackStatus == types.StackStatusReviewInProgress
+	if newStack {
 		// A stack in REVIEW_IN_PROGRESS was left by a plan that was never
 		// executed: it has no resources, and takes a CREATE change set.
 		typ = types.ChangeSetTypeCreate
@@ -264,6 +276,10 @@ func (d *Deployer) Plan(ctx context.Context, in PlanInput) (*Plan, error) {
 		now = d.Now
 	}
 	name := "lfsm-" + now().UTC().Format("20060102-150405")
+	if len(in.Imports) > 0 {
+		typ = types.ChangeSetTypeImport
+		name = "lfsm-import-" + now().UTC().Format("20060102-150405")
+	}
 	input := &cfn.CreateChangeSetInput{
 		StackName:     aws.String(in.Stack),
 		ChangeSetName: aws.String(name),
@@ -278,11 +294,16 @@ func (d *Deployer) Plan(ctx context.Context, in PlanInput) (*Plan, error) {
 	for _, k := range sortedKeys(in.Tags) {
 		input.Tags = append(input.Tags, types.Tag{Key: aws.String(k), Value: aws.String(in.Tags[k])})
 	}
+	for _, im := range in.Imports {
+		input.ResourcesToImport = append(input.ResourcesToImport, types.ResourceToImport{
+			LogicalResourceId: aws.String(im.LogicalID), ResourceType: aws.String(im.Type), ResourceIdentifier: im.Identifier,
+		})
+	}
 	created, err := d.CFN.CreateChangeSet(ctx, input)
 	if err != nil {
 		return nil, fmt.Errorf("create change set for stack %s: %w", in.Stack, err)
 	}
-	plan := &Plan{Stack: in.Stack, NewStack: typ == types.ChangeSetTypeCreate, ChangeSet: aws.ToString(created.Id), Changes: []Change{}}
+	plan := &Plan{Stack: in.Stack, NewStack: newStack, ChangeSet: aws.ToString(created.Id), Changes: []Change{}}
 	d.log().Info("change set created", "stack", in.Stack, "change_set", plan.ChangeSet)
 	for {
 		changes, status, reason, err := d.describeChangeSet(ctx, plan)

@@ -227,6 +227,27 @@ func Build(s *spec.Spec, settings Settings) (*Model, error) {
 	return m, nil
 }
 
+// TableName is the physical name the template gives table tb.
+func (m *Model) TableName(tb *Table) string { return m.Settings.Stack + "-" + tb.Suffix }
+
+// ImportTemplate is the template of a resource import of the given logical
+// ids: their resources exactly as Template has them, nothing else (an
+// import change set may not create, change or output anything else).
+func (m *Model) ImportTemplate(ids []string) *Template {
+	full := m.Template()
+	t := &Template{
+		AWSTemplateFormatVersion: full.AWSTemplateFormatVersion,
+		Description:              full.Description,
+		Parameters:               map[string]Parameter{},
+		Resources:                map[string]*Resource{},
+		Outputs:                  map[string]Output{},
+	}
+	for _, id := range ids {
+		t.Resources[id] = full.Resources[id]
+	}
+	return t
+}
+
 // Table returns the table with logical id id, or nil.
 func (m *Model) Table(id string) *Table {
 	for i := range m.Tables {

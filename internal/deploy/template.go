@@ -17,9 +17,9 @@ type Template struct {
 	AWSTemplateFormatVersion string               `json:"AWSTemplateFormatVersion" yaml:"AWSTemplateFormatVersion"`
 	Description              string               `json:"Description" yaml:"Description"`
 	Metadata                 map[string]any       `json:"Metadata,omitempty" yaml:"Metadata,omitempty"`
-	Parameters               map[string]Parameter `json:"Parameters" yaml:"Parameters"`
+	Parameters               map[string]Parameter `json:"Parameters,omitempty" yaml:"Parameters,omitempty"`
 	Resources                map[string]*Resource `json:"Resources" yaml:"Resources"`
-	Outputs                  map[string]Output    `json:"Outputs" yaml:"Outputs"`
+	Outputs                  map[string]Output    `json:"Outputs,omitempty" yaml:"Outputs,omitempty"`
 }
 
 // Parameter is a template parameter.

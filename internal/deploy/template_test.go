@@ -424,3 +424,24 @@ func TestYAMLIsJSONTemplate(t *testing.T) {
 		t.Errorf("YAML and JSON differ:\n%s", d)
 	}
 }
+
+// TestImportTemplate: the template of a resource import holds exactly the
+// adopted tables, as the full template has them, and passes the schemas.
+func TestImportTemplate(t *testing.T) {
+	m := build(t, Settings{Project: "seed", Dispatch: DispatchDynamoDB})
+	tm := m.ImportTemplate([]string{IDExecutionsTable, IDDispatchTable})
+	if len(tm.Resources) != 2 || len(tm.Outputs) != 0 || len(tm.Parameters) != 0 {
+		t.Fatalf("import template: %d resources, %d outputs, %d parameters", len(tm.Resources), len(tm.Outputs), len(tm.Parameters))
+	}
+	full := m.Template()
+	if d := cmp.Diff(full.Resources[IDExecutionsTable], tm.Resources[IDExecutionsTable]); d != "" {
+		t.Errorf("imported table differs from the full template's:\n%s", d)
+	}
+	if tm.Resources[IDDispatchTable].DeletionPolicy != "Retain" {
+		t.Error("an imported resource needs a DeletionPolicy")
+	}
+	if got := m.TableName(m.Table(IDExecutionsTable)); got != "seed-executions" {
+		t.Errorf("table name %q", got)
+	}
+	assertValid(t, tm)
+}

@@ -53,6 +53,9 @@ type Fake struct {
 	OnCreate func(typ, physicalID string)
 	// Calls lists every action received, in order.
 	Calls []Call
+	// Existing are physical names of resources that exist outside any stack
+	// (a table a destroy retained): creating one fails, importing adopts it.
+	Existing map[string]bool
 
 	createOnly map[string][]string
 	condOnly   map[string][]string
@@ -130,7 +133,7 @@ type stack struct {
 // schemas in schemaDir (CloudFormation's resource provider schemas).
 func New(schemaDir string) (*Fake, error) {
 	f := &Fake{
-		Fail: map[string]string{}, createOnly: map[string][]string{}, condOnly: map[string][]string{},
+		Fail: map[string]string{}, Existing: map[string]bool{}, createOnly: map[string][]string{}, condOnly: map[string][]string{},
 		stacks: map[string]*stack{}, byID: map[string]*stack{},
 		clock: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC),
 	}
@@ -365,6 +368,10 @@ func (f *Fake) createChangeSet(p url.Values) (any, *apiError) {
 		if s != nil && s.status != "REVIEW_IN_PROGRESS" {
 			return nil, &apiError{status: 400, code: "AlreadyExistsException", msg: fmt.Sprintf("Stack [%s] already exists and cannot be created again with the changeSet [%s].", name, csName), senderSide: true}
 		}
+	case "IMPORT":
+		if s != nil && s.status != "REVIEW_IN_PROGRESS" && !strings.HasSuffix(s.status, "_COMPLETE") {
+			return nil, validation("Stack [%s] is in %s state and can not be updated.", name, s.status)
+		}
 	case "UPDATE":
 		if s == nil {
 			return nil, validation("Stack [%s] does not exist", name)
@@ -432,6 +439,11 @@ func (f *Fake) createChangeSet(p url.Values) (any, *apiError) {
 		status: "CREATE_PENDING",
 	}
 	cs.changes = f.diff(s.resources, res)
+	if typ == "IMPORT" {
+		if aerr := f.importChanges(cs, p); aerr != nil {
+			return nil, aerr
+		}
+	}
 	if len(cs.changes) == 0 && maps.Equal(s.params, params) {
 		cs.status = "FAILED"
 		cs.reason = "The submitted information didn't contain changes. Submit different information to create a change set."
@@ -442,6 +454,49 @@ func (f *Fake) createChangeSet(p url.Values) (any, *apiError) {
 		ID      string   `xml:"Id"`
 		StackID string   `xml:"StackId"`
 	}{ID: cs.id, StackID: s.id}, nil
+}
+
+// importChanges turns the change set's adds into imports of the resources
+// named in ResourcesToImport; anything else is refused, as CloudFormation does.
+func (f *Fake) importChanges(cs *changeSet, p url.Values) *apiError {
+	ids := members(p, "ResourcesToImport", "LogicalResourceId")
+	types := members(p, "ResourcesToImport", "ResourceType")
+	if len(ids) == 0 {
+		return validation("ResourcesToImport is required for an IMPORT change set")
+	}
+	phys := map[string]string{}
+	for i, id := range ids {
+		r, ok := cs.resources[id]
+		if !ok || i >= len(types) || types[i] != r.Type {
+			return validation("resource %s to import is not in the template as that type", id)
+		}
+		// ResourceIdentifier is a map: ResourcesToImport.member.N.ResourceIdentifier.entry.M.key/value
+		for j := 1; ; j++ {
+			pre := fmt.Sprintf("ResourcesToImport.member.%d.ResourceIdentifier.entry.%d.", i+1, j)
+			k, ok := p[pre+"key"]
+			if !ok {
+				break
+			}
+			phys[id] = p.Get(pre + "value")
+			_ = k
+		}
+		if !f.Existing[phys[id]] {
+			return validation("Resource %s with identifier %q does not exist", id, phys[id])
+		}
+		if r.Retain == false {
+			return validation("The following resources to import [%s] must have DeletionPolicy set in the template", id)
+		}
+	}
+	for i, c := range cs.changes {
+		if c.Action != "Add" || phys[c.LogicalID] == "" {
+			return validation("You have modified resources [%s] in your template that are not being imported", c.LogicalID)
+		}
+		cs.changes[i].Action = "Import"
+		r := cs.resources[c.LogicalID]
+		r.PhysicalID = phys[c.LogicalID]
+		cs.resources[c.LogicalID] = r
+	}
+	return nil
 }
 
 // substParams replaces Refs to parameters by their values, so that a new
@@ -752,7 +807,10 @@ func (f *Fake) executeChangeSet(p url.Values) (any, *apiError) {
 	}
 	create := s.status == "REVIEW_IN_PROGRESS"
 	inProgress, done, rbInProgress, rbDone := "UPDATE_IN_PROGRESS", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE"
-	if create {
+	switch {
+	case cs.typ == "IMPORT":
+		inProgress, done, rbInProgress, rbDone = "IMPORT_IN_PROGRESS", "IMPORT_COMPLETE", "IMPORT_ROLLBACK_IN_PROGRESS", "IMPORT_ROLLBACK_COMPLETE"
+	case create:
 		inProgress, done, rbInProgress, rbDone = "CREATE_IN_PROGRESS", "CREATE_COMPLETE", "ROLLBACK_IN_PROGRESS", "ROLLBACK_COMPLETE"
 	}
 	s.status = inProgress
@@ -765,6 +823,11 @@ func (f *Fake) executeChangeSet(p url.Values) (any, *apiError) {
 	for _, c := range cs.changes {
 		id, typ := c.LogicalID, c.Type
 		switch c.Action {
+		case "Import":
+			r := cs.resources[id]
+			f.queue(s, id, typ, "IMPORT_IN_PROGRESS", "", "", func() { s.resources[id] = r })
+			f.queue(s, id, typ, "IMPORT_COMPLETE", "Resource import completed", "", func() { delete(f.Existing, r.PhysicalID) })
+			touched = append(touched, id)
 		case "Add", "Modify":
 			verb := "CREATE"
 			if c.Action == "Modify" && c.Replacement != "True" {
@@ -782,7 +845,10 @@ func (f *Fake) executeChangeSet(p url.Values) (any, *apiError) {
 				s.resources[id] = r
 			})
 			touched = append(touched, id)
-			if reason, bad := f.Fail[id]; bad {
+			if verb == "CREATE" && f.Existing[f.physicalID(s, id, r)] {
+				f.queue(s, id, typ, "CREATE_FAILED", fmt.Sprintf("Resource of type '%s' with identifier '%s' already exists.", typ, f.physicalID(s, id, r)), "", nil)
+				failed = true
+			} else if reason, bad := f.Fail[id]; bad {
 				f.queue(s, id, typ, verb+"_FAILED", reason, "", nil)
 				failed = true
 			} else {
@@ -790,7 +856,8 @@ func (f *Fake) executeChangeSet(p url.Values) (any, *apiError) {
 			}
 		case "Remove":
 			if old[id].Retain {
-				f.queue(s, id, typ, "DELETE_SKIPPED", "", "", func() { delete(s.resources, id) })
+				phys := old[id].PhysicalID
+				f.queue(s, id, typ, "DELETE_SKIPPED", "", "", func() { delete(s.resources, id); f.Existing[phys] = true })
 			} else {
 				f.queue(s, id, typ, "DELETE_IN_PROGRESS", "", "", nil)
 				f.queue(s, id, typ, "DELETE_COMPLETE", "", "", func() { delete(s.resources, id) })
@@ -947,7 +1014,8 @@ func (f *Fake) deleteStack(p url.Values) (any, *apiError) {
 	for _, id := range slices.Sorted(maps.Keys(s.resources)) {
 		r := s.resources[id]
 		if r.Retain {
-			f.queue(s, id, r.Type, "DELETE_SKIPPED", "", "", nil)
+			phys := r.PhysicalID
+			f.queue(s, id, r.Type, "DELETE_SKIPPED", "", "", func() { f.Existing[phys] = true })
 			continue
 		}
 		f.queue(s, id, r.Type, "DELETE_IN_PROGRESS", "", "", nil)
