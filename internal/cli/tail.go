@@ -109,14 +109,14 @@ func runTail(ctx context.Context, opts *TailOptions) error {
 		return err
 	}
 	defer db.Close()
-	tailer, ok := db.(engine.Tailer)
-	if !ok {
-		return fmt.Errorf("tail: the %s store cannot page its history yet: lfsm inspect ID shows one execution's", opts.Target.kind)
-	}
 	if opts.MachineNote != "" && opts.Output != outputJSON {
 		fmt.Fprintf(opts.IO.ErrOut, "tail: only machine %s (set by %s)\n", opts.Machine, opts.MachineNote)
 	}
 	filter := engine.HistoryFilter{Machine: opts.Machine, CorrelationID: opts.CorrelationID}
+	next, err := historyFeed(db, filter)
+	if err != nil {
+		return err
+	}
 	traces := map[string]*local.Trace{}
 	w := &tailWriter{out: opts.IO.Out, json: opts.Output == outputJSON, traces: func(machine string) *local.Trace {
 		if traces[machine] == nil {
@@ -124,7 +124,7 @@ func runTail(ctx context.Context, opts *TailOptions) error {
 		}
 		return traces[machine]
 	}}
-	rows, err := tailer.HistorySince(ctx, 0, filter)
+	rows, err := next(ctx)
 	if err != nil {
 		return fmt.Errorf("tail: %w", err)
 	}
@@ -134,28 +134,55 @@ func runTail(ctx context.Context, opts *TailOptions) error {
 		}
 		return w.write(rows)
 	}
-	var last int64
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
 		if err := w.write(rows); err != nil {
 			return err
 		}
-		if n := len(rows); n > 0 {
-			last = rows[n-1].ID
-		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
 		}
-		if rows, err = tailer.HistorySince(ctx, last, filter); err != nil {
+		if rows, err = next(ctx); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			return fmt.Errorf("tail: %w", err)
 		}
 	}
+}
+
+// historyFeed returns a function that reads the history rows filter selects
+// that it has not returned before: by the global id on a Tailer (the local
+// stores), by the opaque cursor of a HistoryPager (the DynamoDB store, one
+// execution at a time).
+func historyFeed(db engine.Store, filter engine.HistoryFilter) (func(context.Context) ([]engine.HistoryRow, error), error) {
+	if tl, ok := db.(engine.Tailer); ok {
+		var last int64
+		return func(ctx context.Context) ([]engine.HistoryRow, error) {
+			rows, err := tl.HistorySince(ctx, last, filter)
+			if n := len(rows); err == nil && n > 0 {
+				last = rows[n-1].ID
+			}
+			return rows, err
+		}, nil
+	}
+	if hp, ok := db.(engine.HistoryPager); ok {
+		if filter.CorrelationID == "" {
+			return nil, usageErrorf("tail on --target aws needs --correlation-id ID: the DynamoDB store pages one execution's history at a time (lfsm ls lists the executions)")
+		}
+		cursor := ""
+		return func(ctx context.Context) ([]engine.HistoryRow, error) {
+			rows, next, err := hp.HistoryPage(ctx, cursor, filter)
+			if err == nil {
+				cursor = next
+			}
+			return rows, err
+		}, nil
+	}
+	return nil, fmt.Errorf("tail: this store cannot page its history")
 }
 
 // waitForFile polls until path exists or ctx ends.

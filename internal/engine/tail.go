@@ -33,3 +33,20 @@ type Tailer interface {
 	// HistorySince returns rows with ID > afterID matching f, lowest ID first.
 	HistorySince(ctx context.Context, afterID int64, f HistoryFilter) ([]HistoryRow, error)
 }
+
+// ErrNeedsCorrelationID: a HistoryPager asked for more than one execution's
+// history.
+var ErrNeedsCorrelationID = errors.New("this store pages one execution's history at a time: name the execution")
+
+// HistoryPager is implemented by stores that keep no global, ordered
+// history log, where Tailer cannot be (the DynamoDB store: an increasing id
+// across executions would be a counter item that every commit writes). It
+// pages one execution's history by an opaque cursor.
+type HistoryPager interface {
+	// HistoryPage returns f.CorrelationID's entries after cursor (empty:
+	// from the first), oldest first, at most f.Limit of them (0: all), and
+	// the cursor to continue from: the same one when there is nothing new.
+	// Without f.CorrelationID it returns ErrNeedsCorrelationID. Row IDs
+	// count the execution's entries from 1; they are not global.
+	HistoryPage(ctx context.Context, cursor string, f HistoryFilter) (rows []HistoryRow, next string, err error)
+}

@@ -2,6 +2,7 @@ package dynamodb
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,6 +72,7 @@ var (
 	_ engine.Store         = (*Store)(nil)
 	_ engine.DropRecorder  = (*Store)(nil)
 	_ engine.Pruner        = (*Store)(nil)
+	_ engine.HistoryPager  = (*Store)(nil)
 	_ engine.StepCommitter = (*Store)(nil)
 	_ engine.Queue         = (*Store)(nil)
 	_ engine.Retrier       = (*Store)(nil)
@@ -589,51 +591,106 @@ func (s *Store) Get(ctx context.Context, id string) (engine.Execution, error) {
 // commit back (each step item names the commit before it), oldest first.
 // Step items of commits that lost their fence are on no chain.
 func (s *Store) History(ctx context.Context, id string) ([]engine.HistoryEntry, error) {
-	r, err := s.get(ctx, id)
-	if errors.Is(err, engine.ErrNotFound) {
-		return nil, fmt.Errorf("history of %s: %w", id, err)
-	}
+	_, chain, err := s.chain(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	type link struct {
-		h    engine.HistoryEntry
-		prev int64
+	hist := make([]engine.HistoryEntry, 0, len(chain))
+	for _, l := range chain {
+		hist = append(hist, l.h)
+	}
+	return hist, nil
+}
+
+// link is one step item on an execution's history chain.
+type link struct {
+	sk   string
+	h    engine.HistoryEntry
+	prev int64
+}
+
+// chain reads id's execution item and its history chain, oldest first.
+func (s *Store) chain(ctx context.Context, id string) (record, []link, error) {
+	r, err := s.get(ctx, id)
+	if errors.Is(err, engine.ErrNotFound) {
+		return record{}, nil, fmt.Errorf("history of %s: %w", id, err)
+	}
+	if err != nil {
+		return record{}, nil, err
 	}
 	byFence := map[int64]link{}
 	in := &ddb.QueryInput{
 		TableName: s.table, ConsistentRead: aws.Bool(true),
 		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :h)"),
 		ExpressionAttributeValues: map[string]av{":pk": vs(id), ":h": vs(stepPrefix)},
-		ProjectionExpression:      aws.String("h, f, pf"),
+		ProjectionExpression:      aws.String("sk, h, f, pf"),
 		ReturnConsumedCapacity:    capacity,
 	}
 	for {
 		out, err := s.c.Query(ctx, in)
 		if err != nil {
-			return nil, fmt.Errorf("history of %s from DynamoDB table %s: %w", id, *s.table, err)
+			return record{}, nil, fmt.Errorf("history of %s from DynamoDB table %s: %w", id, *s.table, err)
 		}
 		for _, it := range out.Items {
 			var si stepItem
 			if err := json.Unmarshal([]byte(`{"h":`+getS(it, "h")+`}`), &si); err != nil {
-				return nil, fmt.Errorf("history of %s: step item fence %d: %w", id, getN(it, "f"), err)
+				return record{}, nil, fmt.Errorf("history of %s: step item fence %d: %w", id, getN(it, "f"), err)
 			}
-			byFence[getN(it, "f")] = link{si.History, getN(it, "pf")}
+			byFence[getN(it, "f")] = link{getS(it, attrSK), si.History, getN(it, "pf")}
 		}
 		if len(out.LastEvaluatedKey) == 0 {
 			break
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
-	hist := []engine.HistoryEntry{}
-	for f := r.committed; f != 0 && len(hist) <= len(byFence); {
+	var chain []link
+	for f := r.committed; f != 0 && len(chain) <= len(byFence); {
 		l, ok := byFence[f]
 		if !ok {
-			return nil, fmt.Errorf("history of %s: the step item of commit %d is missing", id, f)
+			return record{}, nil, fmt.Errorf("history of %s: the step item of commit %d is missing", id, f)
 		}
-		hist = append(hist, l.h)
+		chain = append(chain, l)
 		f = l.prev
 	}
-	slices.Reverse(hist)
-	return hist, nil
+	slices.Reverse(chain)
+	return r, chain, nil
+}
+
+// historyCursorPrefix marks this store's history cursors.
+const historyCursorPrefix = "dh1."
+
+// HistoryPage implements engine.HistoryPager. The cursor is the last step
+// item's sort key returned; step items sort in the order of the chain.
+func (s *Store) HistoryPage(ctx context.Context, cursor string, f engine.HistoryFilter) ([]engine.HistoryRow, string, error) {
+	if f.CorrelationID == "" {
+		return nil, cursor, engine.ErrNeedsCorrelationID
+	}
+	after := ""
+	if cursor != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(cursor, historyCursorPrefix))
+		if !strings.HasPrefix(cursor, historyCursorPrefix) || err != nil || !strings.HasPrefix(string(raw), stepPrefix) {
+			return nil, cursor, fmt.Errorf("history cursor %q was not issued by the DynamoDB store: %w", cursor, engine.ErrBadCursor)
+		}
+		after = string(raw)
+	}
+	r, chain, err := s.chain(ctx, f.CorrelationID)
+	if err != nil {
+		return nil, cursor, err
+	}
+	rows := []engine.HistoryRow{}
+	if f.Machine != "" && r.e.Machine != f.Machine {
+		return rows, cursor, nil
+	}
+	next := cursor
+	for i, l := range chain {
+		if l.sk <= after {
+			continue
+		}
+		if f.Limit > 0 && len(rows) == f.Limit {
+			break
+		}
+		rows = append(rows, engine.HistoryRow{ID: int64(i + 1), CorrelationID: r.e.CorrelationID, Machine: r.e.Machine, HistoryEntry: l.h})
+		next = historyCursorPrefix + base64.RawURLEncoding.EncodeToString([]byte(l.sk))
+	}
+	return rows, next, nil
 }
