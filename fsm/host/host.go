@@ -102,7 +102,7 @@ func runIn(ctx context.Context, cfg Config, args []string, stdin io.Reader, stdo
 	case "run":
 		return runCmd(ctx, &s, resolve, args[1:], stdout, stderr)
 	case "worker":
-		return workerCmd(ctx, &s, resolve, args[1:], stderr)
+		return workerCmd(ctx, &s, resolve, args[1:], stdout, stderr)
 	case "invoke":
 		return invokeCmd(ctx, &s, resolve, args[1:], stdin, stdout, stderr)
 	case "machines":
@@ -122,7 +122,7 @@ func runIn(ctx context.Context, cfg Config, args []string, stdin io.Reader, stdo
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   run -m MACHINE [--context JSON|@FILE] [--correlation-id ID] [--db PATH] [--output text|json] [--chaos SPEC [--chaos-seed N]] [-v] [--log-format text|json]
-  worker [--workers N] [--db PATH] [--until-idle] [--visibility DURATION] [--lease-timeout DURATION] [--retention DURATION] [--chaos SPEC [--chaos-seed N]] [-v] [--log-format text|json]
+  worker [--workers N] [--steps all|sampled|none] [--db PATH] [--until-idle] [--visibility DURATION] [--lease-timeout DURATION] [--retention DURATION] [--chaos SPEC [--chaos-seed N]] [-v] [--log-format text|json]
   invoke    (the Lambda handler on events read from stdin; AWS resources from LFSM_AWS_* variables)
   machines
 `)

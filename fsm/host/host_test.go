@@ -38,6 +38,7 @@ func TestCommandLine(t *testing.T) {
 		{"run unknown machine", []string{"run", "-m", "Exampel"}, exitFailure, "", `no machine "Exampel" in the spec (machines: Example, Other); did you mean "Example"?`},
 		{"run bad log format", []string{"run", "-m", "Example", "--log-format", "yaml"}, exitUsage, "", `invalid --log-format "yaml": want one of text, json`},
 		{"worker bad log format", []string{"worker", "--log-format", "xml"}, exitUsage, "", `invalid --log-format "xml"`},
+		{"worker bad steps", []string{"worker", "--steps", "some"}, exitUsage, "", `invalid --steps "some": want all, sampled or none`},
 		{"worker bad workers", []string{"worker", "--workers", "0"}, exitUsage, "", "--workers >= 1"},
 		{"run bad chaos", []string{"run", "-m", "Example", "--chaos", "Comit=0.5"}, exitUsage, "", `chaos key "Comit": unknown operation; valid keys are default, Ack`},
 		{"worker chaos seed alone", []string{"worker", "--chaos-seed", "1"}, exitUsage, "", "--chaos-seed needs --chaos"},

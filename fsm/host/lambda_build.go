@@ -19,7 +19,7 @@ func runCmd(_ context.Context, _ *spec.Spec, _ engine.Resolver, _ []string, _, s
 	return notInLambdaBuild(stderr, "run")
 }
 
-func workerCmd(_ context.Context, _ *spec.Spec, _ engine.Resolver, _ []string, stderr io.Writer) int {
+func workerCmd(_ context.Context, _ *spec.Spec, _ engine.Resolver, _ []string, _, stderr io.Writer) int {
 	return notInLambdaBuild(stderr, "worker")
 }
 

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"slices"
 	"time"
 
 	"github.com/lfsm/lfsm/internal/backend/chaos"
@@ -82,12 +84,13 @@ func runCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []s
 	return exitFailure
 }
 
-func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []string, stderr io.Writer) int {
+func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	workers := fs.Int("workers", 4, "messages handled at once")
 	db := fs.String("db", local.DefaultDBPath, "SQLite database of the local store")
 	untilIdle := fs.Bool("until-idle", false, "exit once no message is queued, delayed or in flight")
+	steps := fs.String("steps", "", "λ lines on stdout: all, sampled (at most 20 a second, with a live summary: for a terminal) or none (default: sampled on a terminal, else all)")
 	visibility := fs.Duration("visibility", local.WorkerVisibility, "how long a received message stays hidden before it is delivered again")
 	leaseTimeout := fs.Duration("lease-timeout", local.LeaseTimeout, "how long a step's lease lasts without a renewal before another worker may take the step over")
 	retentionFlag := fs.String("retention", "", "prune executions finished longer ago than `DURATION` (30d, 720h) as the worker runs")
@@ -129,9 +132,23 @@ func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args 
 			*leaseTimeout = local.ChaosLeaseTimeout
 		}
 	}
+	mode := local.StepMode(*steps)
+	if mode == "" {
+		mode = local.StepsAll
+		if f, ok := stdout.(*os.File); ok && isTerminal(f) {
+			mode = local.StepsSampled
+		}
+	}
+	if !slices.Contains(local.StepModes(), mode) {
+		fmt.Fprintf(stderr, "error: invalid --steps %q: want all, sampled or none\n", *steps)
+		return exitUsage
+	}
+	rep := local.NewStepReporter(s, local.StepReporterOptions{Out: stdout, Mode: mode})
 	fmt.Fprintf(stderr, "worker: %d workers on %s (machines: %s)\n", *workers, *db, machineNames(s))
 	err = local.Worker(ctx, local.WorkerOptions{Spec: s, Resolve: resolve, DBPath: *db, Workers: *workers, Logger: logger,
-		UntilIdle: *untilIdle, Visibility: *visibility, LeaseTimeout: *leaseTimeout, Chaos: inj, Retention: retention})
+		UntilIdle: *untilIdle, Visibility: *visibility, LeaseTimeout: *leaseTimeout, Chaos: inj, Retention: retention,
+		OnHandled: rep.Handled})
+	fmt.Fprintln(stderr, "worker: "+rep.Close())
 	if inj != nil {
 		fmt.Fprintln(stderr, "chaos: "+inj.Summary())
 	}
@@ -192,4 +209,10 @@ func (c *chaosOpts) injector(fs *flag.FlagSet, stderr io.Writer) (*chaos.Injecto
 	}
 	fmt.Fprintln(stderr, c.spec.Notice(c.seed))
 	return chaos.New(c.spec.Config(c.seed)), nil
+}
+
+// isTerminal reports whether f is a terminal (a character device).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -42,6 +42,13 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 			(.lfsm/lfsm.db, or --db): it handles the messages of every machine
 			as lfsm start, lfsm send and lfsm resume enqueue them, N at a time.
 
+			Each step prints a λ line on stdout, as lfsm tail prints history
+			(correlation id, machine, step, the λ). On a terminal at most 20
+			lines a second are printed (every failed step still), under a live
+			summary of the steps, their rate and how executions ended; with -v,
+			or when stdout is not a terminal, every line. The last line, on
+			stderr, sums up what the worker did.
+
 			--until-idle exits once no message is queued, delayed (a retry) or in
 			flight, which suits scripts and tests; executions left waiting for an
 			outside event do not keep it running.
@@ -122,8 +129,10 @@ func runDev(ctx context.Context, opts *DevOptions, sim *engine.SimulateOptions) 
 	if sim != nil {
 		fmt.Fprintf(opts.IO.ErrOut, "dev: simulated worker, %d at a time, on %s (machines: %s)\n", opts.Workers, relTo(opts.WorkDir, db), machineNames(s))
 		inj := opts.Chaos.injector(opts.IO)
+		rep := local.NewStepReporter(s, local.StepReporterOptions{Out: opts.IO.Out, Mode: devSteps(opts)})
 		err := local.Worker(ctx, local.WorkerOptions{Spec: s, Simulate: sim, DBPath: db, Workers: opts.Workers, UntilIdle: opts.UntilIdle, Chaos: inj,
-			Retention: opts.Retention, Logger: opts.Log.logger(opts.IO)})
+			Retention: opts.Retention, Logger: opts.Log.logger(opts.IO), OnHandled: rep.Handled})
+		fmt.Fprintln(opts.IO.ErrOut, "dev: "+rep.Close())
 		if inj != nil {
 			fmt.Fprintln(opts.IO.ErrOut, "chaos: "+inj.Summary())
 		}
@@ -140,7 +149,7 @@ func runDev(ctx context.Context, opts *DevOptions, sim *engine.SimulateOptions) 
 	if err != nil {
 		return err
 	}
-	args := []string{"worker", "--db", db, "--workers", strconv.Itoa(opts.Workers)}
+	args := []string{"worker", "--db", db, "--workers", strconv.Itoa(opts.Workers), "--steps", string(devSteps(opts))}
 	if opts.UntilIdle {
 		args = append(args, "--until-idle")
 	}
@@ -150,4 +159,14 @@ func runDev(ctx context.Context, opts *DevOptions, sim *engine.SimulateOptions) 
 	args = append(args, opts.Chaos.args()...)
 	args = append(args, opts.Log.args()...)
 	return runChild(ctx, opts.IO, projectDir(opts.File), res.Binary, args...)
+}
+
+// devSteps is which steps dev prints a λ line for: every one off a terminal
+// or with -v; on a terminal at most local.DefaultMaxLinesPerSecond a second,
+// with a live summary, so that thousands of λ/s do not wait for the terminal.
+func devSteps(opts *DevOptions) local.StepMode {
+	if opts.Log.Verbose || !opts.IO.OutIsTerminal {
+		return local.StepsAll
+	}
+	return local.StepsSampled
 }

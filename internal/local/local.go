@@ -372,6 +372,9 @@ type WorkerOptions struct {
 	// worker starts, then every RetentionInterval while it runs. The backend
 	// must be an engine.Pruner.
 	Retention time.Duration
+	// OnHandled, when set, is told of every handled delivery (a
+	// StepReporter's Handled prints λ lines): see engine.WorkerOptions.
+	OnHandled func(d engine.Delivery, r engine.Result, err error, took time.Duration)
 }
 
 // RetentionInterval is how often a worker with a Retention prunes.
@@ -453,7 +456,8 @@ func Worker(ctx context.Context, opts WorkerOptions) error {
 	if err != nil {
 		return err
 	}
-	wopts := engine.WorkerOptions{Concurrency: opts.Workers, Visibility: opts.Visibility, Logger: opts.Logger}
+	wopts := engine.WorkerOptions{Concurrency: opts.Workers, Visibility: opts.Visibility, Logger: opts.Logger,
+		OnHandled: opts.OnHandled}
 	if opts.Retention > 0 {
 		p, ok := raw.(engine.Pruner) // retention is no chaos target
 		if !ok {
