@@ -9,10 +9,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/lfsm/lfsm/fsm"
+	"github.com/lfsm/lfsm/internal/config"
 	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/spec"
 )
@@ -51,9 +53,34 @@ func Main(cfg Config) {
 		<-sigs
 		os.Exit(exitInterrupted)
 	}()
+	if r := parentPipe(); r != nil {
+		// lfsm dev died (however: kill -9 sends nothing): stop as on SIGTERM.
+		go watchParent(r, func() {
+			select {
+			case sigs <- syscall.SIGTERM:
+			default:
+			}
+		})
+	}
 	code := run(ctx, cfg, os.Args[1:], os.Stdout, os.Stderr)
 	cancel()
 	os.Exit(code)
+}
+
+// parentPipe returns the pipe config.ParentPipeEnv names, or nil.
+func parentPipe() *os.File {
+	fd, err := strconv.Atoi(os.Getenv(config.ParentPipeEnv))
+	if err != nil || fd < 3 {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), "parent pipe")
+}
+
+// watchParent reads r until it ends (the parent closed it, or died) and then
+// calls gone. Nothing is ever written to the pipe.
+func watchParent(r io.Reader, gone func()) {
+	io.Copy(io.Discard, r)
+	gone()
 }
 
 // load decodes the compiled-in spec and returns it with the resolver of

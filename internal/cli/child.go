@@ -21,8 +21,9 @@ import (
 // second one is forwarded too, and the child aborts. A SIGHUP (the terminal
 // closed) is forwarded as SIGTERM, which stops the child gracefully too: the
 // child does not handle SIGHUP. If lfsm dies anyway (kill -9), the child is
-// sent SIGTERM by the kernel on Linux (see parentDeathSignal), so it does not
-// keep running, reparented to init.
+// sent SIGTERM by the kernel on Linux (see parentDeathSignal), and on every
+// Unix it reads end of file on a pipe only lfsm held (watchedByChild) and
+// stops as on SIGTERM, so it does not keep running, reparented to init.
 func runChild(ctx context.Context, ios *IOStreams, dir, bin string, args ...string) error {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
@@ -35,9 +36,15 @@ func runChild(ctx context.Context, ios *IOStreams, dir, bin string, args ...stri
 	// goroutine, which outlives the child, on it.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	started, exited, err := watchedByChild(cmd)
+	if err != nil {
+		return fmt.Errorf("run %s: %w", bin, err)
+	}
+	defer exited()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("run %s: %w", bin, err)
 	}
+	started()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	ctxDone := ctx.Done()

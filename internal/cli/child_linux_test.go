@@ -7,25 +7,44 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lfsm/lfsm/internal/config"
 )
 
 // TestChildProcessHelper is the parent and the child of TestChildDiesWithParent
 // when run by it (LFSM_TEST_CHILD_ROLE set); it skips otherwise.
 func TestChildProcessHelper(t *testing.T) {
 	if flag.Arg(0) == "child" {
+		var pipe *os.File
+		if os.Getenv("LFSM_TEST_CHILD_MODE") == "pipe" {
+			// Only the pipe can end this child: SIGTERM (the parent-death
+			// signal) is ignored.
+			signal.Ignore(syscall.SIGTERM)
+			fd, err := strconv.Atoi(os.Getenv(config.ParentPipeEnv))
+			if err != nil {
+				os.Exit(5)
+			}
+			pipe = os.NewFile(uintptr(fd), "parent pipe")
+		}
 		pidFile := os.Getenv("LFSM_TEST_CHILD_PIDFILE")
 		if err := os.WriteFile(pidFile+".tmp", []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 			os.Exit(3)
 		}
 		os.Rename(pidFile+".tmp", pidFile)
+		if pipe != nil {
+			io.Copy(io.Discard, pipe) // until the parent is gone
+			os.Exit(0)
+		}
 		select {} // a worker that never finishes on its own
 	}
 	if os.Getenv("LFSM_TEST_CHILD_ROLE") != "parent" {
@@ -40,11 +59,19 @@ func TestChildProcessHelper(t *testing.T) {
 // dev's worker) blocks forever, then kills the parent with SIGKILL or SIGHUP:
 // the child must exit too instead of running on, reparented to init.
 func TestChildDiesWithParent(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGHUP} {
-		t.Run(sig.String(), func(t *testing.T) {
+	// mode "signal": the child stops on SIGTERM (the parent-death signal, or
+	// SIGHUP forwarded); mode "pipe": it ignores SIGTERM and stops when the
+	// pipe from its parent ends, as on systems without a parent-death signal.
+	for _, tc := range []struct {
+		mode string
+		sig  syscall.Signal
+	}{{"signal", syscall.SIGKILL}, {"signal", syscall.SIGHUP}, {"pipe", syscall.SIGKILL}} {
+		sig := tc.sig
+		t.Run(tc.mode+"/"+sig.String(), func(t *testing.T) {
 			pidFile := filepath.Join(t.TempDir(), "child.pid")
 			parent := exec.Command(os.Args[0], "-test.run=^TestChildProcessHelper$")
-			parent.Env = append(os.Environ(), "LFSM_TEST_CHILD_ROLE=parent", "LFSM_TEST_CHILD_PIDFILE="+pidFile)
+			parent.Env = append(os.Environ(), "LFSM_TEST_CHILD_ROLE=parent", "LFSM_TEST_CHILD_PIDFILE="+pidFile,
+				"LFSM_TEST_CHILD_MODE="+tc.mode)
 			if err := parent.Start(); err != nil {
 				t.Fatal(err)
 			}

@@ -14,6 +14,13 @@ const FileName = "lfsm.yaml"
 // DefaultSpecFile is the spec file commands read when no -f/--file is given.
 const DefaultSpecFile = "fsm.yaml"
 
+// ParentPipeEnv names, in a project binary's environment, the file
+// descriptor of a pipe whose other end the lfsm that started it (lfsm dev,
+// lfsm run) holds open for as long as it lives: when lfsm dies, however it
+// dies, the binary reads end of file and stops as on SIGTERM. It complements
+// Linux's parent-death signal on systems that have none (macOS).
+const ParentPipeEnv = "LFSM_PARENT_PIPE"
+
 // EnvPrefix prefixes the environment variables that set lfsm options:
 // LFSM_OUTPUT sets --output, LFSM_LAMBDA_ARN sets --lambda-arn.
 const EnvPrefix = "LFSM"
