@@ -211,6 +211,9 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 	}
 	if um.replace == "" {
 		log.Info("requiring lfsm in go.mod (the first build downloads what it needs)", "module", ModulePath, "version", version)
+		if err := requireVersion(ctx, dir, env, um, version); err != nil {
+			return res, diags, fmt.Errorf("require %s in %s: %w", ModulePath, modPath, err)
+		}
 		if _, err := runGoLog(ctx, log, dir, env, "get", HostPackage+"@"+version); err != nil {
 			return res, diags, fmt.Errorf("require %s in %s: %w", ModulePath, modPath, err)
 		}
@@ -264,6 +267,18 @@ func Build(ctx context.Context, opts BuildOptions) (Result, spec.Diagnostics, er
 		log.Debug("built", "binary", rel(dir, res.Binary), "duration", res.Duration.Round(time.Millisecond))
 	}
 	return res, diags, err
+}
+
+// requireVersion points go.mod's requirement of lfsm at version without
+// resolving anything, when it requires another: go get would first load the
+// version go.mod names, which a proxy of another lfsm binary served and this
+// machine may never have seen (a CI runner with a newer lfsm).
+func requireVersion(ctx context.Context, dir string, env []string, um goMod, version string) error {
+	if um.lfsmVersion == "" || um.lfsmVersion == version {
+		return nil
+	}
+	_, err := runGo(ctx, dir, env, "mod", "edit", "-require="+ModulePath+"@"+version)
+	return err
 }
 
 // FindModuleRoot returns the nearest directory at or above dir that holds a

@@ -195,6 +195,9 @@ func GoEnv(ctx context.Context, opts GoEnvOptions) ([]string, error) {
 		if opts.Logger != nil {
 			opts.Logger.Info("requiring lfsm in go.mod", "module", ModulePath, "version", version)
 		}
+		if err := requireVersion(ctx, dir, env, um, version); err != nil {
+			return nil, fmt.Errorf("require %s in %s: %w", ModulePath, um.path, err)
+		}
 		if _, err := runGoLog(ctx, opts.Logger, dir, env, "get", FSMPackage+"@"+version); err != nil {
 			return nil, fmt.Errorf("require %s in %s: %w", ModulePath, um.path, err)
 		}

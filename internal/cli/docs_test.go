@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -156,4 +157,50 @@ func shellWords(s string) ([]string, bool) {
 		words = append(words, cur.String())
 	}
 	return words, quote == 0
+}
+
+// TestDocsGoBuildOutputIgnored: a go build command in the docs that names no
+// -o leaves a binary named after its package in the working directory (the
+// repository root): .gitignore must cover it, or git status shows it.
+func TestDocsGoBuildOutputIgnored(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	root := filepath.Join("..", "..")
+	if _, err := os.Stat(filepath.Join(root, ".git")); err != nil {
+		t.Skip("not a git checkout")
+	}
+	files, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, filepath.Join(root, "README.md"))
+	checked := 0
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimPrefix(strings.TrimSpace(line), "$ ")
+			if !strings.HasPrefix(line, "go build ") || strings.Contains(line, " -o ") {
+				continue
+			}
+			words, _ := shellWords(cutAny(line, " #"))
+			pkg := words[len(words)-1]
+			if !strings.HasPrefix(pkg, "./") {
+				continue
+			}
+			name := filepath.Base(pkg)
+			cmd := exec.Command("git", "check-ignore", "-q", "--no-index", name)
+			cmd.Dir = root
+			if err := cmd.Run(); err != nil {
+				t.Errorf("%s: %q leaves ./%s at the repository root, which .gitignore does not cover", filepath.Base(file), line, name)
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Error("no go build command found in the docs; the extraction is broken")
+	}
 }
