@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -32,14 +33,25 @@ type StartResult struct {
 	CorrelationIDs []string `json:"correlation_ids"`
 }
 
-// progressEvery is how often start reports progress when starting many.
+// progressEvery is how often start reports progress when starting many
+// and stderr is no terminal (a terminal gets a bar instead).
 const progressEvery = 1000
+
+// startBatch is how many executions start asks the engine for at once.
+const startBatch = 100
+
+// progressBar draws done of total in 20 cells.
+func progressBar(done, total int) string {
+	const cells = 20
+	full := done * cells / max(total, 1)
+	return "[" + strings.Repeat("#", full) + strings.Repeat(".", cells-full) + "]"
+}
 
 func newStartCmd(f *Factory, runF func(*StartOptions) error) *cobra.Command {
 	opts := &StartOptions{}
 	cmd := &cobra.Command{
 		Use:   "start -m MACHINE [--context JSON|@FILE] [--count N] [--correlation-id ID] [--output text|json]",
-		Short: "Enqueue executions on the local store",
+		Short: "Enqueue executions (on the local store, or the AWS one with --target aws)",
 		Long: heredoc(`
 			Start executions of a machine: record each one and enqueue its start
 			message on the project's local store (.lfsm/lfsm.db, or --db). No user
@@ -47,9 +59,10 @@ func newStartCmd(f *Factory, runF func(*StartOptions) error) *cobra.Command {
 
 			The correlation ids are printed one per line; with --output json, one
 			document {"format_version":"1","machine":...,"db":...,"correlation_ids":[...]}.
-			--count N starts N executions with the same context (progress on
-			stderr every 1000); --correlation-id names the execution and needs
-			--count 1.
+			--count N starts N executions with the same context (a progress bar
+			on a terminal, else a line on stderr every 1000; on --target aws in
+			batched calls, partial failures retried); --correlation-id names the
+			execution and needs --count 1.
 		`),
 		Example: example(`
 			# Start one execution, then process it
@@ -116,26 +129,53 @@ func runStart(ctx context.Context, opts *StartOptions) error {
 	}
 	res := StartResult{FormatVersion: "1", Machine: m.Name, DB: name, CorrelationIDs: []string{}}
 	text := opts.Output != outputJSON
-	for i := range opts.Count {
-		if ctx.Err() != nil {
-			break
-		}
-		c := uc
-		if i < opts.Count-1 {
-			c = cloneContext(uc) // the engine takes ownership of each
-		}
-		id, err := e.Start(ctx, engine.StartRequest{Machine: m.Name, Context: c, CorrelationID: opts.CorrelationID})
-		if err != nil {
-			return err
-		}
-		res.CorrelationIDs = append(res.CorrelationIDs, id)
-		if text {
-			if _, err := fmt.Fprintln(opts.IO.Out, id); err != nil {
-				return err
+	bar := opts.IO.ErrOutIsTerminal && opts.Count >= startBatch
+	for done := 0; done < opts.Count && ctx.Err() == nil; {
+		n := min(startBatch, opts.Count-done)
+		reqs := make([]engine.StartRequest, n)
+		for i := range reqs {
+			c := uc
+			if done+i < opts.Count-1 {
+				c = cloneContext(uc) // the engine takes ownership of each
 			}
-			if n := i + 1; opts.Count >= progressEvery && (n%progressEvery == 0 || n == opts.Count) {
-				fmt.Fprintf(opts.IO.ErrOut, "started %d/%d\n", n, opts.Count)
+			reqs[i] = engine.StartRequest{Machine: m.Name, Context: c, CorrelationID: opts.CorrelationID}
+		}
+		// In batches: on the AWS store, 25 creates and 10 start messages a
+		// call; elsewhere one by one.
+		ids, errs := e.StartMany(ctx, reqs)
+		var first error
+		for i, id := range ids {
+			if errs[i] != nil {
+				if first == nil {
+					first = errs[i]
+				}
+				continue
 			}
+			res.CorrelationIDs = append(res.CorrelationIDs, id)
+			if text {
+				if _, err := fmt.Fprintln(opts.IO.Out, id); err != nil {
+					return err
+				}
+			}
+		}
+		prev := done
+		done += n
+		if text || bar {
+			switch {
+			case bar:
+				fmt.Fprintf(opts.IO.ErrOut, "\rstarting %s %d/%d", progressBar(done, opts.Count), done, opts.Count)
+				if done == opts.Count || first != nil {
+					fmt.Fprintln(opts.IO.ErrOut)
+				}
+			case opts.Count >= progressEvery && (done/progressEvery > prev/progressEvery || done == opts.Count):
+				fmt.Fprintf(opts.IO.ErrOut, "started %d/%d\n", len(res.CorrelationIDs), opts.Count)
+			}
+		}
+		if first != nil {
+			if n := len(res.CorrelationIDs); n > 0 {
+				fmt.Fprintf(opts.IO.ErrOut, "started %d of %d before the failure\n", n, opts.Count)
+			}
+			return first
 		}
 	}
 	if !text {

@@ -262,15 +262,44 @@ type StartRequest struct {
 // Start records a new execution and sends its start message (state and event
 // pseudo_init, steps 0). It returns the correlation id.
 func (e *Engine) Start(ctx context.Context, r StartRequest) (string, error) {
+	x, out, err := e.startRecord(r)
+	if err != nil {
+		return "", err
+	}
+	id, name := x.CorrelationID, x.Machine
+	if e.createSender != nil {
+		if _, err := e.createSender.CreateSend(ctx, x, out); err != nil {
+			return "", fmt.Errorf("start %s %s: %w", name, id, err)
+		}
+		return id, nil
+	}
+	if err := e.store.Create(ctx, x); err != nil {
+		return "", fmt.Errorf("start %s %s: %w", name, id, err)
+	}
+	// Created: finish the start even if ctx is cancelled now (Ctrl-C during
+	// a batch of starts), rather than leave it without its message.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
+	defer cancel()
+	if _, err := e.queue.Send(sctx, out); err != nil {
+		// Leave it resumable rather than running with no message in flight
+		// (and if even that fails, Repair re-sends it once it is overdue).
+		e.setStatusAfterFailure(ctx, id, StatusFailed, "start message not sent: "+err.Error())
+		return "", fmt.Errorf("start %s %s: send start message: %w", name, id, err)
+	}
+	return id, nil
+}
+
+// startRecord builds the execution record and the start message of r.
+func (e *Engine) startRecord(r StartRequest) (Execution, OutMessage, error) {
 	m := e.machines[r.Machine]
 	if m == nil {
-		return "", fmt.Errorf("start %q: %w", r.Machine, ErrUnknownMachine)
+		return Execution{}, OutMessage{}, fmt.Errorf("start %q: %w", r.Machine, ErrUnknownMachine)
 	}
 	id := r.CorrelationID
 	if id == "" {
 		id = NewCorrelationID()
 	} else if err := ValidateCorrelationID(id); err != nil {
-		return "", fmt.Errorf("start %s %q: %w", m.name, id, err)
+		return Execution{}, OutMessage{}, fmt.Errorf("start %s %q: %w", m.name, id, err)
 	}
 	now := e.clock.Now()
 	msg := Message{
@@ -291,7 +320,7 @@ func (e *Engine) Start(ctx context.Context, r StartRequest) (string, error) {
 		err = e.checkSize(payload)
 	}
 	if err != nil {
-		return "", fmt.Errorf("start %s: %w", m.name, err)
+		return Execution{}, OutMessage{}, fmt.Errorf("start %s: %w", m.name, err)
 	}
 	delay := additionalDelay(&msg.System)
 	x := Execution{
@@ -306,27 +335,7 @@ func (e *Engine) Start(ctx context.Context, r StartRequest) (string, error) {
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}
-	out := OutMessage{Key: id, Payload: payload, Delay: delay}
-	if e.createSender != nil {
-		if _, err := e.createSender.CreateSend(ctx, x, out); err != nil {
-			return "", fmt.Errorf("start %s %s: %w", m.name, id, err)
-		}
-		return id, nil
-	}
-	if err := e.store.Create(ctx, x); err != nil {
-		return "", fmt.Errorf("start %s %s: %w", m.name, id, err)
-	}
-	// Created: finish the start even if ctx is cancelled now (Ctrl-C during
-	// a batch of starts), rather than leave it without its message.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
-	defer cancel()
-	if _, err := e.queue.Send(sctx, out); err != nil {
-		// Leave it resumable rather than running with no message in flight
-		// (and if even that fails, Repair re-sends it once it is overdue).
-		e.setStatusAfterFailure(ctx, id, StatusFailed, "start message not sent: "+err.Error())
-		return "", fmt.Errorf("start %s %s: send start message: %w", m.name, id, err)
-	}
-	return id, nil
+	return x, OutMessage{Key: id, Payload: payload, Delay: delay}, nil
 }
 
 // sendTimeout bounds the send that completes an operator call after its

@@ -160,6 +160,9 @@ type BatchError struct {
 	Failed map[int]error
 }
 
+// FailedIndexes returns the messages not sent, by index, and why.
+func (e *BatchError) FailedIndexes() map[int]error { return e.Failed }
+
 // Error says how many messages were not sent and the first reason.
 func (e *BatchError) Error() string {
 	first := -1
