@@ -71,10 +71,14 @@ type DeployOptions struct {
 	DetailedExitCode bool
 	Yes              bool
 	Force            bool
+	Emulators        bool
 	Output           string
 	Deploy           deployFlags
 	// Clients returns the AWS clients; nil uses the SDK's standard chain.
 	Clients func(context.Context) (*awsClients, error)
+	// Local returns the emulators' clients (--emulators); nil uses the
+	// SDK's standard chain with AWS_ENDPOINT_URL_<SERVICE>.
+	Local func(context.Context, *deploy.Model) (deploy.LocalClients, error)
 	// Wait pauses between polls (nil: 2 s).
 	Wait func(context.Context) error
 }
@@ -118,6 +122,9 @@ func newDeployCmd(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
 			if opts.DetailedExitCode && !opts.Plan {
 				return usageErrorf("--detailed-exitcode goes with --plan")
 			}
+			if opts.Emulators && (opts.Plan || opts.Bucket != "" || opts.Zip != "") {
+				return usageErrorf("--emulators applies the tables, queues, streams and topics to the local emulators: it takes no --plan, --bucket or --zip")
+			}
 			opts.IO = f.IOStreams
 			opts.WorkDir = f.WorkDir
 			opts.Stack = stackName(opts.Stack, f)
@@ -137,6 +144,7 @@ func newDeployCmd(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
 	fl.BoolVar(&opts.DetailedExitCode, "detailed-exitcode", false, "with --plan: exit 3 when there are changes")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "apply without asking")
 	fl.BoolVar(&opts.Force, "force", false, "apply even a change that replaces a stateful table")
+	fl.BoolVar(&opts.Emulators, "emulators", false, "apply the model to the local AWS emulators instead (AWS_ENDPOINT_URL_<SERVICE>)")
 	fl.StringVar(&opts.Output, "output", outputText, "output `FORMAT`: text|json")
 	opts.Deploy.register(fl)
 	return cmd
@@ -174,6 +182,9 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 	_, m, err := buildModel(opts.IO, opts.WorkDir, opts.File, &opts.Deploy, stack)
 	if err != nil {
 		return err
+	}
+	if opts.Emulators {
+		return runDeployEmulators(ctx, opts, m)
 	}
 	st := m.Settings
 	zip := zipPath(opts, st.Project)

@@ -323,3 +323,35 @@ func TestStackName(t *testing.T) {
 		}
 	}
 }
+
+// TestDeployEmulators: --emulators applies the model to the local emulators
+// (found through AWS_ENDPOINT_URL_<SERVICE>), a second run changes nothing,
+// and the output names the settings for lfsm.yaml.
+func TestDeployEmulators(t *testing.T) {
+	e := newDeployEnv(t)
+	t.Cleanup(func() {
+		_, _ = e.ddb.DeleteTable(context.WithoutCancel(t.Context()), &dynamodb.DeleteTableInput{TableName: aws.String(e.stack + "-executions")})
+	})
+	out, errOut, code := e.run("deploy", "--emulators", "-f", e.spec, "--stack", e.stack)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	mustContain(t, "emulators", out, "Stack "+e.stack+" on the local emulators:",
+		"created  ExecutionsTable", e.stack+"-executions", "created  DispatchQueue", "skipped  Function", "no local emulator",
+		"store-table-arn: arn:aws:dynamodb:us-east-1:000000000000:table/"+e.stack+"-executions", "dispatch: sqs", "dispatch-arn: arn:aws:sqs:")
+	out, _, code = e.run("deploy", "--emulators", "-f", e.spec, "--stack", e.stack, "--output", "json")
+	var res EmulatorsResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || res.Changed {
+		t.Fatalf("second run (exit %d, %v): %s", code, err, out)
+	}
+	// Without the emulators' endpoints it refuses instead of reaching AWS.
+	t.Setenv("AWS_ENDPOINT_URL_SQS", "")
+	_, errOut, code = e.run("deploy", "--emulators", "-f", e.spec, "--stack", e.stack)
+	if code != ExitUsage || !strings.Contains(errOut, "AWS_ENDPOINT_URL_SQS is not set") {
+		t.Fatalf("without an SQS endpoint: exit %d\n%s", code, errOut)
+	}
+	_, errOut, code = e.run("deploy", "--emulators", "--plan", "-f", e.spec)
+	if code != ExitUsage || !strings.Contains(errOut, "takes no --plan") {
+		t.Fatalf("--emulators --plan: exit %d\n%s", code, errOut)
+	}
+}
