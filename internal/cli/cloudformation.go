@@ -36,7 +36,7 @@ func (d *deployFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&d.Project, "project", "", "project `NAME` the resources are tagged with (default: the Go module's last path element)")
 	fl.StringVar(&d.Dispatch, "dispatch", string(deploy.DispatchSQS), "how messages travel between steps (`DISPATCH`: sqs|kinesis|sns|sns-sqs|dynamodb)")
 	fl.StringVar(&d.Mode, "mode", string(deploy.ModeEvents), "who drives the steps (`MODE`: events|stepfunctions)")
-	fl.StringVar(&d.Architecture, "arch", deploy.ArchARM64, "the function's `ARCH`, the one its zip was built for: arm64|x86_64")
+	fl.StringVar(&d.Architecture, "arch", deploy.ArchARM64, "the function's `ARCH`, the one its zip is built for: arm64|x86_64 (or amd64)")
 	fl.IntVar(&d.MemoryMB, "memory", deploy.DefaultMemoryMB, "the function's memory in `MB`")
 	fl.DurationVar(&d.Timeout, "timeout", deploy.DefaultTimeout, "the function's `TIMEOUT` (whole seconds, at most 15m)")
 	fl.IntVar(&d.LogRetention, "log-retention", deploy.DefaultLogRetentionDays, "`DAYS` the function's logs are kept")
@@ -84,9 +84,13 @@ func (d *deployFlags) settings(specFile, stack string) (deploy.Settings, error) 
 	if project == "" {
 		project = projectName(specFile)
 	}
+	arch := d.Architecture
+	if arch == "amd64" { // Go's name, as lfsm build --arch spells it
+		arch = deploy.ArchX8664
+	}
 	st := deploy.Settings{
 		Project: project, Stack: stack, Dispatch: dispatch, Mode: mode,
-		Architecture: d.Architecture, MemoryMB: d.MemoryMB, Timeout: d.Timeout,
+		Architecture: arch, MemoryMB: d.MemoryMB, Timeout: d.Timeout,
 		LogRetentionDays: d.LogRetention, KinesisShards: d.KinesisShard,
 	}.WithDefaults()
 	if err := st.Validate(); err != nil {

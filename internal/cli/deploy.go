@@ -9,7 +9,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -89,9 +88,9 @@ func newDeployCmd(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
 		Use:   "deploy [--plan [--detailed-exitcode]] [--stack NAME] [--bucket BUCKET] [--zip FILE] [--yes] [--force]",
 		Short: "Deploy the project to AWS through a CloudFormation change set",
 		Long: heredoc(`
-			Deploy the project to AWS: upload the function's zip (lfsm build
-			--target aws writes it; the upload is skipped when an object with its
-			SHA-256 is already there), create a CloudFormation change set of the
+			Deploy the project to AWS: build the function's zip (as lfsm build
+			--target aws does, unless --zip names one), upload it (skipped when an
+			object with its SHA-256 is already there), create a CloudFormation change set of the
 			template lfsm export cloudformation writes, show it as a diff, ask
 			(on a terminal; --yes otherwise), execute it and follow the stack's
 			events until it is complete. A second deploy of the same project
@@ -139,7 +138,7 @@ func newDeployCmd(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
 	fl.StringVarP(&opts.File, "file", "f", config.DefaultSpecFile, "spec `FILE` to read")
 	fl.StringVar(&opts.Stack, "stack", "", "CloudFormation stack `NAME` (default: aws.stack, else the project name)")
 	fl.StringVar(&opts.Bucket, "bucket", "", "S3 `BUCKET` for the function's zip (default: lfsm's artifact stack's bucket)")
-	fl.StringVar(&opts.Zip, "zip", "", "the function's zip `FILE` (default .lfsm/lambda/<project>.zip)")
+	fl.StringVar(&opts.Zip, "zip", "", "deploy this zip `FILE` instead of building the project (lfsm build --target aws)")
 	fl.BoolVar(&opts.Plan, "plan", false, "show the change set and stop")
 	fl.BoolVar(&opts.DetailedExitCode, "detailed-exitcode", false, "with --plan: exit 3 when there are changes")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "apply without asking")
@@ -162,15 +161,6 @@ type DeployResult struct {
 	Outputs       map[string]string `json:"outputs,omitempty"`
 }
 
-// zipPath is the function's zip: --zip, else where lfsm build --target aws
-// writes it.
-func zipPath(opts *DeployOptions, project string) string {
-	if opts.Zip != "" {
-		return opts.Zip
-	}
-	return filepath.Join(projectDir(opts.File), build.StateDir, "lambda", project+".zip")
-}
-
 func runDeploy(ctx context.Context, opts *DeployOptions) error {
 	stack := opts.Stack
 	if stack == "" {
@@ -187,7 +177,22 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 		return runDeployEmulators(ctx, opts, m)
 	}
 	st := m.Settings
-	zip := zipPath(opts, st.Project)
+	text := opts.Output != outputJSON
+	zip := opts.Zip
+	if zip == "" {
+		arch := "arm64"
+		if st.Architecture == deploy.ArchX8664 {
+			arch = "amd64"
+		}
+		res, _, err := buildProjectWith(ctx, opts.IO, opts.WorkDir, opts.File, build.BuildOptions{Lambda: true, GOARCH: arch}, text)
+		if err != nil {
+			return err
+		}
+		if res.Zip == nil {
+			return fmt.Errorf("build %s: no Lambda zip was made", opts.File)
+		}
+		zip = res.Zip.Path
+	}
 	sum, err := fileSHA256(zip)
 	if err != nil {
 		return fmt.Errorf("read the function's zip %s: %w (build it with lfsm build --target aws, or pass --zip FILE)", zip, err)
@@ -200,7 +205,6 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 	if err != nil {
 		return err
 	}
-	text := opts.Output != outputJSON
 	d := &deploy.Deployer{CFN: clients.CFN, Wait: opts.Wait}
 	if text {
 		d.Progress = progressPrinter(opts.IO.ErrOut)

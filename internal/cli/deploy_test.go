@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -353,5 +354,37 @@ func TestDeployEmulators(t *testing.T) {
 	_, errOut, code = e.run("deploy", "--emulators", "--plan", "-f", e.spec)
 	if code != ExitUsage || !strings.Contains(errOut, "takes no --plan") {
 		t.Fatalf("--emulators --plan: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestDeployBuildsZip: without --zip, deploy builds the Lambda zip (lfsm
+// build --target aws) and names the code by its SHA-256.
+func TestDeployBuildsZip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the seed example for linux/arm64")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("needs the go command")
+	}
+	for k, v := range hostGoEnv(t) {
+		t.Setenv(k, v)
+	}
+	e := newDeployEnv(t)
+	out, errOut, code := e.run("deploy", "--plan", "-f", e.spec, "--stack", e.stack, "--bucket", e.bucket)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	zip := filepath.Join("..", "..", "examples", "seed", ".lfsm", "lambda", "seed.zip")
+	sum, err := fileSHA256(zip)
+	if err != nil {
+		t.Fatalf("deploy built no zip at %s: %v", zip, err)
+	}
+	i := slices.IndexFunc(e.fake.Calls, func(c cfnfake.Call) bool { return c.Action == "CreateChangeSet" })
+	if i < 0 {
+		t.Fatal("no change set created")
+	}
+	p := e.fake.Calls[i].Params
+	if p.Get("Parameters.member.2.ParameterKey") != "CodeKey" || p.Get("Parameters.member.2.ParameterValue") != "lfsm/seed/"+sum+".zip" {
+		t.Errorf("CodeKey %q, want lfsm/seed/%s.zip", p.Get("Parameters.member.2.ParameterValue"), sum)
 	}
 }
