@@ -54,6 +54,7 @@ type Queue struct {
 var (
 	_ engine.Queue   = (*Queue)(nil)
 	_ engine.Retrier = (*Queue)(nil)
+	_ engine.Source  = (*Queue)(nil)
 )
 
 // New returns a Queue for o.URL, or for o.ARN, whose URL it asks SQS for
