@@ -5,12 +5,9 @@ import "github.com/lfsm/lfsm/internal/backend/dynamodb"
 // Attribute names of the tables the deploy side designs itself (the retry
 // and dispatch tables; the store's table comes from the store).
 const (
-	attrTTL   = "ttl"
-	attrPart  = "partition"
-	attrKey   = "correlation_id_steps"
-	attrRunAt = "run_at"
-	attrCID   = "correlation_id"
-	attrStep  = "step"
+	attrTTL  = "ttl"
+	attrCID  = "correlation_id"
+	attrStep = "step"
 )
 
 // storeTable is the execution store's table, exactly as the DynamoDB store
@@ -35,17 +32,19 @@ func storeTable() Table {
 
 // retryTable holds delayed retries for the dispatches that cannot delay a
 // message themselves (Kinesis, SNS, the DynamoDB stream; SQS retries are
-// delayed messages on the dispatch queue): keyed by a partition of 16 and
-// the step, with a local index on the due time that the every-minute poller
-// queries, as REFERENCE.md §4 describes.
+// delayed messages on the dispatch queue), exactly as the retry poller
+// (dynamodb.RetryTable) creates and reads it: keyed by a partition and the
+// step, with a local index on the due time that the every-minute poll
+// queries.
 func retryTable() Table {
+	r := dynamodb.RetryTableSchema()
 	return Table{
 		ID: IDRetriesTable, Suffix: "retries",
-		Hash: Attr{attrPart, KeyNumber}, Range: Attr{attrKey, KeyString},
+		Hash: Attr{r.PartitionKey, KeyNumber}, Range: Attr{r.SortKey, KeyString},
 		Indexes: []Index{
-			{Name: "by_run_at", Hash: Attr{attrPart, KeyNumber}, Range: Attr{attrRunAt, KeyNumber}, Local: true},
+			{Name: r.Index, Hash: Attr{r.PartitionKey, KeyNumber}, Range: Attr{r.RunAt, KeyNumber}, Local: true},
 		},
-		TTL: attrTTL, Stateful: true,
+		TTL: r.TTL, Stateful: true,
 	}
 }
 
