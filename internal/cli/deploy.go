@@ -20,9 +20,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lfsm/lfsm/internal/backend/awsconfig"
+	ddbstore "github.com/lfsm/lfsm/internal/backend/dynamodb"
 	"github.com/lfsm/lfsm/internal/build"
 	"github.com/lfsm/lfsm/internal/config"
 	"github.com/lfsm/lfsm/internal/deploy"
+	"github.com/lfsm/lfsm/internal/spec"
 )
 
 // ExitChanges is the exit status of lfsm deploy --plan --detailed-exitcode
@@ -78,6 +80,9 @@ type DeployOptions struct {
 	// Local returns the emulators' clients (--emulators); nil uses the
 	// SDK's standard chain with AWS_ENDPOINT_URL_<SERVICE>.
 	Local func(context.Context, *deploy.Model) (deploy.LocalClients, error)
+	// Store opens the deployed execution store for the in-flight check;
+	// nil opens the DynamoDB store of the table ARN.
+	Store func(ctx context.Context, tableARN string) (deploy.Lister, error)
 	// Wait pauses between polls (nil: 2 s).
 	Wait func(context.Context) error
 }
@@ -169,7 +174,7 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 			stack = projectName(opts.File)
 		}
 	}
-	_, m, err := buildModel(opts.IO, opts.WorkDir, opts.File, &opts.Deploy, stack)
+	s, m, err := buildModel(opts.IO, opts.WorkDir, opts.File, &opts.Deploy, stack)
 	if err != nil {
 		return err
 	}
@@ -224,6 +229,9 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 		} else if bucket, err = d.ArtifactBucket(ctx); err != nil {
 			return err
 		}
+	}
+	if err := checkInFlight(ctx, opts, d, s, stack); err != nil {
+		return err
 	}
 	confirmed := false
 	if imports, err := retainedTables(ctx, d, clients, m); err != nil {
@@ -311,6 +319,51 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 	fmt.Fprintf(opts.IO.Out, "Stack %s is deployed: function %s, dispatch %s %s\n", stack,
 		res.Outputs[deploy.OutFunctionName], res.Outputs[deploy.OutDispatch], res.Outputs[deploy.OutDispatchARN])
 	return nil
+}
+
+// checkInFlight refuses a deploy whose spec would strand live executions of
+// the deployed store (unless --force): their machine or state is gone, or
+// the event they are about to dispatch has no transition any more.
+func checkInFlight(ctx context.Context, opts *DeployOptions, d *deploy.Deployer, s *spec.Spec, stack string) error {
+	if opts.Force {
+		return nil
+	}
+	outs, err := d.Outputs(ctx, stack)
+	if err != nil {
+		return err
+	}
+	table := outs[deploy.OutStoreTableARN]
+	if table == "" {
+		return nil // a new stack, or one without a store (Step Functions)
+	}
+	open := opts.Store
+	if open == nil {
+		open = openDeployedStore
+	}
+	store, err := open(ctx, table)
+	if err != nil {
+		return fmt.Errorf("read the live executions of stack %s (--force skips this check): %w", stack, err)
+	}
+	stranded, err := deploy.InFlight(ctx, store, s)
+	if err != nil {
+		return fmt.Errorf("read the live executions of stack %s (--force skips this check): %w", stack, err)
+	}
+	if len(stranded) > 0 {
+		return &deploy.InFlightError{Stack: stack, Stranded: stranded}
+	}
+	return nil
+}
+
+func openDeployedStore(ctx context.Context, tableARN string) (deploy.Lister, error) {
+	a, err := config.ParseARN(tableARN)
+	if err != nil {
+		return nil, fmt.Errorf("store table %s: %w", tableARN, err)
+	}
+	cfg, err := awsconfig.Load(ctx, a.Region, nil)
+	if err != nil {
+		return nil, err
+	}
+	return ddbstore.New(ddbstore.Options{Client: dynamodb.NewFromConfig(cfg), Table: a.Name()})
 }
 
 // retainedTables returns the stateful tables of a stack that does not exist

@@ -20,7 +20,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/lfsm/lfsm/internal/backend/awstest"
+	"github.com/lfsm/lfsm/internal/backend/memory"
+	"github.com/lfsm/lfsm/internal/deploy"
 	"github.com/lfsm/lfsm/internal/deploy/cfnfake"
+	"github.com/lfsm/lfsm/internal/engine"
+	"github.com/lfsm/lfsm/internal/spec"
 )
 
 // deployEnv runs lfsm deploy and destroy in-process against cfnfake (an
@@ -28,12 +32,14 @@ import (
 // emulator exists: see EMULATORS.md), gofakes3 for the artifact upload and
 // DynamoDB Local for --delete-data.
 type deployEnv struct {
-	t      *testing.T
-	fake   *cfnfake.Fake
-	cl     *awsClients
-	ddb    *dynamodb.Client
-	s3     *s3.Client
-	stack  string
+	t     *testing.T
+	fake  *cfnfake.Fake
+	cl    *awsClients
+	ddb   *dynamodb.Client
+	s3    *s3.Client
+	stack string
+	// store stands for the deployed execution store in the in-flight check.
+	store  *memory.Backend
 	bucket string
 	zip    string
 	spec   string
@@ -56,6 +62,7 @@ func newDeployEnv(t *testing.T) *deployEnv {
 	e := &deployEnv{
 		t: t, fake: fake, ddb: ddb, s3: s3c,
 		cl:     &awsClients{CFN: client, S3: s3c, Tables: ddb},
+		store:  memory.New(memory.Options{}),
 		stack:  awstest.Name("seed"),
 		bucket: strings.ToLower(awstest.Name("lfsm-artifacts")),
 		zip:    filepath.Join(t.TempDir(), "seed.zip"),
@@ -84,6 +91,7 @@ func (e *deployEnv) run(args ...string) (string, string, int) {
 	wait := func(ctx context.Context) error { return ctx.Err() }
 	replaceCmd(root, newDeployCmd(f, func(o *DeployOptions) error {
 		o.Clients, o.Wait = clients, wait
+		o.Store = func(context.Context, string) (deploy.Lister, error) { return e.store, nil }
 		return runDeploy(e.t.Context(), o)
 	}))
 	replaceCmd(root, newDestroyCmd(f, func(o *DestroyOptions) error {
@@ -188,6 +196,31 @@ func TestDeployCommand(t *testing.T) {
 		t.Fatalf("--force: exit %d\n%s", code, errOut)
 	}
 
+	// Live executions the new spec cannot continue refuse the deploy:
+	// here one of a machine the seed's spec does not have.
+	retired := loadRetired(t)
+	mc, err := engine.Compile(retired, engine.SimulateActions(retired, engine.SimulateOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.Options{Machines: []*engine.Machine{mc}, Store: e.store, Queue: e.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Start(t.Context(), engine.StartRequest{Machine: "Retired", CorrelationID: "old-1"}); err != nil {
+		t.Fatal(err)
+	}
+	e.writeZip("version 2b")
+	_, errOut, code = e.deploy("--yes")
+	if code != ExitFailure {
+		t.Fatalf("deploy with stranded executions: exit %d\n%s", code, errOut)
+	}
+	mustContain(t, "in-flight refusal", errOut, "1 live execution(s) would be stranded", "Retired in state pseudo_init: 1 (machine is not in the new spec), e.g. old-1", "--force")
+	if _, errOut, code := e.deploy("--yes", "--force"); code != 0 {
+		t.Fatalf("--force past stranded executions: exit %d\n%s", code, errOut)
+	}
+	e.store = memory.New(memory.Options{})
+
 	// A failed update names the resource and the reason, and rolls back.
 	e.fake.Fail["Function"] = "Resource handler returned message: \"Unzipped size must be smaller than 262144000 bytes\""
 	e.writeZip("version 3")
@@ -250,7 +283,7 @@ func TestDeployCommand(t *testing.T) {
 	if want := []string{e.stack + "-executions"}; !slices.Equal(dr.DeletedTables, want) {
 		t.Errorf("deleted tables %v, want %v", dr.DeletedTables, want)
 	}
-	_, err := e.ddb.DescribeTable(t.Context(), &dynamodb.DescribeTableInput{TableName: aws.String(e.stack + "-executions")})
+	_, err = e.ddb.DescribeTable(t.Context(), &dynamodb.DescribeTableInput{TableName: aws.String(e.stack + "-executions")})
 	var nf *ddbtypes.ResourceNotFoundException
 	if !errors.As(err, &nf) {
 		t.Errorf("table still there after --delete-data: %v", err)
@@ -387,4 +420,18 @@ func TestDeployBuildsZip(t *testing.T) {
 	if p.Get("Parameters.member.2.ParameterKey") != "CodeKey" || p.Get("Parameters.member.2.ParameterValue") != "lfsm/seed/"+sum+".zip" {
 		t.Errorf("CodeKey %q, want lfsm/seed/%s.zip", p.Get("Parameters.member.2.ParameterValue"), sum)
 	}
+}
+
+func loadRetired(t *testing.T) *spec.Machine {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "fsm.yaml")
+	src := "machines:\n- name: Retired\n  states:\n  - name: Only\n    initial: true\n    final: true\n"
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, diags := spec.Load(p)
+	if diags.HasErrors() {
+		t.Fatal(diags.Err())
+	}
+	return s.Machines[0]
 }
