@@ -144,7 +144,7 @@ func workerCmd(ctx context.Context, s *spec.Spec, resolve engine.Resolver, args 
 		return exitUsage
 	}
 	rep := local.NewStepReporter(s, local.StepReporterOptions{Out: stdout, Mode: mode})
-	fmt.Fprintf(stderr, "worker: %d workers on %s (machines: %s)\n", *workers, *db, machineNames(s))
+	fmt.Fprintf(stderr, "worker: %d workers on %s (machines: %s; lease %s, visibility %s)\n", *workers, *db, machineNames(s), *leaseTimeout, *visibility)
 	err = local.Worker(ctx, local.WorkerOptions{Spec: s, Resolve: resolve, DBPath: *db, Workers: *workers, Logger: logger,
 		UntilIdle: *untilIdle, Visibility: *visibility, LeaseTimeout: *leaseTimeout, Chaos: inj, Retention: retention,
 		OnHandled: rep.Handled})

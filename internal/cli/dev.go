@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -29,13 +30,18 @@ type DevOptions struct {
 	// Retention is --retention (or lfsm.yaml's retention), parsed.
 	Retention     time.Duration
 	retentionFlag string
+	// Visibility and LeaseTimeout are --visibility and --lease-timeout; 0
+	// keeps the worker's defaults (local.WorkerVisibility, local.LeaseTimeout,
+	// or chaos's shorter ones).
+	Visibility   time.Duration
+	LeaseTimeout time.Duration
 }
 
 func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 	opts := &DevOptions{}
 	var sim *engine.SimulateOptions
 	cmd := &cobra.Command{
-		Use:   "dev [--workers N] [--until-idle] [--simulate [--events a,b,...] [--seed N]] [--chaos SPEC [--chaos-seed N]]",
+		Use:   "dev [--workers N] [--until-idle] [--visibility D] [--lease-timeout D] [--simulate [--events a,b,...] [--seed N]] [--chaos SPEC [--chaos-seed N]]",
 		Short: "Run a local worker over the project's store",
 		Long: heredoc(`
 			Build the project and run its worker on the project's local store
@@ -56,6 +62,13 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 			With --simulate nothing is built: the worker runs inside lfsm with
 			simulated actions (see lfsm run --help); --events are shared by every
 			execution the worker runs.
+
+			--lease-timeout (default 5s) is how long a step's lease lasts without
+			a renewal: the worker renews it while the step's actions run, so a
+			step may run longer, and a killed worker's steps are taken over once
+			it expires. --visibility (default 10s) is how long a received message
+			stays hidden before it is delivered again: a killed worker's messages
+			come back after it.
 
 			--retention (or retention: in lfsm.yaml) prunes executions finished
 			longer ago than DURATION, with their history, when the worker starts
@@ -84,6 +97,11 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 			if opts.Workers < 1 {
 				return usageErrorf("invalid --workers %d: must be at least 1", opts.Workers)
 			}
+			if opts.Visibility < 0 || opts.LeaseTimeout < 0 || cmd.Flags().Changed("visibility") && opts.Visibility == 0 ||
+				cmd.Flags().Changed("lease-timeout") && opts.LeaseTimeout == 0 {
+				return usageErrorf("invalid --visibility %s or --lease-timeout %s: both must be positive durations (10s, 500ms)",
+					opts.Visibility, opts.LeaseTimeout)
+			}
 			var err error
 			if sim, err = opts.Sim.options(cmd, opts.Simulate); err != nil {
 				return err
@@ -110,6 +128,8 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 	storeFlags(fl, &opts.File, &opts.DB)
 	fl.IntVar(&opts.Workers, "workers", 4, "messages handled at once")
 	fl.BoolVar(&opts.UntilIdle, "until-idle", false, "exit once no message is queued, delayed or in flight")
+	fl.DurationVar(&opts.Visibility, "visibility", 0, "how long a received message stays hidden before it is delivered again (default 10s)")
+	fl.DurationVar(&opts.LeaseTimeout, "lease-timeout", 0, "how long a step's lease lasts without a renewal before another worker may take it over (default 5s)")
 	fl.StringVar(&opts.retentionFlag, "retention", "", "prune executions finished longer ago than `DURATION` (30d, 720h) as the worker runs")
 	addSimulateFlags(cmd, &opts.Simulate, &opts.Sim)
 	addChaosFlags(cmd, &opts.Chaos)
@@ -127,11 +147,17 @@ func runDev(ctx context.Context, opts *DevOptions, sim *engine.SimulateOptions) 
 		return fmt.Errorf("--db: %w", err)
 	}
 	if sim != nil {
-		fmt.Fprintf(opts.IO.ErrOut, "dev: simulated worker, %d at a time, on %s (machines: %s)\n", opts.Workers, relTo(opts.WorkDir, db), machineNames(s))
 		inj := opts.Chaos.injector(opts.IO)
+		lease, vis := local.LeaseTimeout, local.WorkerVisibility
+		if inj != nil {
+			lease, vis = local.ChaosLeaseTimeout, local.ChaosVisibility
+		}
+		lease, vis = cmp.Or(opts.LeaseTimeout, lease), cmp.Or(opts.Visibility, vis)
+		fmt.Fprintf(opts.IO.ErrOut, "dev: simulated worker, %d at a time, on %s (machines: %s; lease %s, visibility %s)\n", opts.Workers,
+			relTo(opts.WorkDir, db), machineNames(s), lease, vis)
 		rep := local.NewStepReporter(s, local.StepReporterOptions{Out: opts.IO.Out, Mode: devSteps(opts)})
 		err := local.Worker(ctx, local.WorkerOptions{Spec: s, Simulate: sim, DBPath: db, Workers: opts.Workers, UntilIdle: opts.UntilIdle, Chaos: inj,
-			Retention: opts.Retention, Logger: opts.Log.logger(opts.IO), OnHandled: rep.Handled})
+			Retention: opts.Retention, Logger: opts.Log.logger(opts.IO), OnHandled: rep.Handled, Visibility: opts.Visibility, LeaseTimeout: opts.LeaseTimeout})
 		fmt.Fprintln(opts.IO.ErrOut, "dev: "+rep.Close())
 		if inj != nil {
 			fmt.Fprintln(opts.IO.ErrOut, "chaos: "+inj.Summary())
@@ -155,6 +181,12 @@ func runDev(ctx context.Context, opts *DevOptions, sim *engine.SimulateOptions) 
 	}
 	if opts.Retention > 0 {
 		args = append(args, "--retention", opts.Retention.String())
+	}
+	if opts.Visibility > 0 {
+		args = append(args, "--visibility", opts.Visibility.String())
+	}
+	if opts.LeaseTimeout > 0 {
+		args = append(args, "--lease-timeout", opts.LeaseTimeout.String())
 	}
 	args = append(args, opts.Chaos.args()...)
 	args = append(args, opts.Log.args()...)

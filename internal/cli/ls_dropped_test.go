@@ -37,7 +37,8 @@ func TestLsDropped(t *testing.T) {
 		}
 	}
 	store.Close()
-	if _, err := local.Run(t.Context(), local.RunOptions{Spec: s, DBPath: db, Machine: "Example",
+	// A worker handles every queued message (lfsm run takes its own first).
+	if err := local.Worker(t.Context(), local.WorkerOptions{Spec: s, DBPath: db, UntilIdle: true,
 		Simulate: &engine.SimulateOptions{Events: []string{"skip"}}}); err != nil {
 		t.Fatal(err)
 	}

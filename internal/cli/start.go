@@ -171,6 +171,11 @@ func runStart(ctx context.Context, opts *StartOptions) error {
 				fmt.Fprintf(opts.IO.ErrOut, "started %d/%d\n", len(res.CorrelationIDs), opts.Count)
 			}
 		}
+		if first != nil && ctx.Err() != nil {
+			// Interrupted: the starts refused were not written at all (a
+			// start whose write is in finishes, message included).
+			break
+		}
 		if first != nil {
 			if n := len(res.CorrelationIDs); n > 0 {
 				fmt.Fprintf(opts.IO.ErrOut, "started %d of %d before the failure\n", n, opts.Count)

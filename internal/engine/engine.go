@@ -245,6 +245,10 @@ func sameBackend(a, b any) bool {
 	return t == reflect.TypeOf(b) && t.Comparable() && a == b
 }
 
+// LeaseTimeout returns the engine's lease timeout (Options.LeaseTimeout or
+// its default).
+func (e *Engine) LeaseTimeout() time.Duration { return e.leaseTimeout }
+
 // Machine returns the engine's machine of that name, or nil.
 func (e *Engine) Machine(name string) *Machine { return e.machines[name] }
 

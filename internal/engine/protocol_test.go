@@ -678,3 +678,49 @@ func TestWorkerRepairsStranded(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// cancelOnCreate cancels the caller's context once Create is in (a Ctrl-C
+// right after the store write of a start).
+type cancelOnCreate struct {
+	engine.Store
+	cancel context.CancelFunc
+}
+
+func (s cancelOnCreate) Create(ctx context.Context, x engine.Execution) error {
+	err := s.Store.Create(ctx, x)
+	s.cancel()
+	return err
+}
+
+// ctxQueue fails a send on a cancelled context, as a network client does.
+type ctxQueue struct{ q engine.Queue }
+
+func (q ctxQueue) Send(ctx context.Context, m engine.OutMessage) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	return q.q.Send(ctx, m)
+}
+
+// TestStartInterruptedAfterCreate: Ctrl-C during a batch of starts finishes
+// the start in flight (its message is sent) instead of leaving a spurious
+// failed execution ("start message not sent ... context canceled").
+func TestStartInterruptedAfterCreate(t *testing.T) {
+	s := newSplit(t, chainMachine(t, nil))
+	ctx, cancel := context.WithCancel(t.Context())
+	e, err := engine.New(engine.Options{Machines: []*engine.Machine{s.m}, Store: cancelOnCreate{s.store, cancel},
+		Queue: ctxQueue{s.queue}, Clock: s.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := e.Start(ctx, engine.StartRequest{Machine: "Chain"})
+	if err != nil {
+		t.Fatalf("Start interrupted after its Create: %v, want the start finished", err)
+	}
+	if n := s.queue.Len(); n != 1 {
+		t.Errorf("%d messages queued, want the start message", n)
+	}
+	if x, _ := s.store.Get(t.Context(), id); x.Status != engine.StatusRunning {
+		t.Errorf("status %s, want running", x.Status)
+	}
+}

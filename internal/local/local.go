@@ -91,6 +91,15 @@ const (
 // (each then retried, or its message redelivered) before it gives up.
 const maxInfraFailures = 20
 
+// keyReceiver is implemented by backends that can receive the messages of
+// one key (sqlite.DB): Run takes its own execution's messages first.
+type keyReceiver interface {
+	ReceiveKey(ctx context.Context, key string, max int, visibility, wait time.Duration) ([]engine.Delivery, error)
+}
+
+// repairEvery is how often an idle Run repairs stranded executions.
+const repairEvery = 5 * time.Second
+
 // Poll bounds how long one receive waits for the next message, between
 // checks of the execution's status.
 const poll = 500 * time.Millisecond
@@ -159,9 +168,20 @@ func Run(ctx context.Context, opts RunOptions) (RunResult, error) {
 	// handling failed comes back after the visibility timeout. Only a run of
 	// maxInfraFailures in a row ends Run.
 	infra := infraRetry{ctx: ctx, logger: logger, id: id}
+	// On a store with a backlog, its own messages first: a store that can
+	// receive by key hands them out before anyone else's.
+	own, _ := b.(keyReceiver)
+	lastRepair := time.Now()
 	finished := false
 	for !finished {
-		ds, err := b.Receive(ctx, 10, visibility, poll)
+		var ds []engine.Delivery
+		var err error
+		if own != nil {
+			ds, err = own.ReceiveKey(ctx, id, 10, visibility, 0)
+		}
+		if err == nil && len(ds) == 0 {
+			ds, err = b.Receive(ctx, 10, visibility, poll)
+		}
 		if err != nil {
 			if err := infra.failed("receive", err); err != nil {
 				return res, err
@@ -179,6 +199,13 @@ func Run(ctx context.Context, opts RunOptions) (RunResult, error) {
 			}
 			infra.ok()
 			finished = ex.Status.Terminal() || ex.Status == engine.StatusWaiting
+			if !finished && time.Since(lastRepair) >= repairEvery {
+				// Running, and nothing to receive: re-send what was lost.
+				lastRepair = time.Now()
+				if _, err := e.Repair(ctx, engine.RepairOptions{Grace: e.LeaseTimeout()}); err != nil {
+					logger.LogAttrs(ctx, slog.LevelWarn, "repair failed", slog.Any("err", err))
+				}
+			}
 			continue
 		}
 		infra.ok()

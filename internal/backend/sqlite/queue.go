@@ -71,7 +71,17 @@ func (d *DB) wakeChan() <-chan struct{} {
 // message within its visibility timeout. While nothing is visible it polls every
 // Options.PollInterval until wait has passed; a Send in this process wakes it.
 func (d *DB) Receive(ctx context.Context, max int, visibility, wait time.Duration) ([]engine.Delivery, error) {
-	return d.receiveWait(ctx, max, visibility, wait, nil)
+	return d.receiveWait(ctx, max, visibility, wait, "", nil)
+}
+
+// ReceiveKey receives as Receive does, but only messages sent with key (an
+// execution's correlation id), so that lfsm run handles its own execution
+// promptly on a store with a backlog (local.Run).
+func (d *DB) ReceiveKey(ctx context.Context, key string, max int, visibility, wait time.Duration) ([]engine.Delivery, error) {
+	if key == "" {
+		return nil, errors.New("receive: empty key")
+	}
+	return d.receiveWait(ctx, max, visibility, wait, key, nil)
 }
 
 // ReceiveLeased implements engine.LeasingSource: the claim and, for each
@@ -80,10 +90,10 @@ func (d *DB) Receive(ctx context.Context, max int, visibility, wait time.Duratio
 // costs one write to claim and lease instead of one plus one per message.
 func (d *DB) ReceiveLeased(ctx context.Context, max int, visibility, wait time.Duration,
 	lease func(payload []byte) (engine.AcquireRequest, bool)) ([]engine.Delivery, error) {
-	return d.receiveWait(ctx, max, visibility, wait, lease)
+	return d.receiveWait(ctx, max, visibility, wait, "", lease)
 }
 
-func (d *DB) receiveWait(ctx context.Context, max int, visibility, wait time.Duration,
+func (d *DB) receiveWait(ctx context.Context, max int, visibility, wait time.Duration, key string,
 	lease func([]byte) (engine.AcquireRequest, bool)) ([]engine.Delivery, error) {
 	if max <= 0 {
 		return []engine.Delivery{}, nil
@@ -96,7 +106,7 @@ func (d *DB) receiveWait(ctx context.Context, max int, visibility, wait time.Dur
 	}
 	for {
 		wake := d.wakeChan()
-		ds, err := d.receive(ctx, max, visibility, lease)
+		ds, err := d.receive(ctx, max, visibility, key, lease)
 		if err != nil || len(ds) > 0 {
 			return ds, err
 		}
@@ -116,13 +126,13 @@ func (d *DB) receiveWait(ctx context.Context, max int, visibility, wait time.Dur
 	}
 }
 
-func (d *DB) receive(ctx context.Context, max int, visibility time.Duration,
+func (d *DB) receive(ctx context.Context, max int, visibility time.Duration, key string,
 	lease func([]byte) (engine.AcquireRequest, bool)) ([]engine.Delivery, error) {
 	now := d.clock()
 	var out []engine.Delivery
 	err := d.write(ctx, lease != nil, func(ctx context.Context) error {
 		var err error
-		if out, err = d.claim(ctx, now, max, visibility); err != nil || lease == nil {
+		if out, err = d.claim(ctx, now, max, visibility, key); err != nil || lease == nil {
 			return err
 		}
 		for i := range out {
@@ -149,8 +159,15 @@ func (d *DB) receive(ctx context.Context, max int, visibility time.Duration,
 }
 
 // claim marks up to max visible messages as delivered and returns them.
-func (d *DB) claim(ctx context.Context, now time.Time, max int, visibility time.Duration) ([]engine.Delivery, error) {
-	s := d.ws.receive.bind().int64(1, now.Add(visibility).UnixNano()).int64(2, now.UnixNano()).int(3, max)
+func (d *DB) claim(ctx context.Context, now time.Time, max int, visibility time.Duration, key string) ([]engine.Delivery, error) {
+	st := d.ws.receive
+	if key != "" {
+		st = d.ws.receiveKey
+	}
+	s := st.bind().int64(1, now.Add(visibility).UnixNano()).int64(2, now.UnixNano()).int(3, max)
+	if key != "" {
+		s = s.text(4, key)
+	}
 	type claimed struct {
 		id int64
 		d  engine.Delivery

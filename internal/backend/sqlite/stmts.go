@@ -12,7 +12,7 @@ type writeStmts struct {
 
 	reopen, renew, strandedClaim *stmt
 
-	send, receive, ack *stmt
+	send, receive, receiveKey, ack *stmt
 
 	insertDrop *stmt
 }
@@ -136,6 +136,13 @@ UPDATE queue SET visible_at = ?1, attempts = attempts + 1
 WHERE id IN (SELECT id FROM queue WHERE visible_at <= ?2 ORDER BY visible_at, id LIMIT ?3)
 RETURNING id, payload, attempts`
 
+	// sqlReceiveKey is sqlReceive for the messages of one key (?4), along
+	// the queue_key index.
+	sqlReceiveKey = `
+UPDATE queue SET visible_at = ?1, attempts = attempts + 1
+WHERE id IN (SELECT id FROM queue WHERE key = ?4 AND visible_at <= ?2 ORDER BY visible_at, id LIMIT ?3)
+RETURNING id, payload, attempts`
+
 	sqlAck = `DELETE FROM queue WHERE id = ?1 AND attempts = ?2`
 )
 
@@ -163,6 +170,7 @@ func (s *writeStmts) prepare(c *conn) error {
 		{&s.strandedClaim, sqlStrandedClaim},
 		{&s.send, sqlSend},
 		{&s.receive, sqlReceive},
+		{&s.receiveKey, sqlReceiveKey},
 		{&s.ack, sqlAck},
 		{&s.insertDrop, sqlInsertDrop},
 	} {
@@ -177,7 +185,7 @@ func (s *writeStmts) prepare(c *conn) error {
 
 func (s *writeStmts) close() {
 	for _, st := range []*stmt{s.begin, s.commit, s.rollback, s.savepoint, s.rollbackTo, s.release, s.create, s.acquire, s.acquireState, s.tombstone,
-		s.commitExec, s.insertHistory, s.setStatus, s.swapStatus, s.reopen, s.renew, s.strandedClaim, s.send, s.receive, s.ack, s.insertDrop} {
+		s.commitExec, s.insertHistory, s.setStatus, s.swapStatus, s.reopen, s.renew, s.strandedClaim, s.send, s.receive, s.receiveKey, s.ack, s.insertDrop} {
 		st.close()
 	}
 }
