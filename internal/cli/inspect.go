@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -182,6 +183,17 @@ func writeInspectText(w io.Writer, r InspectResult, trace *local.Trace) error {
 			return err
 		}
 	}
+	// A final state without exit action ends without the end λ's invocation:
+	// say so under the last step, as lfsm run does.
+	if n := len(r.History); n > 0 && r.Status == engine.StatusDone {
+		last := r.History[n-1]
+		if end, ok := trace.EndLine(historyLambda(trace, last)); ok {
+			pad := strings.Repeat(" ", len(fmt.Sprintf("  step %d  ", last.Step)))
+			if _, err := fmt.Fprintf(w, "%s%s\n", pad, end); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -201,6 +213,11 @@ func traceFor(file, machine string) *local.Trace {
 
 // historyLine renders one history entry like a line of lfsm run.
 func historyLine(trace *local.Trace, h engine.HistoryEntry) string {
+	return trace.Line(historyLambda(trace, h))
+}
+
+// historyLambda is a history entry as the λ of a run.
+func historyLambda(trace *local.Trace, h engine.HistoryEntry) local.Lambda {
 	l := local.Lambda{Step: h.Step, From: h.From, Event: h.Event, To: h.To, Actions: h.Actions,
 		Outcome: h.Outcome, Retries: h.Retries, Error: h.Error, Duration: h.Duration}
 	// The λ's own target names the edge taken (pseudo_final for a final
@@ -208,5 +225,5 @@ func historyLine(trace *local.Trace, h engine.HistoryEntry) string {
 	if n, to, ok := trace.Find(h.From, h.Event); ok {
 		l.Number, l.To = n, to
 	}
-	return trace.Line(l)
+	return l
 }
