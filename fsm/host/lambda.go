@@ -13,9 +13,11 @@ import (
 	"time"
 
 	awslambda "github.com/aws/aws-lambda-go/lambda"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/lfsm/lfsm/internal/backend/awsconfig"
+	"github.com/lfsm/lfsm/internal/backend/dynamodb"
 	"github.com/lfsm/lfsm/internal/backend/sqs"
 	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/lambda"
@@ -44,10 +46,32 @@ const (
 	dispatchStepFunctions = "stepfunctions"
 )
 
-// newStore returns the execution store of the table ARN, which is also the
-// engine's queue (sending through q) when the store can end a step in one
-// call. It is set by the file that links the DynamoDB store.
-var newStore func(ctx context.Context, tableARN string, q engine.Queue, r engine.Retrier, m *awsconfig.Meter) (engine.Store, engine.Queue, error)
+// newStore returns the DynamoDB execution store of the table ARN, which is
+// also the engine's queue and retrier: it commits a step first and sends its
+// message after (docs/design.md, "The DynamoDB store").
+func newStore(ctx context.Context, tableARN string, q engine.Queue, r engine.Retrier, m *awsconfig.Meter) (*dynamodb.Store, error) {
+	region, table, err := parseTableARN(tableARN)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", envStoreTableARN, err)
+	}
+	cfg, err := awsconfig.Load(ctx, region, m)
+	if err != nil {
+		return nil, err
+	}
+	// DynamoDB Local's error responses fail the SDK's checksum validation.
+	emulated := os.Getenv("AWS_ENDPOINT_URL") != "" || os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != ""
+	client := ddb.NewFromConfig(cfg, func(o *ddb.Options) { o.DisableValidateResponseChecksum = emulated })
+	return dynamodb.New(dynamodb.Options{Client: client, Table: table, Queue: q, Retrier: r})
+}
+
+// parseTableARN splits arn:aws:dynamodb:REGION:ACCOUNT:table/NAME.
+func parseTableARN(s string) (region, table string, err error) {
+	p := strings.SplitN(s, ":", 6)
+	if len(p) != 6 || p[0] != "arn" || p[2] != "dynamodb" || p[3] == "" || !strings.HasPrefix(p[5], "table/") || len(p[5]) == len("table/") {
+		return "", "", fmt.Errorf("invalid DynamoDB table ARN %q (want arn:aws:dynamodb:REGION:ACCOUNT:table/NAME)", s)
+	}
+	return p[3], strings.TrimPrefix(p[5], "table/"), nil
+}
 
 // awsHandler builds the Lambda handler from the environment getenv reads.
 func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, getenv func(string) string,
@@ -93,29 +117,26 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 	if tableARN == "" {
 		return nil, fmt.Errorf("%s is not set: it names the DynamoDB table of the execution store", envStoreTableARN)
 	}
-	if newStore == nil {
-		return nil, fmt.Errorf("%s: this build has no DynamoDB store", envStoreTableARN)
-	}
-	store, queue, err := newStore(ctx, tableARN, q, q, meter)
+	store, err := newStore(ctx, tableARN, q, q, meter)
 	if err != nil {
 		return nil, err
 	}
-	eo := engine.Options{Machines: machines, Store: store, Queue: queue, Metrics: metrics, Logger: logger}
-	if any(queue) != any(store) {
-		eo.Retrier = q
-	}
+	eo := engine.Options{Machines: machines, Store: store, Queue: store, Retrier: store, Metrics: metrics, Logger: logger}
 	if lt := getenv(envLeaseTimeout); lt != "" {
 		d, err := time.ParseDuration(lt)
 		if err != nil || d <= 0 {
 			return nil, fmt.Errorf("%s=%q: want a positive duration such as 300s", envLeaseTimeout, lt)
 		}
 		eo.LeaseTimeout = d
+		// A bounced record waits for the lease to expire at most.
+		opts.BounceDelay = min(lambda.DefaultBounceDelay, d)
 	}
 	eng, err := engine.New(eo)
 	if err != nil {
 		return nil, err
 	}
 	opts.Engine, opts.Store, opts.Retrier, opts.Visibility = eng, store, q, sqs.NewVisibility(sc)
+	opts.Poller = lambda.RepairPoller{Engine: eng}
 	return lambda.New(opts)
 }
 

@@ -53,3 +53,15 @@ func TestAWSHandlerEnvironment(t *testing.T) {
 		t.Error("LFSM_LOG_LEVEL=loud: no error")
 	}
 }
+
+func TestParseTableARN(t *testing.T) {
+	r, n, err := parseTableARN("arn:aws:dynamodb:eu-west-1:123456789012:table/lfsm-store")
+	if err != nil || r != "eu-west-1" || n != "lfsm-store" {
+		t.Errorf("= %q %q %v", r, n, err)
+	}
+	for _, bad := range []string{"", "lfsm-store", "arn:aws:dynamodb:eu-west-1:1:table/", "arn:aws:sqs:eu-west-1:1:table/x", "arn:aws:dynamodb::1:table/x"} {
+		if _, _, err := parseTableARN(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}

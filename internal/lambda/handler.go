@@ -382,3 +382,36 @@ func marshal(v any) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
+
+// RepairPoller is the Poller of a function whose retries are delayed
+// messages (SQS DelaySeconds): the scheduled poll repairs executions with
+// nothing in flight past their due time (Engine.Repair, whose due-time query
+// is the store's Stranded), a batch at a time until the deadline or until a
+// batch comes back short.
+type RepairPoller struct {
+	Engine *engine.Engine
+	// Options are passed to Repair (zero: its defaults).
+	Options engine.RepairOptions
+}
+
+// Poll implements Poller.
+func (p RepairPoller) Poll(ctx context.Context, _ time.Time) (PollResult, error) {
+	limit := p.Options.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	o := p.Options
+	o.Limit = limit
+	var res PollResult
+	for {
+		if ctx.Err() != nil {
+			res.More = true
+			return res, nil
+		}
+		n, err := p.Engine.Repair(ctx, o)
+		res.Repaired += n
+		if err != nil || n < limit {
+			return res, err
+		}
+	}
+}
