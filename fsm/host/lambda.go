@@ -121,7 +121,10 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 	if err != nil {
 		return nil, err
 	}
-	eo := engine.Options{Machines: machines, Store: store, Queue: store, Retrier: store, Metrics: metrics, Logger: logger}
+	eo := engine.Options{Machines: machines, Store: store, Queue: store, Retrier: store, Logger: logger}
+	if metrics != nil { // a nil *EMF in the interface would be called
+		eo.Metrics = metrics
+	}
 	if lt := getenv(envLeaseTimeout); lt != "" {
 		d, err := time.ParseDuration(lt)
 		if err != nil || d <= 0 {

@@ -16,13 +16,14 @@ import (
 	"github.com/lfsm/lfsm/internal/backend/awsconfig"
 	"github.com/lfsm/lfsm/internal/backend/awstest"
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
+	"github.com/lfsm/lfsm/internal/esm"
 )
 
 // awsEnv copies the emulators' environment (AWS_*) into a script's, since
 // testscript starts scripts with an almost empty one.
 func awsEnv(env *testscript.Env) {
 	for _, kv := range os.Environ() {
-		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
+		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") || k == "EMU_BIN" {
 			env.Setenv(k, v)
 		}
 	}
@@ -64,6 +65,14 @@ func cmdAWSTarget(ts *testscript.TestScript, neg bool, args []string) {
 // awsCondition is the script condition [aws]: the DynamoDB and SQS
 // emulators are there. Under CI=true their absence is an error, not a skip.
 func awsCondition(cond string) (bool, error) {
+	if cond == "rie" {
+		// aws-lambda-rie, on PATH or in $EMU_BIN.
+		_, err := esm.FindRIE()
+		if err != nil && os.Getenv("CI") == "true" {
+			return false, err
+		}
+		return err == nil, nil
+	}
 	if cond != "aws" {
 		return false, fmt.Errorf("unknown condition %q", cond)
 	}

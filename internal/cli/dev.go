@@ -35,6 +35,8 @@ type DevOptions struct {
 	// or chaos's shorter ones).
 	Visibility   time.Duration
 	LeaseTimeout time.Duration
+	// RIE runs the Lambda bootstrap under aws-lambda-rie (--target aws).
+	RIE bool
 }
 
 func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
@@ -78,6 +80,13 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 			(see lfsm run --help); under chaos a failed step comes back after a
 			250 ms visibility timeout and a 1 s lease.
 
+			With --target aws, dev plays Lambda's SQS event source mapping
+			instead: it long-polls the aws: settings' dispatch queue and hands
+			each batch to the project's Lambda handler (the project binary's
+			invoke command, or with --rie the real bootstrap under
+			aws-lambda-rie), deleting what the function did not report in
+			batchItemFailures; a λ line per step (see docs/lambda.md).
+
 			Ctrl-C stops the worker gracefully: the steps in flight finish and are
 			committed (exit status 130); a second Ctrl-C aborts them, and their
 			messages come back after the visibility timeout.
@@ -88,11 +97,28 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 
 			# Process everything started so far, then exit
 			lfsm start -m Example --count 100 && lfsm dev --until-idle
+
+			# The Lambda bootstrap under aws-lambda-rie, on the aws: settings' queue and store
+			lfsm dev --target aws --rie
 		`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := localOnly(f, "dev"); err != nil {
-				return err
+			t := f.target()
+			if opts.RIE && !t.isAWS() {
+				return usageErrorf("--rie runs the Lambda bootstrap: use it with --target aws")
+			}
+			if t.isAWS() {
+				if opts.Simulate || opts.Chaos.Spec.Enabled() || opts.retentionFlag != "" {
+					return usageErrorf("lfsm dev --target aws runs the project's real actions in its function: --simulate, --chaos and --retention are local")
+				}
+				if err := opts.Log.check(f); err != nil {
+					return err
+				}
+				opts.IO, opts.WorkDir = f.IOStreams, f.WorkDir
+				if runF != nil {
+					return runF(opts)
+				}
+				return runDevAWS(cmd.Context(), opts, t)
 			}
 			if opts.Workers < 1 {
 				return usageErrorf("invalid --workers %d: must be at least 1", opts.Workers)
@@ -130,6 +156,7 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 	fl.BoolVar(&opts.UntilIdle, "until-idle", false, "exit once no message is queued, delayed or in flight")
 	fl.DurationVar(&opts.Visibility, "visibility", 0, "how long a received message stays hidden before it is delivered again (default 10s)")
 	fl.DurationVar(&opts.LeaseTimeout, "lease-timeout", 0, "how long a step's lease lasts without a renewal before another worker may take it over (default 5s)")
+	fl.BoolVar(&opts.RIE, "rie", false, "with --target aws: invoke the real Lambda bootstrap under aws-lambda-rie")
 	fl.StringVar(&opts.retentionFlag, "retention", "", "prune executions finished longer ago than `DURATION` (30d, 720h) as the worker runs")
 	addSimulateFlags(cmd, &opts.Simulate, &opts.Sim)
 	addChaosFlags(cmd, &opts.Chaos)

@@ -1,0 +1,222 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/lfsm/lfsm/internal/backend/awsconfig"
+	"github.com/lfsm/lfsm/internal/build"
+	"github.com/lfsm/lfsm/internal/engine"
+	"github.com/lfsm/lfsm/internal/esm"
+	"github.com/lfsm/lfsm/internal/local"
+	"github.com/lfsm/lfsm/internal/spec"
+)
+
+// devAWS is lfsm dev --target aws: Lambda's event source mapping played
+// locally against the deployment's (or the emulators') SQS queue and store,
+// invoking the project binary's handler, or the real bootstrap under
+// aws-lambda-rie with --rie.
+func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
+	s, err := loadValidSpec(opts.IO, opts.WorkDir, opts.File)
+	if err != nil {
+		return err
+	}
+	b, err := openAWS(ctx, t.aws)
+	if err != nil {
+		return err
+	}
+	res := b.res
+	if !res.HasDispatch() || (res.Dispatch != "sqs" && res.Dispatch != "sns-sqs") {
+		return usageErrorf("lfsm dev --target aws reads an SQS dispatch queue: set aws.dispatch-arn (or aws.stack) to one (aws.dispatch %s)", res.Dispatch)
+	}
+	bo := build.BuildOptions{}
+	if opts.RIE {
+		bo.Lambda, bo.GOARCH = true, goarch()
+	}
+	built, _, err := buildProjectWith(ctx, opts.IO, opts.WorkDir, opts.File, bo, true)
+	if err != nil {
+		return err
+	}
+	env := []string{
+		"LFSM_AWS_DISPATCH=sqs",
+		"LFSM_AWS_DISPATCH_ARN=" + res.DispatchARN.String(),
+		"LFSM_AWS_STORE_TABLE_ARN=" + res.StoreTable.String(),
+	}
+	if os.Getenv("LFSM_LOG_LEVEL") == "" {
+		// The λ lines say what ran; the function's own step lines would say it twice.
+		env = append(env, "LFSM_LOG_LEVEL=warn")
+	}
+	var fn interface {
+		esm.Invoker
+		Close() error
+	}
+	if opts.RIE {
+		rie, err := esm.FindRIE()
+		if err != nil {
+			return err
+		}
+		r, err := esm.StartRIE(ctx, esm.RIEOptions{RIE: rie, Bootstrap: built.Binary, Env: append(processAWSEnv(), env...),
+			Stdout: opts.IO.ErrOut, Stderr: opts.IO.ErrOut})
+		if err != nil {
+			return err
+		}
+		fn = r
+	} else {
+		p, err := esm.StartProcess(built.Binary, env, opts.IO.ErrOut)
+		if err != nil {
+			return err
+		}
+		fn = p
+	}
+	defer fn.Close()
+
+	cfg, err := awsconfig.Load(ctx, res.DispatchARN.Region, nil)
+	if err != nil {
+		return err
+	}
+	qc := awssqs.NewFromConfig(cfg)
+	lines := newLambdaLines(opts.IO.ErrOut, s, opts.IO.ErrOutIsTerminal)
+	m, err := esm.New(ctx, esm.Options{Client: qc, QueueARN: res.DispatchARN.String(), Invoker: fn, Wait: 2 * time.Second,
+		OnBatch: lines.batch, Logger: opts.Log.logger(opts.IO)})
+	if err != nil {
+		return err
+	}
+	how := "the project binary"
+	if opts.RIE {
+		how = "the Lambda bootstrap under aws-lambda-rie"
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "dev: reading %s into %s (store %s)\n", res.DispatchARN, how, res.StoreTable)
+	for ctx.Err() == nil {
+		n, err := m.Poll(ctx)
+		if err != nil && ctx.Err() == nil {
+			fmt.Fprintf(opts.IO.ErrOut, "dev: %v\n", err)
+			continue
+		}
+		if n == 0 && opts.UntilIdle {
+			idle, err := m.Idle(ctx)
+			if err != nil {
+				return err
+			}
+			if idle {
+				lines.flush()
+				fmt.Fprintln(opts.IO.ErrOut, "dev: queue empty, exiting")
+				return nil
+			}
+		}
+	}
+	lines.flush()
+	fmt.Fprintln(opts.IO.ErrOut, "dev: stopped; the batch in flight finished")
+	return ctx.Err()
+}
+
+// processAWSEnv is the process's AWS_* environment (credentials, region,
+// endpoints), which aws-lambda-rie's function gets as Lambda's would.
+func processAWSEnv() []string {
+	var env []string
+	for _, kv := range environ() {
+		if strings.HasPrefix(kv, "AWS_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// lambdaLines prints one λ line per step the function handled, as lfsm run
+// does, from the messages the mapping handed it: on a terminal at most
+// linesPerSecond a second, the rest counted.
+type lambdaLines struct {
+	mu       sync.Mutex
+	w        io.Writer
+	traces   map[string]*local.Trace
+	limit    bool
+	second   time.Time
+	printed  int
+	skipped  int
+	failures int
+}
+
+const linesPerSecond = 20
+
+func newLambdaLines(w io.Writer, s *spec.Spec, terminal bool) *lambdaLines {
+	l := &lambdaLines{w: w, traces: map[string]*local.Trace{}, limit: terminal}
+	for _, m := range s.Machines {
+		l.traces[m.Name] = local.NewTrace(m)
+	}
+	return l
+}
+
+func (l *lambdaLines) batch(recs []events.SQSMessage, failed map[string]bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		fmt.Fprintf(l.w, "dev: invocation failed, %d messages come back: %v\n", len(recs), err)
+		return
+	}
+	for _, r := range recs {
+		if failed[r.MessageId] {
+			l.failures++
+			continue
+		}
+		msg, err := engine.DecodeMessage([]byte(r.Body))
+		if err != nil {
+			continue
+		}
+		sys := msg.System
+		line := fmt.Sprintf("%s %s -(%s)-> ?", sys.MachineName, sys.CurrentState, sys.CurrentEvent)
+		if t := l.traces[sys.MachineName]; t != nil {
+			if n, to, ok := t.Find(sys.CurrentState, sys.CurrentEvent); ok {
+				line = fmt.Sprintf("λ%-3d %s -(%s)-> %s", n, sys.CurrentState, sys.CurrentEvent, to)
+			}
+		}
+		short := sys.CorrelationID
+		if len(short) > 8 {
+			short = short[:8]
+		}
+		if sys.Retries > 0 {
+			line += fmt.Sprintf("  retry %d", sys.Retries)
+		}
+		l.print(line + "  " + short)
+	}
+}
+
+func (l *lambdaLines) print(line string) {
+	if l.limit {
+		now := time.Now().Truncate(time.Second)
+		if !now.Equal(l.second) {
+			l.flushLocked()
+			l.second, l.printed = now, 0
+		}
+		if l.printed >= linesPerSecond {
+			l.skipped++
+			return
+		}
+		l.printed++
+	}
+	fmt.Fprintln(l.w, line)
+}
+
+func (l *lambdaLines) flushLocked() {
+	if l.skipped > 0 {
+		fmt.Fprintf(l.w, "(%d more steps)\n", l.skipped)
+		l.skipped = 0
+	}
+}
+
+func (l *lambdaLines) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flushLocked()
+}
+
+func goarch() string { return runtime.GOARCH }
+
+func environ() []string { return os.Environ() }
