@@ -51,6 +51,9 @@ func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
 		"LFSM_AWS_DISPATCH_ARN=" + res.DispatchARN.String(),
 		"LFSM_AWS_STORE_TABLE_ARN=" + res.StoreTable.String(),
 	}
+	if opts.LeaseTimeout > 0 {
+		env = append(env, "LFSM_LEASE_TIMEOUT="+opts.LeaseTimeout.String())
+	}
 	if os.Getenv("LFSM_LOG_LEVEL") == "" {
 		// The λ lines say what ran; the function's own step lines would say it twice.
 		env = append(env, "LFSM_LOG_LEVEL=warn")
@@ -85,7 +88,7 @@ func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
 	}
 	qc := awssqs.NewFromConfig(cfg)
 	lines := newLambdaLines(opts.IO.ErrOut, s, opts.IO.ErrOutIsTerminal)
-	m, err := esm.New(ctx, esm.Options{Client: qc, QueueARN: res.DispatchARN.String(), Invoker: fn, Wait: 2 * time.Second,
+	m, err := esm.New(ctx, esm.Options{Client: qc, QueueARN: res.DispatchARN.String(), Invoker: fn, Wait: 2 * time.Second, Visibility: opts.Visibility,
 		OnBatch: lines.batch, Logger: opts.Log.logger(opts.IO)})
 	if err != nil {
 		return err
