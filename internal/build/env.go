@@ -169,7 +169,8 @@ type GoEnvOptions struct {
 // Unless go.mod replaces lfsm, it lays out the module proxy (EnsureProxy)
 // and, when go.mod does not require the version this lfsm serves, requires
 // it (go get, as Build and lfsm init do); the environment is then Env's.
-// With a replace it is the user's, with -mod=readonly.
+// With a replace, and in the lfsm module itself, it is the user's, with
+// -mod=readonly.
 func GoEnv(ctx context.Context, opts GoEnvOptions) ([]string, error) {
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
@@ -183,7 +184,8 @@ func GoEnv(ctx context.Context, opts GoEnvOptions) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if um.replace != "" {
+	if um.replace != "" || um.path == ModulePath {
+		// lfsm comes from where go.mod says, or this is lfsm itself.
 		return mergeEnv(os.Environ(), user, ""), nil
 	}
 	version, proxyURL, err := EnsureProxy(opts.CacheDir)
