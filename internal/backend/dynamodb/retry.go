@@ -83,7 +83,10 @@ type RetryTable struct {
 	now   func() time.Time
 }
 
-var _ engine.Retrier = (*RetryTable)(nil)
+var (
+	_ engine.Retrier = (*RetryTable)(nil)
+	_ ItemSender     = (*RetryTable)(nil)
+)
 
 // NewRetryTable returns a RetryTable.
 func NewRetryTable(o RetryOptions) (*RetryTable, error) {
@@ -131,19 +134,37 @@ func (r *RetryTable) ScheduleRetry(ctx context.Context, m engine.OutMessage) err
 		_, err := r.q.Send(ctx, m)
 		return err
 	}
+	_, err := r.c.PutItem(ctx, &ddb.PutItemInput{TableName: r.table, ReturnConsumedCapacity: capacity, Item: r.item(m)})
+	if err != nil {
+		return fmt.Errorf("schedule retry of %s in DynamoDB table %s: %w", m.Key, *r.table, err)
+	}
+	return nil
+}
+
+func (r *RetryTable) item(m engine.OutMessage) map[string]av {
 	runAt := r.now().Add(m.Delay)
-	_, err := r.c.PutItem(ctx, &ddb.PutItemInput{TableName: r.table, ReturnConsumedCapacity: capacity, Item: map[string]av{
+	return map[string]av{
 		retryPart:  vn(r.partition(m.Key)),
 		retryKey:   vs(retryItemKey(m)),
 		retryRunAt: vn(runAt.UnixMilli()),
 		retryBody:  vb(m.Payload),
 		attrPK:     vs(m.Key),
 		retryTTL:   vn(runAt.Add(retryKeepTTL).Unix()),
-	}})
-	if err != nil {
-		return fmt.Errorf("schedule retry of %s in DynamoDB table %s: %w", m.Key, *r.table, err)
 	}
-	return nil
+}
+
+// SendItem implements ItemSender: a delayed retry is a Put on the table,
+// which the store writes in the commit's transaction; one with no delay is
+// the dispatch's item if the dispatch is an ItemSender (else nil: the store
+// sends it after the commit).
+func (r *RetryTable) SendItem(m engine.OutMessage) (*types.Put, string, error) {
+	if m.Delay <= 0 {
+		if is, ok := r.q.(ItemSender); ok {
+			return is.SendItem(m)
+		}
+		return nil, "", nil
+	}
+	return &types.Put{TableName: r.table, Item: r.item(m)}, "", nil
 }
 
 // RetryPoll is what one Poll did.
@@ -253,4 +274,3 @@ func CreateRetryTable(ctx context.Context, c *ddb.Client, name string) error {
 	}
 	return nil
 }
-

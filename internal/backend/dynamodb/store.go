@@ -358,6 +358,13 @@ type stepItem struct {
 }
 
 func (s *Store) commit(ctx context.Context, c engine.Commit, out *engine.OutMessage) error {
+	return s.commitWith(ctx, c, out, false, nil)
+}
+
+// commitWith commits c; with tx, the step item, the execution's update and
+// put (the next message as an item of the DynamoDB-stream dispatch or the
+// retry table, if not nil) are one TransactWriteItems call instead.
+func (s *Store) commitWith(ctx context.Context, c engine.Commit, out *engine.OutMessage, tx bool, put *types.Put) error {
 	lost := fmt.Errorf("commit %s step %d fence %d: %w", c.CorrelationID, c.Step, c.Fence, engine.ErrFenceLost)
 	prev, ok := s.recall(c.CorrelationID, c.Fence)
 	if !ok {
@@ -387,9 +394,10 @@ func (s *Store) commit(ctx context.Context, c engine.Commit, out *engine.OutMess
 	if c.Checkpoint != nil {
 		item["cp"] = vb(c.Checkpoint)
 	}
-	if out != nil {
+	if out != nil && !tx {
 		// The outbox: usually the checkpoint itself (the message sent), then
-		// stored once.
+		// stored once. A message written in the commit's transaction needs
+		// none.
 		if string(out.Payload) == string(c.Checkpoint) {
 			item["oc"] = &types.AttributeValueMemberBOOL{Value: true}
 		} else {
@@ -397,10 +405,12 @@ func (s *Store) commit(ctx context.Context, c engine.Commit, out *engine.OutMess
 		}
 		item["od"] = vn(int64(out.Delay))
 	}
-	if _, err := s.c.PutItem(ctx, &ddb.PutItemInput{TableName: s.table, Item: item, ReturnConsumedCapacity: capacity}); err != nil {
-		return fmt.Errorf("commit %s step %d: write step item to DynamoDB table %s: %w", c.CorrelationID, c.Step, *s.table, err)
+	if !tx {
+		if _, err := s.c.PutItem(ctx, &ddb.PutItemInput{TableName: s.table, Item: item, ReturnConsumedCapacity: capacity}); err != nil {
+			return fmt.Errorf("commit %s step %d: write step item to DynamoDB table %s: %w", c.CorrelationID, c.Step, *s.table, err)
+		}
+		s.at("after-step-item", c)
 	}
-	s.at("after-step-item", c)
 
 	st := c.NextStatus()
 	vals := map[string]av{
@@ -470,13 +480,19 @@ func (s *Store) commit(ctx context.Context, c engine.Commit, out *engine.OutMess
 		if len(remove) > 0 {
 			expr += " REMOVE " + strings.Join(remove, ", ")
 		}
-		_, err := s.c.UpdateItem(ctx, &ddb.UpdateItemInput{
+		in := &ddb.UpdateItemInput{
 			TableName: s.table, Key: key(c.CorrelationID, execSK),
 			ConditionExpression: aws.String(cond), UpdateExpression: aws.String(expr),
 			ExpressionAttributeValues:           v,
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 			ReturnConsumedCapacity:              capacity,
-		})
+		}
+		var err error
+		if !tx {
+			_, err = s.c.UpdateItem(ctx, in)
+		} else {
+			err = s.transact(ctx, item, in, put)
+		}
 		var ccf *types.ConditionalCheckFailedException
 		switch {
 		case err == nil:
@@ -509,6 +525,22 @@ func (s *Store) CommitStep(ctx context.Context, c engine.Commit, out *engine.Out
 	if out != nil && s.q == nil {
 		return "", fmt.Errorf("commit %s step %d: the DynamoDB store has no queue to send the next message to", c.CorrelationID, c.Step)
 	}
+	tx, put, receipt, err := s.itemFor(c, out)
+	if err != nil {
+		return "", fmt.Errorf("commit %s step %d: %w", c.CorrelationID, c.Step, err)
+	}
+	if tx {
+		// One write: the message (if any) is an item of the commit's own
+		// transaction.
+		if err := s.commitWith(ctx, c, out, true, put); err != nil {
+			return "", err
+		}
+		s.at("after-commit", c)
+		if out == nil || put != nil {
+			return receipt, nil
+		}
+		return s.send(ctx, c, *out)
+	}
 	if err := s.commit(ctx, c, out); err != nil {
 		return "", err
 	}
@@ -517,6 +549,77 @@ func (s *Store) CommitStep(ctx context.Context, c engine.Commit, out *engine.Out
 		return "", nil
 	}
 	return s.send(ctx, c, *out)
+}
+
+// ItemSender is a dispatch or retrier whose send is one DynamoDB item
+// (the DynamoDB-stream dispatch, the retry table): CommitStep writes that
+// item in the commit's own transaction, so a transition is one write
+// besides the acquire, and no message exists without its commit or the
+// other way round. SendItem returns a nil Put for a message it would not
+// send as an item (the store then sends it after the commit as usual).
+type ItemSender interface {
+	SendItem(m engine.OutMessage) (put *types.Put, receipt string, err error)
+}
+
+// TransactAPI is the client's TransactWriteItems, which the Store uses with
+// an ItemSender (*dynamodb.Client has it).
+type TransactAPI interface {
+	TransactWriteItems(ctx context.Context, in *ddb.TransactWriteItemsInput, opts ...func(*ddb.Options)) (*ddb.TransactWriteItemsOutput, error)
+}
+
+// itemFor reports whether c commits in one transaction (the dispatch is an
+// ItemSender and the client writes transactions) and returns the put of
+// out if it goes to an ItemSender.
+func (s *Store) itemFor(c engine.Commit, out *engine.OutMessage) (tx bool, put *types.Put, receipt string, err error) {
+	if _, ok := s.c.(TransactAPI); !ok {
+		return false, nil, "", nil
+	}
+	if _, ok := s.q.(ItemSender); !ok {
+		return false, nil, "", nil
+	}
+	if out == nil {
+		return true, nil, "", nil
+	}
+	var to any = s.q
+	if c.Outcome == engine.OutcomeRetry && s.r != nil {
+		to = s.r
+	}
+	is, ok := to.(ItemSender)
+	if !ok {
+		return false, nil, "", nil
+	}
+	put, receipt, err = is.SendItem(*out)
+	return put != nil, put, receipt, err
+}
+
+// transact writes the step item, the execution's update and put in one
+// transaction. A failed condition of the update comes back as the
+// ConditionalCheckFailedException UpdateItem would have returned, with the
+// item, so the caller classifies it as it does without a transaction.
+func (s *Store) transact(ctx context.Context, step map[string]av, up *ddb.UpdateItemInput, put *types.Put) error {
+	items := []types.TransactWriteItem{
+		{Put: &types.Put{TableName: s.table, Item: step}},
+		{Update: &types.Update{
+			TableName: up.TableName, Key: up.Key, UpdateExpression: up.UpdateExpression,
+			ConditionExpression: up.ConditionExpression, ExpressionAttributeValues: up.ExpressionAttributeValues,
+			ExpressionAttributeNames:            up.ExpressionAttributeNames,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}},
+	}
+	if put != nil {
+		items = append(items, types.TransactWriteItem{Put: put})
+	}
+	_, err := s.c.(TransactAPI).TransactWriteItems(ctx, &ddb.TransactWriteItemsInput{
+		TransactItems: items, ReturnConsumedCapacity: capacity,
+	})
+	var tce *types.TransactionCanceledException
+	if errors.As(err, &tce) && len(tce.CancellationReasons) > 1 && aws.ToString(tce.CancellationReasons[1].Code) == "ConditionalCheckFailed" {
+		return &types.ConditionalCheckFailedException{Message: tce.CancellationReasons[1].Message, Item: tce.CancellationReasons[1].Item}
+	}
+	if err != nil {
+		return fmt.Errorf("commit transaction in DynamoDB table %s: %w", *s.table, err)
+	}
+	return nil
 }
 
 func (s *Store) send(ctx context.Context, c engine.Commit, out engine.OutMessage) (string, error) {
