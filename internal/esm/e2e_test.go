@@ -178,15 +178,16 @@ func bootstrap(t *testing.T) string {
 // on DynamoDB Local, the engine the operator commands use (start), and the
 // function's environment.
 type rig struct {
-	t        *testing.T
+	t        testing.TB
 	sqs      *awssqs.Client
 	queueARN string
+	table    string
 	store    *dynamodb.Store
 	eng      *engine.Engine
 	env      []string
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	qcfg := awstest.Config(t, "SQS", nil)
 	dcfg := awstest.Config(t, "DYNAMODB", nil)
@@ -207,6 +208,7 @@ func newRig(t *testing.T) *rig {
 	}
 	r.queueARN = attrs.Attributes[string(types.QueueAttributeNameQueueArn)]
 	table := awstest.Name("lfsm-e2e")
+	r.table = table
 	dc := ddb.NewFromConfig(dcfg, func(o *ddb.Options) { o.DisableValidateResponseChecksum = true })
 	if err := dynamodb.CreateTable(ctx, dc, table); err != nil {
 		t.Fatal(err)
@@ -249,7 +251,7 @@ func newRig(t *testing.T) *rig {
 	return r
 }
 
-func loadSpec(t *testing.T) (*spec.Spec, spec.Diagnostics) {
+func loadSpec(t testing.TB) (*spec.Spec, spec.Diagnostics) {
 	p := filepath.Join(t.TempDir(), "fsm.yaml")
 	os.WriteFile(p, []byte(e2eSpec), 0o644)
 	return spec.Load(p)
