@@ -21,6 +21,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/lfsm/lfsm/internal/backend/awsconfig"
 	"github.com/lfsm/lfsm/internal/backend/awstest"
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
 	"github.com/lfsm/lfsm/internal/backend/sqs"
@@ -102,7 +103,7 @@ func FailTwice(_ context.Context, c *fsm.Context) (string, error) {
 }
 
 // Slow writes its pid to $LFSM_E2E_MARKER and sleeps the first time, so a
-// test can kill the process mid-step; later attempts succeed at once.
+// test can kill the process mid-step (5 s); later attempts succeed at once.
 func Slow(ctx context.Context, _ *fsm.Context) (string, error) {
 	p := os.Getenv("LFSM_E2E_MARKER")
 	if _, err := os.Stat(p); p != "" && err != nil {
@@ -110,7 +111,7 @@ func Slow(ctx context.Context, _ *fsm.Context) (string, error) {
 		os.Rename(p+".tmp", p)
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Minute):
+		case <-time.After(5 * time.Second):
 		}
 	}
 	return "ok", nil
@@ -425,4 +426,81 @@ func waitPID(t *testing.T, marker string, within time.Duration) int {
 	}
 	t.Fatalf("the slow action did not start within %s", within)
 	return 0
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv("LFSM_ESM_HELPER") == "poller" {
+		os.Exit(pollerHelper())
+	}
+	os.Exit(m.Run())
+}
+
+// pollerHelper is a poller process of its own (this test binary run again):
+// an event source mapping into the bootstrap under aws-lambda-rie, until it
+// is killed. The function's environment is the helper's LFSM_* and AWS_*.
+func pollerHelper() int {
+	ctx := context.Background()
+	cfg, err := awsconfig.Load(ctx, "us-east-1", nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AWS_") || (strings.HasPrefix(kv, "LFSM_") && !strings.HasPrefix(kv, "LFSM_ESM_")) {
+			env = append(env, kv)
+		}
+	}
+	fn, err := esm.StartRIE(ctx, esm.RIEOptions{RIE: os.Getenv("LFSM_ESM_RIE"), Bootstrap: os.Getenv("LFSM_ESM_BOOTSTRAP"),
+		Env: env, Stdout: os.Stderr, Stderr: os.Stderr})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	m, err := esm.New(ctx, esm.Options{Client: awssqs.NewFromConfig(cfg), QueueARN: os.Getenv("LFSM_ESM_QUEUE_ARN"), Invoker: fn,
+		Wait: time.Second, Visibility: 2 * time.Second})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	m.Run(ctx)
+	return 0
+}
+
+// startPoller runs pollerHelper in a process of its own.
+func (r *rig) startPoller(t *testing.T, rie, boot string, extra ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), "LFSM_ESM_HELPER=poller", "LFSM_ESM_RIE="+rie, "LFSM_ESM_BOOTSTRAP="+boot,
+		"LFSM_ESM_QUEUE_ARN="+r.queueARN), append(slices.Clone(r.env), extra...)...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// kill -9 of the poller mid-step (its emulator dies with it): a new poller
+// takes over, and every execution finishes with each step committed once
+// (the orphaned function finishes its step, or the step's lease expires and
+// it runs again).
+func TestEndToEndKillPoller(t *testing.T) {
+	rie := rieOrSkip(t)
+	boot := bootstrap(t)
+	r := newRig(t)
+	marker := filepath.Join(t.TempDir(), "pid")
+	slow := r.start("Slow", 1)
+	others := r.start("Example", 3)
+	first := r.startPoller(t, rie, boot, "LFSM_E2E_MARKER="+marker)
+	waitPID(t, marker, 30*time.Second)
+	if err := first.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	first.Wait()
+	r.startPoller(t, rie, boot, "LFSM_E2E_MARKER="+marker)
+	r.waitDone(append(slices.Clone(slow), others...), 90*time.Second)
+	r.checkHistory(slow[0], []string{"0.0 next", "1.0 done"})
+	for _, id := range others {
+		r.checkHistory(id, []string{"0.0 next", "1.0 next", "2.0 next", "3.0 done"})
+	}
 }
