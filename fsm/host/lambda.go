@@ -9,16 +9,16 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	awslambda "github.com/aws/aws-lambda-go/lambda"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/lfsm/lfsm/internal/backend/awsconfig"
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
-	"github.com/lfsm/lfsm/internal/backend/sqs"
+	awsdispatch "github.com/lfsm/lfsm/internal/dispatch"
 	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/lambda"
 	"github.com/lfsm/lfsm/internal/spec"
@@ -89,39 +89,29 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 	if dispatch == "" {
 		dispatch = dispatchSQS
 	}
-	switch dispatch {
-	case dispatchStepFunctions:
+	if dispatch == dispatchStepFunctions {
 		return lambda.New(opts)
-	case dispatchSQS:
-	default:
-		return nil, fmt.Errorf("%s=%q: this build dispatches through %s or %s", envDispatch, dispatch, dispatchSQS, dispatchStepFunctions)
 	}
-	queueARN := getenv(envDispatchARN)
-	if queueARN == "" {
-		return nil, fmt.Errorf("%s is not set: it names the SQS queue that carries the messages (arn:aws:sqs:REGION:ACCOUNT:NAME)", envDispatchARN)
+	if !slices.Contains(awsdispatch.Kinds, dispatch) {
+		return nil, fmt.Errorf("%s=%q: want one of %s or %s", envDispatch, dispatch, strings.Join(awsdispatch.Kinds, ", "), dispatchStepFunctions)
 	}
-	a, err := sqs.ParseARN(queueARN)
+	dispatchARN := getenv(envDispatchARN)
+	if dispatchARN == "" {
+		return nil, fmt.Errorf("%s is not set: it names the %s dispatch's queue, topic, stream or table by ARN", envDispatchARN, dispatch)
+	}
+	d, err := awsdispatch.Open(ctx, awsdispatch.Options{Kind: dispatch, ARN: dispatchARN, RetryTableARN: getenv(envRetryTableARN), Meter: meter})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", envDispatchARN, err)
-	}
-	cfg, err := awsconfig.Load(ctx, a.Region, meter)
-	if err != nil {
-		return nil, err
-	}
-	sc := awssqs.NewFromConfig(cfg)
-	q, err := sqs.New(ctx, sqs.Options{Client: sc, ARN: queueARN})
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s=%s, %s: %w", envDispatch, dispatch, envDispatchARN, err)
 	}
 	tableARN := getenv(envStoreTableARN)
 	if tableARN == "" {
 		return nil, fmt.Errorf("%s is not set: it names the DynamoDB table of the execution store", envStoreTableARN)
 	}
-	store, err := newStore(ctx, tableARN, q, q, meter)
+	store, err := newStore(ctx, tableARN, d.Queue, d.Retrier, meter)
 	if err != nil {
 		return nil, err
 	}
-	eo := engine.Options{Machines: machines, Store: store, Queue: store, Retrier: store, Logger: logger}
+	eo := engine.Options{Machines: machines, Store: store, Queue: store, Retrier: store, Logger: logger, MaxMessageBytes: d.MaxMessageBytes}
 	if metrics != nil { // a nil *EMF in the interface would be called
 		eo.Metrics = metrics
 	}
@@ -138,9 +128,33 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 	if err != nil {
 		return nil, err
 	}
-	opts.Engine, opts.Store, opts.Retrier, opts.Visibility = eng, store, q, sqs.NewVisibility(sc)
+	opts.Engine, opts.Store, opts.Retrier = eng, store, d.Retrier
+	if d.Visibility != nil { // a nil *Visibility in the interface would be called
+		opts.Visibility = d.Visibility
+	}
 	opts.Poller = lambda.RepairPoller{Engine: eng}
+	if d.Retries != nil {
+		opts.Poller = retryPoller{retries: d.Retries, repair: opts.Poller}
+	}
 	return lambda.New(opts)
+}
+
+// retryPoller is the scheduled poll of a dispatch with a retry table: the
+// due retries first (one Query when none is due), then the repair.
+type retryPoller struct {
+	retries *dynamodb.RetryTable
+	repair  lambda.Poller
+}
+
+func (p retryPoller) Poll(ctx context.Context, now time.Time) (lambda.PollResult, error) {
+	r, err := p.retries.Poll(ctx, now)
+	if err != nil {
+		return lambda.PollResult{Retried: r.Sent}, err
+	}
+	res, err := p.repair.Poll(ctx, now)
+	res.Retried += r.Sent
+	res.More = res.More || r.More
+	return res, err
 }
 
 // logLevel reads envLogLevel (default info).

@@ -37,6 +37,8 @@ func TestAWSHandlerEnvironment(t *testing.T) {
 		{map[string]string{envDispatch: "kafka"}, `LFSM_AWS_DISPATCH="kafka"`},
 		{map[string]string{envDispatchARN: "arn:aws:sqs:nope"}, "invalid SQS queue ARN"},
 		{map[string]string{envDispatch: "stepfunctions"}, ""},
+		{map[string]string{envDispatch: "kinesis", envDispatchARN: "arn:aws:kinesis:us-east-1:1:stream/s"}, "no retry table"},
+		{map[string]string{envDispatch: "dynamodb", envDispatchARN: "arn:aws:dynamodb:us-east-1:1:table/d", envRetryTableARN: "arn:aws:dynamodb:us-east-1:1:nope"}, "invalid DynamoDB table ARN"},
 	} {
 		_, err := awsHandler(t.Context(), s, nil, func(k string) string { return tc.env[k] }, nil, nil, nil)
 		if tc.want == "" {

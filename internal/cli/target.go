@@ -8,13 +8,12 @@ import (
 
 	cfn "github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/lfsm/lfsm/internal/backend/awsconfig"
 	"github.com/lfsm/lfsm/internal/backend/cloudformation"
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
-	"github.com/lfsm/lfsm/internal/backend/sqs"
 	"github.com/lfsm/lfsm/internal/config"
+	awsdispatch "github.com/lfsm/lfsm/internal/dispatch"
 	"github.com/lfsm/lfsm/internal/engine"
 )
 
@@ -104,20 +103,15 @@ func openAWS(ctx context.Context, a config.AWS) (*awsStore, error) {
 	client := ddb.NewFromConfig(dcfg, func(o *ddb.Options) { o.DisableValidateResponseChecksum = emulated() })
 	o := dynamodb.Options{Client: client, Table: res.StoreTable.Name()}
 	if res.HasDispatch() {
-		switch res.Dispatch {
-		case "sqs", "sns-sqs":
-			qcfg, err := awsconfig.Load(ctx, res.DispatchARN.Region, nil)
-			if err != nil {
-				return nil, err
-			}
-			q, err := sqs.New(ctx, sqs.Options{Client: awssqs.NewFromConfig(qcfg), ARN: res.DispatchARN.String()})
-			if err != nil {
-				return nil, err
-			}
-			o.Queue, o.Retrier = q, q
-		default:
-			o.Queue = unsupportedDispatch(res.Dispatch)
+		retryARN := ""
+		if res.RetryTable != nil {
+			retryARN = res.RetryTable.String()
 		}
+		d, err := awsdispatch.Open(ctx, awsdispatch.Options{Kind: res.Dispatch, ARN: res.DispatchARN.String(), RetryTableARN: retryARN})
+		if err != nil {
+			return nil, fmt.Errorf("aws.dispatch %s: %w", res.Dispatch, err)
+		}
+		o.Queue, o.Retrier = d.Queue, d.Retrier
 	} else {
 		o.Queue = unsupportedDispatch("")
 	}
@@ -128,16 +122,12 @@ func openAWS(ctx context.Context, a config.AWS) (*awsStore, error) {
 	return &awsStore{Store: s, res: res}, nil
 }
 
-// unsupportedDispatch stands in for a dispatch the operator commands cannot
-// send to yet, so that commands that only read work and those that send say
-// why they cannot.
+// unsupportedDispatch stands in for a missing dispatch, so that commands
+// that only read work and those that send say why they cannot.
 type unsupportedDispatch string
 
 func (d unsupportedDispatch) Send(context.Context, engine.OutMessage) (string, error) {
-	if d == "" {
-		return "", errors.New("no dispatch to send to: set aws.dispatch-arn (or aws.stack)")
-	}
-	return "", fmt.Errorf("aws.dispatch %s: lfsm sends start and event messages only to SQS so far", string(d))
+	return "", errors.New("no dispatch to send to: set aws.dispatch-arn (or aws.stack)")
 }
 
 // localOnly refuses --target aws for a command that runs executions on the

@@ -25,7 +25,6 @@ const MaxBatch = 10
 type API interface {
 	Publish(ctx context.Context, in *awssns.PublishInput, opts ...func(*awssns.Options)) (*awssns.PublishOutput, error)
 	PublishBatch(ctx context.Context, in *awssns.PublishBatchInput, opts ...func(*awssns.Options)) (*awssns.PublishBatchOutput, error)
-	GetTopicAttributes(ctx context.Context, in *awssns.GetTopicAttributesInput, opts ...func(*awssns.Options)) (*awssns.GetTopicAttributesOutput, error)
 }
 
 // Options configure a Topic.
@@ -66,8 +65,8 @@ func ParseARN(s string) (ARN, error) {
 	return ARN{Partition: p[1], Region: p[3], Account: p[4], Name: p[5]}, nil
 }
 
-// New returns a Topic for o.ARN, which it checks exists (GetTopicAttributes,
-// once).
+// New returns a Topic for o.ARN. It makes no call (the function's role may
+// only publish): a topic that does not exist fails the first Send, naming it.
 func New(ctx context.Context, o Options) (*Topic, error) {
 	if o.Client == nil {
 		return nil, errors.New("sns: no client")
@@ -75,9 +74,6 @@ func New(ctx context.Context, o Options) (*Topic, error) {
 	a, err := ParseARN(o.ARN)
 	if err != nil {
 		return nil, err
-	}
-	if _, err := o.Client.GetTopicAttributes(ctx, &awssns.GetTopicAttributesInput{TopicArn: &o.ARN}); err != nil {
-		return nil, fmt.Errorf("find SNS topic %s: %w", o.ARN, err)
 	}
 	n := o.BatchAttempts
 	if n <= 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,7 +125,11 @@ func TestSendBatchAndRefusals(t *testing.T) {
 			t.Errorf("%s: Send succeeded", name)
 		}
 	}
-	if _, err := sns.New(t.Context(), sns.Options{Client: c, ARN: arn + "-missing"}); err == nil {
-		t.Error("New of a missing topic succeeded")
+	missing, err := sns.New(t.Context(), sns.Options{Client: c, ARN: arn + "-missing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := missing.Send(t.Context(), engine.OutMessage{Key: "c", Payload: []byte("x")}); err == nil || !strings.Contains(err.Error(), arn+"-missing") {
+		t.Errorf("Send to a missing topic = %v, want an error naming it", err)
 	}
 }
