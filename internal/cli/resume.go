@@ -57,12 +57,17 @@ func runResume(ctx context.Context, opts *ResumeOptions) error {
 		return err
 	}
 	defer db.Close()
+	if err := resumeExecution(ctx, db, opts.CorrelationID); err != nil {
+		return err
+	}
+	return writeOperate(ctx, opts.IO, opts.Output, db, OperateResult{Operation: "resume", CorrelationID: opts.CorrelationID})
+}
+
+// resumeExecution is what lfsm resume (and the console's Resume button) does.
+func resumeExecution(ctx context.Context, db opStore, id string) error {
 	e, err := operatorEngine(nil, db)
 	if err != nil {
 		return err
 	}
-	if err := e.Resume(ctx, opts.CorrelationID); err != nil {
-		return err
-	}
-	return writeOperate(ctx, opts.IO, opts.Output, db, OperateResult{Operation: "resume", CorrelationID: opts.CorrelationID})
+	return e.Resume(ctx, id)
 }

@@ -83,14 +83,21 @@ func runSend(ctx context.Context, opts *SendOptions) error {
 			s = ls
 		}
 	}
+	if err := sendEvent(ctx, db, s, opts.CorrelationID, opts.Event); err != nil {
+		return err
+	}
+	return writeOperate(ctx, opts.IO, opts.Output, db, OperateResult{Operation: "send", CorrelationID: opts.CorrelationID, Event: opts.Event})
+}
+
+// sendEvent is what lfsm send (and the console's Send button) does; with s,
+// an event the execution's state has no transition for is refused before
+// anything is sent.
+func sendEvent(ctx context.Context, db opStore, s *spec.Spec, id, event string) error {
 	e, err := operatorEngine(s, db)
 	if err != nil {
 		return err
 	}
-	if err := e.Send(ctx, opts.CorrelationID, opts.Event); err != nil {
-		return err
-	}
-	return writeOperate(ctx, opts.IO, opts.Output, db, OperateResult{Operation: "send", CorrelationID: opts.CorrelationID, Event: opts.Event})
+	return e.Send(ctx, id, event)
 }
 
 // writeOperate completes r with the execution's status and prints it.

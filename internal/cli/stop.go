@@ -76,14 +76,19 @@ func runStop(ctx context.Context, opts *StopOptions) error {
 			return err
 		}
 	}
+	if err := stopExecution(ctx, db, opts.CorrelationID); err != nil {
+		return err
+	}
+	return writeOperate(ctx, opts.IO, opts.Output, db, OperateResult{Operation: "stop", CorrelationID: opts.CorrelationID})
+}
+
+// stopExecution is what lfsm stop (and the console's Stop button) does.
+func stopExecution(ctx context.Context, db opStore, id string) error {
 	e, err := operatorEngine(nil, db)
 	if err != nil {
 		return err
 	}
-	if err := e.Stop(ctx, opts.CorrelationID); err != nil {
-		return err
-	}
-	return writeOperate(ctx, opts.IO, opts.Output, db, OperateResult{Operation: "stop", CorrelationID: opts.CorrelationID})
+	return e.Stop(ctx, id)
 }
 
 // errDeclined is returned when the user answers no to a confirmation.

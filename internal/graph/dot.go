@@ -254,12 +254,13 @@ type dotIDs struct {
 	start, end         string
 	startName, endName string
 	ids                map[spec.StateName]string
+	names              map[spec.StateName]string
 	used               map[string]bool
 	unknown            []spec.StateName
 }
 
 func newDOTIDs(m *spec.Machine) *dotIDs {
-	d := &dotIDs{ids: make(map[spec.StateName]string, len(m.States)), used: make(map[string]bool, len(m.States)+2)}
+	d := &dotIDs{ids: make(map[spec.StateName]string, len(m.States)), names: make(map[spec.StateName]string, len(m.States)), used: make(map[string]bool, len(m.States)+2)}
 	for _, s := range m.States {
 		d.add(s.Name)
 	}
@@ -280,7 +281,19 @@ func (d *dotIDs) add(name spec.StateName) {
 	if _, ok := d.ids[name]; ok {
 		return
 	}
-	_, d.ids[name] = d.unique(dotSafe(string(name)))
+	d.names[name], d.ids[name] = d.unique(dotSafe(string(name)))
+}
+
+// NodeNames maps each state of m to the name of its node in the DOT graph
+// and in the SVG Graphviz draws from it (the <title> of the node's group),
+// so that a page can find a state's node in the picture.
+func NodeNames(m *spec.Machine) map[spec.StateName]string {
+	d := newDOTIDs(m)
+	out := make(map[spec.StateName]string, len(m.States))
+	for _, s := range m.States {
+		out[s.Name] = d.names[s.Name]
+	}
+	return out
 }
 
 func (d *dotIDs) state(name spec.StateName) string {
