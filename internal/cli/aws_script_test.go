@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/lfsm/lfsm/internal/backend/awsconfig"
 	"github.com/lfsm/lfsm/internal/backend/awstest"
+	"github.com/lfsm/lfsm/internal/backend/cloudformation/cfntest"
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
 	"github.com/lfsm/lfsm/internal/esm"
 )
@@ -60,6 +62,31 @@ func cmdAWSTarget(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("LFSM_AWS_STORE_TABLE_ARN", "arn:aws:dynamodb:us-east-1:000000000000:table/"+table)
 	ts.Setenv("LFSM_AWS_DISPATCH_ARN", attrs.Attributes[string(types.QueueAttributeNameQueueArn)])
 	ts.Setenv("QUEUE_URL", aws.ToString(q.QueueUrl))
+}
+
+// cmdCFNStack serves a fake CloudFormation whose stack NAME has the outputs
+// lfsm deploy's template gives (StoreTableArn, DispatchArn, Dispatch: the
+// resources awstarget made), points the SDK at it, and replaces the explicit
+// aws: settings by aws.stack, so that lfsm resolves everything from the
+// stack. It is a fake because no CloudFormation emulator exists; it decodes
+// the query protocol the SDK really sends (cfntest.Fake):
+//
+//	cfnstack orders-prod
+func cmdCFNStack(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: cfnstack NAME")
+	}
+	fake := &cfntest.Fake{Stacks: map[string]map[string]string{args[0]: {
+		"Dispatch":      "sqs",
+		"DispatchArn":   ts.Getenv("LFSM_AWS_DISPATCH_ARN"),
+		"StoreTableArn": ts.Getenv("LFSM_AWS_STORE_TABLE_ARN"),
+	}}}
+	srv := httptest.NewServer(fake)
+	ts.Defer(srv.Close)
+	ts.Setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", srv.URL)
+	ts.Setenv("LFSM_AWS_DISPATCH_ARN", "")
+	ts.Setenv("LFSM_AWS_STORE_TABLE_ARN", "")
+	ts.Setenv("LFSM_AWS_STACK", args[0])
 }
 
 // awsCondition is the script condition [aws]: the DynamoDB and SQS

@@ -61,6 +61,7 @@ func TestScripts(t *testing.T) {
 			"docout":    cmdDocOut,
 			"awstarget": cmdAWSTarget,
 			"queued":    cmdQueued,
+			"cfnstack":  cmdCFNStack,
 		},
 	})
 }
