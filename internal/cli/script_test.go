@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/lfsm/lfsm/internal/backend/awstest"
 )
 
 // TestMain lets the test binary act as the lfsm command inside test scripts,
@@ -52,6 +54,9 @@ func TestScripts(t *testing.T) {
 			}
 			env.Setenv("LFSM_CACHE_DIR", filepath.Join(env.WorkDir, ".lfsm-cache"))
 			awsEnv(env)
+			// UNIQUE names resources on the shared emulators (tables and
+			// queues outlive a script).
+			env.Setenv("UNIQUE", strings.TrimPrefix(awstest.Name("u"), "u-"))
 			return nil
 		},
 		Condition: awsCondition,

@@ -98,8 +98,10 @@ func (m *Model) FunctionPolicy() []Statement {
 			Statement{Sid: "DispatchPoll", Action: sqsPollerActions, Resource: []any{queueArn}},
 		)
 	case DispatchSNS:
+		// The SNS backend reads the topic's attributes once (FIFO or not);
+		// sns:Publish also allows PublishBatch.
 		sts = append(sts,
-			Statement{Sid: "DispatchSend", Action: []string{"sns:Publish"}, Resource: []any{Ref(IDDispatchTopic)}},
+			Statement{Sid: "DispatchSend", Action: []string{"sns:GetTopicAttributes", "sns:Publish"}, Resource: []any{Ref(IDDispatchTopic)}},
 			failure,
 		)
 	case DispatchKinesis:

@@ -194,7 +194,7 @@ func TestFunctionPolicyExact(t *testing.T) {
 		"Resource":[{"Fn::GetAtt":["RetriesTable","Arn"]},{"Fn::Sub":"${RetriesTable.Arn}/index/by_run_at"}]}`
 	const sqsSend = `{"Sid":"DispatchSend","Effect":"Allow","Action":["sqs:GetQueueUrl","sqs:SendMessage"],"Resource":[{"Fn::GetAtt":["DispatchQueue","Arn"]}]}`
 	const sqsPoll = `{"Sid":"DispatchPoll","Effect":"Allow","Action":["sqs:ChangeMessageVisibility","sqs:DeleteMessage","sqs:GetQueueAttributes","sqs:ReceiveMessage"],"Resource":[{"Fn::GetAtt":["DispatchQueue","Arn"]}]}`
-	const snsSend = `{"Sid":"DispatchSend","Effect":"Allow","Action":["sns:Publish"],"Resource":[{"Ref":"DispatchTopic"}]}`
+	const snsSend = `{"Sid":"DispatchSend","Effect":"Allow","Action":["sns:GetTopicAttributes","sns:Publish"],"Resource":[{"Ref":"DispatchTopic"}]}`
 	const failure = `{"Sid":"FailureDestination","Effect":"Allow","Action":["sqs:SendMessage"],"Resource":[{"Fn::GetAtt":["FailureQueue","Arn"]}]}`
 	want := map[string]string{
 		"sqs":     `[` + logs + `,` + storeOnly + `,` + sqsSend + `,` + sqsPoll + `]`,
