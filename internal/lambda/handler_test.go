@@ -443,3 +443,41 @@ func TestMetricsAndLogs(t *testing.T) {
 		}
 	}
 }
+
+// The scheduled poll of a function on SQS is the repair: an execution whose
+// message was lost (here: received and deleted without being handled) is
+// re-sent once it is overdue by the grace, and then finishes.
+func TestScheduledRepair(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.direct(`{"command":"start","machine":"Example","correlation_id":"r1"}`)
+	ds, err := h.mem.Receive(t.Context(), 10, time.Hour, 0)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("receive: %v %d", err, len(ds))
+	}
+	if err := h.mem.Ack(t.Context(), ds[0].Receipt); err != nil { // lost
+		t.Fatal(err)
+	}
+	p, err := lambda.New(lambda.Options{Engine: h.eng, Poller: lambda.RepairPoller{Engine: h.eng}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := []byte(`{"version":"0","id":"1","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012","time":"2026-01-02T03:04:05Z","region":"us-east-1","resources":[],"detail":{}}`)
+	poll := func() string {
+		out, err := p.Invoke(t.Context(), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	if got := poll(); !strings.Contains(got, `"repaired":0`) {
+		t.Errorf("within the grace: %s, want nothing repaired (the message may be on its way)", got)
+	}
+	h.clock.Advance(engine.DefaultRepairGrace + time.Second)
+	if got := poll(); !strings.Contains(got, `"repaired":1`) {
+		t.Fatalf("past the grace: %s, want the execution repaired", got)
+	}
+	h.drain()
+	if status, hist := h.history("r1"); status != engine.StatusDone || len(hist) != 4 {
+		t.Errorf("r1: %s with %d entries, want done with 4", status, len(hist))
+	}
+}
