@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -56,11 +58,14 @@ func rieDir() string {
 // explicit aws: settings (no stack: there is no CloudFormation emulator):
 //
 //	awstarget
+//	awstarget kinesis    # a Kinesis stream (kinesalite) and a retry table instead
+//	awstarget dynamodb   # a DynamoDB-stream dispatch table and a retry table instead
 //
-// Scripts guard it with [!aws] skip (see awsCondition).
+// Scripts guard it with [!aws] skip (see awsCondition), and the stream
+// dispatches with [!kinesis] skip.
 func cmdAWSTarget(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 0 {
-		ts.Fatalf("usage: awstarget")
+	if neg || len(args) > 1 || (len(args) == 1 && args[0] != "kinesis" && args[0] != "dynamodb") {
+		ts.Fatalf("usage: awstarget [kinesis|dynamodb]")
 	}
 	ctx := context.Background()
 	cfg, err := awsconfig.Load(ctx, "us-east-1", nil)
@@ -82,6 +87,32 @@ func cmdAWSTarget(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("LFSM_AWS_STORE_TABLE_ARN", "arn:aws:dynamodb:us-east-1:000000000000:table/"+table)
 	ts.Setenv("LFSM_AWS_DISPATCH_ARN", attrs.Attributes[string(types.QueueAttributeNameQueueArn)])
 	ts.Setenv("QUEUE_URL", aws.ToString(q.QueueUrl))
+	if len(args) == 0 {
+		return
+	}
+	retries := awstest.Name("lfsm-script-retry")
+	ts.Check(dynamodb.CreateRetryTable(ctx, dc, retries))
+	ts.Defer(func() { _, _ = dc.DeleteTable(ctx, &ddb.DeleteTableInput{TableName: aws.String(retries)}) })
+	ts.Setenv("LFSM_AWS_RETRY_TABLE_ARN", "arn:aws:dynamodb:us-east-1:000000000000:table/"+retries)
+	ts.Setenv("LFSM_AWS_DISPATCH", args[0])
+	switch args[0] {
+	case "kinesis":
+		kc := awskinesis.NewFromConfig(cfg)
+		name := awstest.Name("lfsm-script")
+		_, err := kc.CreateStream(ctx, &awskinesis.CreateStreamInput{StreamName: &name, ShardCount: aws.Int32(2)})
+		ts.Check(err)
+		ts.Defer(func() { _, _ = kc.DeleteStream(ctx, &awskinesis.DeleteStreamInput{StreamName: &name}) })
+		out, err := awskinesis.NewStreamExistsWaiter(kc, func(o *awskinesis.StreamExistsWaiterOptions) { o.MinDelay = 50 * time.Millisecond }).
+			WaitForOutput(ctx, &awskinesis.DescribeStreamInput{StreamName: &name}, 30*time.Second)
+		ts.Check(err)
+		ts.Setenv("LFSM_AWS_DISPATCH_ARN", aws.ToString(out.StreamDescription.StreamARN))
+	case "dynamodb":
+		name := awstest.Name("lfsm-script-dispatch")
+		_, err := dynamodb.CreateStreamTable(ctx, dc, name)
+		ts.Check(err)
+		ts.Defer(func() { _, _ = dc.DeleteTable(ctx, &ddb.DeleteTableInput{TableName: aws.String(name)}) })
+		ts.Setenv("LFSM_AWS_DISPATCH_ARN", "arn:aws:dynamodb:us-east-1:000000000000:table/"+name)
+	}
 }
 
 // cmdCFNStack serves a fake CloudFormation whose stack NAME has the outputs
@@ -124,10 +155,15 @@ func awsCondition(cond string) (bool, error) {
 		}
 		return err == nil, nil
 	}
-	if cond != "aws" {
+	svcs := []string{"DYNAMODB", "SQS"}
+	switch cond {
+	case "aws":
+	case "kinesis":
+		svcs = []string{"KINESIS", "DYNAMODB_STREAMS"}
+	default:
 		return false, fmt.Errorf("unknown condition %q", cond)
 	}
-	for _, svc := range []string{"DYNAMODB", "SQS"} {
+	for _, svc := range svcs {
 		if os.Getenv("AWS_ENDPOINT_URL_"+svc) == "" {
 			if os.Getenv("CI") == "true" {
 				return false, fmt.Errorf("AWS_ENDPOINT_URL_%s is not set under CI=true: .ci/run starts the emulators", svc)

@@ -11,9 +11,18 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	streams "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
+	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/lfsm/lfsm/internal/backend/awsconfig"
+	"github.com/lfsm/lfsm/internal/backend/ddbstream"
+	"github.com/lfsm/lfsm/internal/backend/dynamodb"
+	"github.com/lfsm/lfsm/internal/backend/kinesis"
+	"github.com/lfsm/lfsm/internal/config"
+	awsdispatch "github.com/lfsm/lfsm/internal/dispatch"
 	"github.com/lfsm/lfsm/internal/build"
 	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/esm"
@@ -35,8 +44,8 @@ func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
 		return err
 	}
 	res := b.res
-	if !res.HasDispatch() || (res.Dispatch != "sqs" && res.Dispatch != "sns-sqs") {
-		return usageErrorf("lfsm dev --target aws reads an SQS dispatch queue: set aws.dispatch-arn (or aws.stack) to one (aws.dispatch %s)", res.Dispatch)
+	if !res.HasDispatch() || res.Dispatch == awsdispatch.SNS {
+		return usageErrorf("lfsm dev --target aws reads the dispatch's queue, stream or table (aws.dispatch sqs, sns-sqs, kinesis or dynamodb): set aws.dispatch-arn (or aws.stack) to one (aws.dispatch %s: SNS invokes the function itself)", res.Dispatch)
 	}
 	bo := build.BuildOptions{}
 	if opts.RIE {
@@ -47,9 +56,12 @@ func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
 		return err
 	}
 	env := []string{
-		"LFSM_AWS_DISPATCH=sqs",
+		"LFSM_AWS_DISPATCH=" + res.Dispatch,
 		"LFSM_AWS_DISPATCH_ARN=" + res.DispatchARN.String(),
 		"LFSM_AWS_STORE_TABLE_ARN=" + res.StoreTable.String(),
+	}
+	if res.RetryTable != nil {
+		env = append(env, "LFSM_AWS_RETRY_TABLE_ARN="+res.RetryTable.String())
 	}
 	if opts.LeaseTimeout > 0 {
 		env = append(env, "LFSM_LEASE_TIMEOUT="+opts.LeaseTimeout.String())
@@ -86,8 +98,11 @@ func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
 	if err != nil {
 		return err
 	}
-	qc := awssqs.NewFromConfig(cfg)
 	lines := newLambdaLines(opts.IO.ErrOut, s, opts.IO.ErrOutIsTerminal)
+	if res.Dispatch == awsdispatch.Kinesis || res.Dispatch == awsdispatch.DynamoDB {
+		return devStream(ctx, opts, res, cfg, fn, lines)
+	}
+	qc := awssqs.NewFromConfig(cfg)
 	m, err := esm.New(ctx, esm.Options{Client: qc, QueueARN: res.DispatchARN.String(), Invoker: fn, Wait: 2 * time.Second, Visibility: opts.Visibility,
 		OnBatch: lines.batch, Logger: opts.Log.logger(opts.IO)})
 	if err != nil {
@@ -119,6 +134,120 @@ func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
 	lines.flush()
 	fmt.Fprintln(opts.IO.ErrOut, "dev: stopped; the batch in flight finished")
 	return ctx.Err()
+}
+
+// tickEvery is how often dev --target aws runs the scheduled invocation (the
+// retry table's poll and the repair) for a stream dispatch: every minute in
+// AWS, more often locally, so that a retry's backoff is not a minute.
+const tickEvery = 2 * time.Second
+
+// scheduledEvent is an EventBridge scheduled event, as the deployment's
+// every-minute rule sends it.
+const scheduledEvent = `{"version":"0","id":"lfsm-dev","detail-type":"Scheduled Event","source":"aws.events","account":"000000000000","region":"us-east-1","resources":[],"detail":{}}`
+
+// devStream is dev --target aws on a Kinesis or DynamoDB-stream dispatch:
+// the dispatch's shards read as Lambda's mapping reads them (each in order,
+// one batch at a time), and the scheduled invocation every tickEvery.
+func devStream(ctx context.Context, opts *DevOptions, res config.Resources, cfg aws.Config, fn esm.Invoker, lines *lambdaLines) error {
+	var poll func(context.Context) (int, error)
+	logger := opts.Log.logger(opts.IO)
+	switch res.Dispatch {
+	case awsdispatch.Kinesis:
+		r, err := kinesis.NewReader(kinesis.ReaderOptions{Client: awskinesis.NewFromConfig(cfg), ARN: res.DispatchARN.String(), Invoker: fn,
+			Logger: logger, OnBatch: func(_ string, recs []events.KinesisEventRecord, from string, err error) {
+				msgs := make([]events.SQSMessage, len(recs))
+				failed := map[string]bool{}
+				for i, r := range recs {
+					msgs[i] = events.SQSMessage{MessageId: r.Kinesis.SequenceNumber, Body: string(r.Kinesis.Data)}
+					failed[r.Kinesis.SequenceNumber] = from != "" && (failed[recs[max(i-1, 0)].Kinesis.SequenceNumber] || r.Kinesis.SequenceNumber == from)
+				}
+				lines.batch(msgs, failed, err)
+			}})
+		if err != nil {
+			return err
+		}
+		poll = r.Poll
+	case awsdispatch.DynamoDB:
+		dc := ddb.NewFromConfig(cfg, func(o *ddb.Options) { o.DisableValidateResponseChecksum = emulated() })
+		out, err := dc.DescribeTable(ctx, &ddb.DescribeTableInput{TableName: aws.String(res.DispatchARN.Name())})
+		if err != nil {
+			return fmt.Errorf("find the stream of dispatch table %s: %w", res.DispatchARN, err)
+		}
+		streamARN := aws.ToString(out.Table.LatestStreamArn)
+		if streamARN == "" {
+			return fmt.Errorf("dispatch table %s has no stream: enable one with NEW_IMAGE (lfsm deploy does)", res.DispatchARN)
+		}
+		r, err := ddbstream.New(ddbstream.Options{Client: streams.NewFromConfig(cfg), StreamARN: streamARN, Invoker: fn,
+			Logger: logger, OnBatch: func(_ string, recs []events.DynamoDBEventRecord, from string, err error) {
+				msgs := make([]events.SQSMessage, len(recs))
+				failed := map[string]bool{}
+				for i, r := range recs {
+					seq := r.Change.SequenceNumber
+					msgs[i] = events.SQSMessage{MessageId: seq, Body: r.Change.NewImage["payload"].String()}
+					failed[seq] = from != "" && (failed[recs[max(i-1, 0)].Change.SequenceNumber] || seq == from)
+				}
+				lines.batch(msgs, failed, err)
+			}})
+		if err != nil {
+			return err
+		}
+		poll = r.Poll
+	}
+	var retries *dynamodb.RetryTable
+	if res.RetryTable != nil {
+		rc, err := awsconfig.Load(ctx, res.RetryTable.Region, nil)
+		if err != nil {
+			return err
+		}
+		dc := ddb.NewFromConfig(rc, func(o *ddb.Options) { o.DisableValidateResponseChecksum = emulated() })
+		if retries, err = dynamodb.NewRetryTable(dynamodb.RetryOptions{Client: dc, Table: res.RetryTable.Name(), Queue: unsupportedDispatch("")}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "dev: reading %s into %s (store %s)\n", res.DispatchARN, devHow(opts), res.StoreTable)
+	var lastTick time.Time
+	for ctx.Err() == nil {
+		n, err := poll(ctx)
+		if err != nil && ctx.Err() == nil {
+			fmt.Fprintf(opts.IO.ErrOut, "dev: %v\n", err)
+		}
+		if time.Since(lastTick) >= tickEvery {
+			if _, err := fn.Invoke(context.WithoutCancel(ctx), []byte(scheduledEvent)); err != nil {
+				fmt.Fprintf(opts.IO.ErrOut, "dev: scheduled invocation: %v\n", err)
+			}
+			lastTick = time.Now()
+		}
+		if n > 0 || err != nil {
+			continue
+		}
+		if opts.UntilIdle {
+			pending := false
+			if retries != nil {
+				if pending, err = retries.Pending(ctx); err != nil {
+					return err
+				}
+			}
+			if !pending {
+				lines.flush()
+				fmt.Fprintln(opts.IO.ErrOut, "dev: stream read to its end, exiting")
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	lines.flush()
+	fmt.Fprintln(opts.IO.ErrOut, "dev: stopped; the batch in flight finished")
+	return ctx.Err()
+}
+
+func devHow(opts *DevOptions) string {
+	if opts.RIE {
+		return "the Lambda bootstrap under aws-lambda-rie"
+	}
+	return "the project binary"
 }
 
 // processAWSEnv is the process's AWS_* environment (credentials, region,

@@ -21,6 +21,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/lfsm/lfsm/fsm"
+	"github.com/lfsm/lfsm/internal/backend/awsconfig"
 	"github.com/lfsm/lfsm/internal/backend/awstest"
 	"github.com/lfsm/lfsm/internal/backend/chaos"
 	"github.com/lfsm/lfsm/internal/backend/ddbstream"
@@ -34,7 +35,15 @@ import (
 )
 
 // chain is a machine of steps messages, each step sending the next.
-func chain(t *testing.T, steps int) *engine.Machine {
+// meterOf returns the optional meter of m.
+func meterOf(m []*awsconfig.Meter) *awsconfig.Meter {
+	if len(m) == 0 {
+		return nil
+	}
+	return m[0]
+}
+
+func chain(t testing.TB, steps int) *engine.Machine {
 	t.Helper()
 	maxSteps := steps + 1
 	m := &spec.Machine{Name: "chain", MaxSteps: &maxSteps, States: []*spec.State{
@@ -120,11 +129,11 @@ func loadSize(t *testing.T) (executions, steps int) {
 	return executions, steps
 }
 
-func ddbClient(t *testing.T) *ddb.Client {
-	return ddb.NewFromConfig(awstest.Config(t, "DYNAMODB", nil), func(o *ddb.Options) { o.DisableValidateResponseChecksum = true })
+func ddbClient(t testing.TB, m ...*awsconfig.Meter) *ddb.Client {
+	return ddb.NewFromConfig(awstest.Config(t, "DYNAMODB", meterOf(m)), func(o *ddb.Options) { o.DisableValidateResponseChecksum = true })
 }
 
-func newTable(t *testing.T, c *ddb.Client, prefix string, create func(context.Context, *ddb.Client, string) error) string {
+func newTable(t testing.TB, c *ddb.Client, prefix string, create func(context.Context, *ddb.Client, string) error) string {
 	t.Helper()
 	name := awstest.Name(prefix)
 	if err := create(t.Context(), c, name); err != nil {
@@ -148,8 +157,9 @@ type rig struct {
 	}) (func(context.Context) error, error)
 }
 
-func sqsRig(t *testing.T) rig {
-	c := awssqs.NewFromConfig(awstest.Config(t, "SQS", nil))
+func sqsRig(t testing.TB, m ...*awsconfig.Meter) rig {
+	c := awssqs.NewFromConfig(awstest.Config(t, "SQS", meterOf(m)))
+	pc := awssqs.NewFromConfig(awstest.Config(t, "SQS", nil))
 	out, err := c.CreateQueue(t.Context(), &awssqs.CreateQueueInput{QueueName: aws.String(awstest.Name("lfsm-load")),
 		Attributes: map[string]string{"VisibilityTimeout": "2"}})
 	if err != nil {
@@ -169,7 +179,7 @@ func sqsRig(t *testing.T) rig {
 	return rig{queue: q, visib: sqs.NewVisibility(c), poll: func(ctx context.Context, inv interface {
 		Invoke(context.Context, []byte) ([]byte, error)
 	}) (func(context.Context) error, error) {
-		m, err := esm.New(ctx, esm.Options{Client: c, QueueARN: arn, Invoker: inv, Wait: 100 * time.Millisecond})
+		m, err := esm.New(ctx, esm.Options{Client: pc, QueueARN: arn, Invoker: inv, Wait: 100 * time.Millisecond})
 		if err != nil {
 			return nil, err
 		}
@@ -177,8 +187,8 @@ func sqsRig(t *testing.T) rig {
 	}}
 }
 
-func retryTable(t *testing.T, q engine.Queue) *dynamodb.RetryTable {
-	c := ddbClient(t)
+func retryTable(t testing.TB, q engine.Queue, m ...*awsconfig.Meter) *dynamodb.RetryTable {
+	c := ddbClient(t, m...)
 	name := newTable(t, c, "lfsm-load-retry", dynamodb.CreateRetryTable)
 	r, err := dynamodb.NewRetryTable(dynamodb.RetryOptions{Client: c, Table: name, Queue: q})
 	if err != nil {
@@ -187,8 +197,9 @@ func retryTable(t *testing.T, q engine.Queue) *dynamodb.RetryTable {
 	return r
 }
 
-func kinesisRig(t *testing.T) rig {
-	c := awskinesis.NewFromConfig(awstest.Config(t, "KINESIS", nil))
+func kinesisRig(t testing.TB, m ...*awsconfig.Meter) rig {
+	c := awskinesis.NewFromConfig(awstest.Config(t, "KINESIS", meterOf(m)))
+	pc := awskinesis.NewFromConfig(awstest.Config(t, "KINESIS", nil))
 	name := awstest.Name("lfsm-load")
 	if _, err := c.CreateStream(t.Context(), &awskinesis.CreateStreamInput{StreamName: &name, ShardCount: aws.Int32(4)}); err != nil {
 		t.Fatal(err)
@@ -204,10 +215,10 @@ func kinesisRig(t *testing.T) rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rig{queue: s, retries: retryTable(t, s), poll: func(ctx context.Context, inv interface {
+	return rig{queue: s, retries: retryTable(t, s, m...), poll: func(ctx context.Context, inv interface {
 		Invoke(context.Context, []byte) ([]byte, error)
 	}) (func(context.Context) error, error) {
-		r, err := kinesis.NewReader(kinesis.ReaderOptions{Client: c, ARN: arn, Invoker: inv, Pause: 200 * time.Millisecond, MaxRetries: -1})
+		r, err := kinesis.NewReader(kinesis.ReaderOptions{Client: pc, ARN: arn, Invoker: inv, Pause: 200 * time.Millisecond, MaxRetries: -1})
 		if err != nil {
 			return nil, err
 		}
@@ -215,8 +226,8 @@ func kinesisRig(t *testing.T) rig {
 	}}
 }
 
-func streamRig(t *testing.T) rig {
-	c := ddbClient(t)
+func streamRig(t testing.TB, m ...*awsconfig.Meter) rig {
+	c := ddbClient(t, m...)
 	var arn string
 	name := newTable(t, c, "lfsm-load-dispatch", func(ctx context.Context, c *ddb.Client, n string) (err error) {
 		arn, err = dynamodb.CreateStreamTable(ctx, c, n)
@@ -227,7 +238,7 @@ func streamRig(t *testing.T) rig {
 		t.Fatal(err)
 	}
 	sc := streams.NewFromConfig(awstest.Config(t, "DYNAMODB_STREAMS", nil))
-	return rig{queue: q, retries: retryTable(t, q), poll: func(ctx context.Context, inv interface {
+	return rig{queue: q, retries: retryTable(t, q, m...), poll: func(ctx context.Context, inv interface {
 		Invoke(context.Context, []byte) ([]byte, error)
 	}) (func(context.Context) error, error) {
 		r, err := ddbstream.New(ddbstream.Options{Client: sc, StreamARN: arn, Invoker: inv, Pause: 200 * time.Millisecond, MaxRetries: -1})
@@ -249,7 +260,7 @@ func TestLoadWithFaults(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		rig  func(*testing.T) rig
+		rig  func(testing.TB, ...*awsconfig.Meter) rig
 	}{
 		{"sqs", sqsRig},
 		{"kinesis", kinesisRig},

@@ -235,6 +235,28 @@ func (r *RetryTable) Poll(ctx context.Context, now time.Time) (RetryPoll, error)
 	return res, nil
 }
 
+// Pending reports whether any retry waits in the table, due or not (one
+// Query per partition at most): lfsm dev --until-idle is not idle while one
+// does.
+func (r *RetryTable) Pending(ctx context.Context) (bool, error) {
+	for p := range r.parts {
+		out, err := r.c.Query(ctx, &ddb.QueryInput{
+			TableName: r.table, IndexName: aws.String(retryIndex), ConsistentRead: aws.Bool(true),
+			KeyConditionExpression:    aws.String("#p = :p"),
+			ExpressionAttributeNames:  map[string]string{"#p": retryPart},
+			ExpressionAttributeValues: map[string]av{":p": vn(int64(p))},
+			Limit:                     aws.Int32(1), ProjectionExpression: aws.String("#p"),
+		})
+		if err != nil {
+			return false, fmt.Errorf("read retries of DynamoDB table %s: %w", *r.table, err)
+		}
+		if len(out.Items) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // CreateRetryTable creates the retry table (on-demand, TTL) and waits
 // until it is active. It is for tests and emulators; deployments create it
 // from the stack's template.

@@ -85,6 +85,9 @@ func TestRetryTable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if p, err := r.Pending(t.Context()); err != nil || !p {
+		t.Errorf("Pending with two retries waiting = %v, %v", p, err)
+	}
 	if res, err := r.Poll(t.Context(), now.Add(29*time.Second)); err != nil || res.Sent != 0 {
 		t.Fatalf("Poll before due = %+v, %v", res, err)
 	}
@@ -105,6 +108,9 @@ func TestRetryTable(t *testing.T) {
 		t.Errorf("sent (-want +got):\n%s", diff)
 	}
 
+	if p, err := r.Pending(t.Context()); err != nil || p {
+		t.Errorf("Pending with every retry sent = %v, %v", p, err)
+	}
 	m.Reset()
 	if err := r.ScheduleRetry(t.Context(), msg("c", 1, 1)); err != nil {
 		t.Fatal(err)
