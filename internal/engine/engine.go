@@ -126,6 +126,8 @@ type Engine struct {
 	// execution and send its message in one write (it is the Queue too).
 	createSender CreateSender
 	reopenSender ReopenSender
+	// beats renews the leases of the steps in flight (lease.go).
+	beats beats
 	// pending counts an execution's queued messages (the Store is the Queue).
 	pending PendingCounter
 }

@@ -187,7 +187,7 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 		if end = e.refuse(m, sys, lease); end.err == nil {
 			actx, hb := e.startHeartbeat(ctx, sys, lease, leaseTimeout)
 			end = e.run(actx, &inv, sys)
-			if hb.stop() {
+			if hb.stop(e) {
 				// Another worker took the step over: whatever this attempt
 				// did is not committed, and nothing is sent.
 				res.Actions = inv.recorded()

@@ -16,93 +16,145 @@ import (
 var ErrLeaseLost = errors.New("lease lost: another worker took the step over")
 
 // heartbeat renews a step's lease while its actions run (Store.Renew), every
-// third of the lease timeout. A fast step never sees it fire: it costs a
-// timer, no store call. A renewal refused on the fence (or one that could not
-// be made before the lease ran out) cancels the actions' context with
-// ErrLeaseLost.
+// third of the lease timeout. Steps do not each arm a timer: they register
+// with the engine's sweeper (beats), one goroutine that runs only while steps
+// are in flight, so a fast step costs a map insert and delete, no store call.
+// A renewal refused on the fence (or one that could not be made before the
+// lease ran out) cancels the actions' context with ErrLeaseLost.
 type heartbeat struct {
-	e       *Engine
-	ctx     context.Context // for the renewals; not cancelled with the step
+	ctx     context.Context // the step's; renewals run without its cancellation
 	cancel  context.CancelCauseFunc
 	req     LeaseRenewal
 	timeout time.Duration
-	logger  *slog.Logger
 
+	// expires, renewing and lost are guarded by the engine's beats.mu.
+	expires  time.Time
+	renewing bool
+	lost     bool
+}
+
+// beats is the engine's set of steps in flight whose leases it renews.
+type beats struct {
 	mu      sync.Mutex
-	timer   *time.Timer
-	expires time.Time
-	stopped bool
-	lost    bool
+	live    map[*heartbeat]struct{}
+	running bool
+	// every is the sweeper's current period; wake cuts its wait short when
+	// a step with a shorter lease registers.
+	every time.Duration
+	wake  chan struct{}
+}
+
+// sweepEvery bounds how late a renewal may start: a sixth of the shortest
+// lease in flight (a renewal is due at a third).
+func sweepEvery(timeout time.Duration) time.Duration {
+	return max(timeout/6, time.Millisecond)
 }
 
 // startHeartbeat returns the context the actions of the step leased with l
-// run under, and its heartbeat. expires is the lease's expiry.
+// run under, and its heartbeat.
 func (e *Engine) startHeartbeat(ctx context.Context, sys *SystemContext, l Lease, timeout time.Duration) (context.Context, *heartbeat) {
 	actx, cancel := context.WithCancelCause(ctx)
 	hb := &heartbeat{
-		e:       e,
-		ctx:     context.WithoutCancel(ctx),
+		ctx:     ctx,
 		cancel:  cancel,
 		req:     LeaseRenewal{CorrelationID: sys.CorrelationID, Fence: l.Fence},
 		timeout: timeout,
 		expires: l.Expires,
-		logger:  e.logger,
 	}
-	hb.mu.Lock()
-	hb.timer = time.AfterFunc(hb.next(), hb.beat)
-	hb.mu.Unlock()
+	b := &e.beats
+	b.mu.Lock()
+	if b.live == nil {
+		b.live = make(map[*heartbeat]struct{})
+		b.wake = make(chan struct{}, 1)
+	}
+	b.live[hb] = struct{}{}
+	if !b.running {
+		b.running = true
+		b.every = sweepEvery(timeout)
+		go e.sweep()
+	} else if sweepEvery(timeout) < b.every {
+		select {
+		case b.wake <- struct{}{}:
+		default:
+		}
+	}
+	b.mu.Unlock()
 	return actx, hb
 }
 
-// next is how long to wait before the next renewal: until a third of the
-// lease has gone by since it was granted or renewed. The caller holds mu.
-func (hb *heartbeat) next() time.Duration {
-	left := hb.expires.Sub(hb.e.clock.Now())
-	return max(left-2*hb.timeout/3, time.Millisecond)
+// sweep renews the leases of the steps in flight that are due, until none is
+// in flight.
+func (e *Engine) sweep() {
+	b := &e.beats
+	var due []*heartbeat
+	for {
+		b.mu.Lock()
+		if len(b.live) == 0 {
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		every := time.Hour
+		now := e.clock.Now()
+		due = due[:0]
+		for hb := range b.live {
+			every = min(every, sweepEvery(hb.timeout))
+			if !hb.renewing && !hb.expires.After(now.Add(2*hb.timeout/3)) {
+				hb.renewing = true
+				due = append(due, hb)
+			}
+		}
+		b.every = every
+		b.mu.Unlock()
+		for _, hb := range due {
+			go e.beat(hb)
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-t.C:
+		case <-b.wake:
+			t.Stop()
+		}
+	}
 }
 
-// beat renews the lease and schedules the next renewal.
-func (hb *heartbeat) beat() {
-	hb.mu.Lock()
-	if hb.stopped {
-		hb.mu.Unlock()
-		return
-	}
-	hb.mu.Unlock()
-	now := hb.e.clock.Now()
+// beat renews hb's lease once.
+func (e *Engine) beat(hb *heartbeat) {
+	now := e.clock.Now()
 	r := hb.req
 	r.Now, r.Expires = now, now.Add(hb.timeout)
-	ctx, cancel := context.WithTimeout(hb.ctx, hb.timeout/3)
-	err := hb.e.store.Renew(ctx, r)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(hb.ctx), hb.timeout/3)
+	err := e.store.Renew(ctx, r)
 	cancel()
-	hb.mu.Lock()
-	defer hb.mu.Unlock()
+	b := &e.beats
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	hb.renewing = false
 	switch {
 	case err == nil:
 		hb.expires = r.Expires
 	case errors.Is(err, ErrFenceLost) || !now.Before(hb.expires):
 		hb.lost = true
-		hb.stopped = true
+		delete(b.live, hb)
 		hb.cancel(fmt.Errorf("%w: %w", ErrLeaseLost, err))
-		return
 	default:
-		// Try again soon; the lease has not run out yet.
-		hb.logger.LogAttrs(hb.ctx, slog.LevelWarn, "lease renewal failed, will retry", slog.String("correlation_id", r.CorrelationID),
-			slog.Any("err", err))
-	}
-	if !hb.stopped {
-		hb.timer.Reset(hb.next())
+		// The next sweep tries again; the lease has not run out yet.
+		if e.logEnabled {
+			e.logger.LogAttrs(hb.ctx, slog.LevelWarn, "lease renewal failed, will retry", slog.String("correlation_id", r.CorrelationID),
+				slog.Any("err", err))
+		}
 	}
 }
 
 // stop ends the renewals; it reports whether the lease was lost meanwhile.
-func (hb *heartbeat) stop() (lost bool) {
-	hb.mu.Lock()
-	defer hb.mu.Unlock()
-	hb.stopped = true
-	hb.timer.Stop()
+func (hb *heartbeat) stop(e *Engine) (lost bool) {
+	b := &e.beats
+	b.mu.Lock()
+	delete(b.live, hb)
+	lost = hb.lost
+	b.mu.Unlock()
 	hb.cancel(nil)
-	return hb.lost
+	return lost
 }
 
 // renewIfOld renews lease l before the step starts when a third of it or more

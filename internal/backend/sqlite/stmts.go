@@ -112,12 +112,14 @@ WHERE correlation_id = ?1 AND status = ?2 AND ?2 IN ('failed', 'stopped') AND ?3
 UPDATE executions SET lease_expires = ?3
 WHERE correlation_id = ?1 AND fence = ?2 AND lease_expires <> 0`
 
-	// sqlStrandedSelect finds repair candidates (the partial index on due_at):
-	// ?1 due cutoff, ?2 now, ?3 limit.
+	// sqlStrandedSelect finds repair candidates: ?1 due cutoff, ?2 now,
+	// ?3 limit. One scan of the executions and one of the queue's keys
+	// (materialized once for NOT IN): no index that every transition would
+	// have to rewrite.
 	sqlStrandedSelect = `
 SELECT ` + executionColumns + ` FROM executions
 WHERE status = 'running' AND due_at > 0 AND due_at <= ?1 AND lease_expires <= ?2
-	AND NOT EXISTS (SELECT 1 FROM queue WHERE key = correlation_id)
+	AND correlation_id NOT IN (SELECT key FROM queue)
 ORDER BY due_at, correlation_id LIMIT ?3`
 
 	// sqlStrandedClaim moves a candidate's due time to now iff it is still
@@ -136,8 +138,9 @@ UPDATE queue SET visible_at = ?1, attempts = attempts + 1
 WHERE id IN (SELECT id FROM queue WHERE visible_at <= ?2 ORDER BY visible_at, id LIMIT ?3)
 RETURNING id, payload, attempts`
 
-	// sqlReceiveKey is sqlReceive for the messages of one key (?4), along
-	// the queue_key index.
+	// sqlReceiveKey is sqlReceive for the messages of one key (?4): a scan
+	// of the visible messages (lfsm run's own first; no index on key, which
+	// every send and ack would have to maintain).
 	sqlReceiveKey = `
 UPDATE queue SET visible_at = ?1, attempts = attempts + 1
 WHERE id IN (SELECT id FROM queue WHERE key = ?4 AND visible_at <= ?2 ORDER BY visible_at, id LIMIT ?3)
