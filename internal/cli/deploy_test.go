@@ -38,6 +38,9 @@ type deployEnv struct {
 	ddb   *dynamodb.Client
 	s3    *s3.Client
 	stack string
+	// answers, when set, makes stdin and stderr a terminal and is what the
+	// user types there.
+	answers string
 	// store stands for the deployed execution store in the in-flight check.
 	store  *memory.Backend
 	bucket string
@@ -86,6 +89,10 @@ func (e *deployEnv) writeZip(content string) {
 func (e *deployEnv) run(args ...string) (string, string, int) {
 	e.t.Helper()
 	f, ios := testFactory(e.t, nil)
+	if e.answers != "" {
+		ios.In = strings.NewReader(e.answers)
+		ios.InIsTerminal, ios.ErrOutIsTerminal = true, true
+	}
 	root := NewRootCmd(f)
 	clients := func(context.Context) (*awsClients, error) { return e.cl, nil }
 	wait := func(ctx context.Context) error { return ctx.Err() }
@@ -434,4 +441,42 @@ func loadRetired(t *testing.T) *spec.Machine {
 		t.Fatal(diags.Err())
 	}
 	return s.Machines[0]
+}
+
+// TestDeployAsksOnATerminal: on a terminal deploy asks before applying, a
+// no applies nothing (and leaves no change set), and after a failed first
+// create it offers to delete the stack.
+func TestDeployAsksOnATerminal(t *testing.T) {
+	e := newDeployEnv(t)
+	e.answers = "n\n"
+	_, errOut, code := e.deploy()
+	if code != ExitFailure || !strings.Contains(errOut, "Apply these changes to stack "+e.stack+"? [y/N]") || !strings.Contains(errOut, "not confirmed: nothing done") {
+		t.Fatalf("answer no: exit %d\n%s", code, errOut)
+	}
+	if st := e.fake.StackStatus(e.stack); st != "" {
+		t.Errorf("declined deploy left the stack in %s", st)
+	}
+	e.answers = "y\n"
+	if _, errOut, code := e.deploy(); code != 0 || e.fake.StackStatus(e.stack) != "CREATE_COMPLETE" {
+		t.Fatalf("answer yes: exit %d, stack %s\n%s", code, e.fake.StackStatus(e.stack), errOut)
+	}
+	// destroy asks too.
+	e.answers = "y\n"
+	if out, errOut, code := e.run("destroy", "--stack", e.stack); code != 0 || !strings.Contains(errOut, "Delete stack "+e.stack+" (its tables are kept)? [y/N]") {
+		t.Fatalf("destroy on a terminal: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// A failed first create: deploy offers to delete what is left.
+	e.stack = awstest.Name("seed")
+	e.fake.Fail["Function"] = "Resource handler returned message: \"The role defined for the function cannot be assumed by Lambda.\""
+	e.answers = "y\ny\n" // apply, then delete the rolled-back stack
+	_, errOut, code = e.deploy()
+	if code != ExitFailure {
+		t.Fatalf("failed create: exit %d\n%s", code, errOut)
+	}
+	mustContain(t, "failed create on a terminal", errOut, "cannot be assumed by Lambda", "ROLLBACK_COMPLETE",
+		"Delete the failed stack "+e.stack+" now (its tables are kept)? [y/N]", "Deleted stack "+e.stack+": deploy again when the cause is fixed.")
+	if st := e.fake.StackStatus(e.stack); st != "" {
+		t.Errorf("stack after the offered delete: %s", st)
+	}
 }

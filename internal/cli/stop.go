@@ -1,10 +1,10 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -91,6 +91,26 @@ func stopExecution(ctx context.Context, db opStore, id string) error {
 	return e.Stop(ctx, id)
 }
 
+// readLine reads one line from r a byte at a time, so that nothing after
+// the line is consumed: a command that asks twice (deploy, then the offer to
+// delete a failed stack) gets each answer.
+func readLine(r io.Reader) (string, error) {
+	var b strings.Builder
+	buf := make([]byte, 1)
+	for {
+		n, err := r.Read(buf)
+		if n == 1 {
+			if buf[0] == '\n' {
+				return b.String(), nil
+			}
+			b.WriteByte(buf[0])
+		}
+		if err != nil {
+			return b.String(), err
+		}
+	}
+}
+
 // errDeclined is returned when the user answers no to a confirmation.
 var errDeclined = errors.New("not confirmed: nothing done")
 
@@ -102,7 +122,7 @@ func confirm(ios *IOStreams, output, question string) (bool, error) {
 		return false, usageErrorf("this is destructive and there is no terminal to confirm on: pass --yes")
 	}
 	fmt.Fprintf(ios.ErrOut, "%s [y/N] ", question)
-	line, err := bufio.NewReader(ios.In).ReadString('\n')
+	line, err := readLine(ios.In)
 	if err != nil && line == "" {
 		return false, errDeclined
 	}

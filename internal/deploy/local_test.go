@@ -92,7 +92,9 @@ func TestApplyLocalDrift(t *testing.T) {
 	stack := awstest.Name("lfsm-drift")
 	m := build(t, Settings{Project: "seed", Stack: stack})
 	name := stack + "-executions"
-	t.Cleanup(func() { _, _ = c.DynamoDB.DeleteTable(t.Context(), &dynamodb.DeleteTableInput{TableName: aws.String(name)}) })
+	t.Cleanup(func() {
+		_, _ = c.DynamoDB.DeleteTable(t.Context(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+	})
 	// A table of the same name with other keys: reported, not touched.
 	_, err := c.DynamoDB.CreateTable(t.Context(), &dynamodb.CreateTableInput{
 		TableName: aws.String(name), BillingMode: ddbtypes.BillingModePayPerRequest,

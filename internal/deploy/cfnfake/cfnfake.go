@@ -872,9 +872,19 @@ func (f *Fake) executeChangeSet(p url.Values) (any, *apiError) {
 		f.queue(s, s.name, "AWS::CloudFormation::Stack", rbInProgress, reason, rbInProgress, nil)
 		for i := len(touched) - 1; i >= 0; i-- {
 			id := touched[i]
-			if _, existed := old[id]; existed {
+			_, existed := old[id]
+			_, failedHere := f.Fail[id]
+			switch {
+			case existed:
 				f.queue(s, id, cs.resources[id].Type, "UPDATE_COMPLETE", "", "", func() { s.resources[id] = old[id] })
-			} else {
+			case cs.resources[id].Retain && !failedHere:
+				// A created resource with DeletionPolicy Retain survives the
+				// rollback, outside the stack, as on AWS.
+				f.queue(s, id, cs.resources[id].Type, "DELETE_SKIPPED", "", "", func() {
+					f.Existing[s.resources[id].PhysicalID] = true
+					delete(s.resources, id)
+				})
+			default:
 				f.queue(s, id, cs.resources[id].Type, "DELETE_COMPLETE", "", "", func() { delete(s.resources, id) })
 			}
 		}
