@@ -1,6 +1,11 @@
 // lfsm console: a page over the JSON API of docs/ui.md, nothing else.
 "use strict";
 
+// Errors of the page, kept for whoever looks (the browser test prints them).
+window.lfsmErrors = [];
+window.addEventListener("error", (e) => window.lfsmErrors.push(String(e.message)));
+window.addEventListener("unhandledrejection", (e) => window.lfsmErrors.push(String(e.reason)));
+
 const TOKEN = document.querySelector('meta[name="lfsm-token"]').content;
 const STATUSES = ["running", "waiting", "failed", "done", "stopped"];
 let machines = null; // GET /api/machines, loaded once
@@ -50,6 +55,7 @@ function pill(status, text) {
 function ago(t) {
   if (!t) return "";
   const s = Math.round((Date.now() - new Date(t).getTime()) / 1000);
+  if (s < 5) return "just now";
   if (s < 60) return s + "s ago";
   if (s < 3600) return Math.round(s / 60) + "m ago";
   if (s < 86400) return Math.round(s / 3600) + "h ago";
