@@ -126,6 +126,9 @@ func (m *Model) FunctionPolicy() []Statement {
 			failure,
 		)
 	}
+	if m.Settings.VPC != nil {
+		sts = append(sts, m.eniStatements()...)
+	}
 	return sts
 }
 

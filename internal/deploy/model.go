@@ -141,6 +141,8 @@ type Model struct {
 	// Tick is the every-minute schedule of the retry poller and the repair.
 	Tick          bool
 	StateMachines []StateMachine
+	// Endpoints are the VPC endpoints of a deployment in a VPC.
+	Endpoints []Endpoint
 }
 
 // SQS and stream limits and the values lfsm chooses within them.
@@ -181,6 +183,9 @@ func Build(s *spec.Spec, settings Settings) (*Model, error) {
 	}
 	if st.Mode == ModeStepFunctions {
 		return m, m.addStateMachines(s)
+	}
+	if st.VPC != nil {
+		m.Endpoints = endpoints(st)
 	}
 	m.Tables = []Table{storeTable()}
 	if st.Dispatch != DispatchSQS && st.Dispatch != DispatchSNSSQS {

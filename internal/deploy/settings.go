@@ -84,6 +84,8 @@ type Settings struct {
 	KinesisShards int
 	// Tags are added to every resource that takes tags, beside lfsm's own.
 	Tags map[string]string
+	// VPC, if not nil, runs the function in a VPC (aws.vpc in lfsm.yaml).
+	VPC *VPC
 }
 
 // Defaults used when a Settings field is zero.
@@ -132,6 +134,13 @@ func (s Settings) WithDefaults() Settings {
 		s.Stack = s.Project
 	}
 	s.Tags = maps.Clone(s.Tags)
+	if s.VPC != nil {
+		v := *s.VPC
+		if v.Egress == "" {
+			v.Egress = EgressEndpoints
+		}
+		s.VPC = &v
+	}
 	return s
 }
 
@@ -191,6 +200,12 @@ func (s Settings) Validate() error {
 	for _, k := range slices.Sorted(maps.Keys(s.Tags)) {
 		if strings.HasPrefix(k, "aws:") || strings.HasPrefix(k, "lfsm:") {
 			bad("tag %q: the prefixes aws: and lfsm: are reserved", k)
+		}
+	}
+	if s.VPC != nil {
+		s.VPC.validate(bad)
+		if s.Mode == ModeStepFunctions {
+			bad("aws.vpc: only with mode %s (in %s mode lfsm's store and dispatch are not used)", ModeEvents, ModeStepFunctions)
 		}
 	}
 	return errors.Join(errs...)

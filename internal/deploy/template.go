@@ -179,6 +179,9 @@ func (r *renderer) render() {
 	r.logGroup()
 	r.role()
 	r.function()
+	if r.st.VPC != nil && r.st.Mode == ModeEvents {
+		r.vpc()
+	}
 	for _, mp := range r.m.Mappings {
 		r.mapping(mp)
 	}
@@ -428,6 +431,9 @@ func (r *renderer) function() {
 			"Tags":          r.tags(),
 		},
 	})
+	if r.st.VPC != nil && r.st.Mode == ModeEvents {
+		r.t.Resources[IDFunction].Properties["VpcConfig"] = r.vpcConfig()
+	}
 	r.output(OutFunctionName, "The function", Ref(IDFunction))
 	r.output(OutFunctionARN, "The function's ARN", GetAtt(IDFunction, "Arn"))
 }
