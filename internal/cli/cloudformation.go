@@ -30,6 +30,8 @@ type deployFlags struct {
 	Timeout      time.Duration
 	LogRetention int
 	KinesisShard int
+	// VPC is aws.vpc (lfsm.yaml only: it has no flags).
+	VPC config.VPC
 }
 
 func (d *deployFlags) register(fl *pflag.FlagSet) {
@@ -49,6 +51,7 @@ func (d *deployFlags) fromConfig(cmd *cobra.Command, f *Factory) {
 	if !cmd.Flags().Changed("dispatch") && f.Config.AWS.Dispatch != "" {
 		d.Dispatch = f.Config.AWS.Dispatch
 	}
+	d.VPC = f.Config.AWS.VPC
 }
 
 // stackName is the stack --stack names, else aws.stack (a name, or an ARN
@@ -92,7 +95,12 @@ func (d *deployFlags) settings(specFile, stack string) (deploy.Settings, error) 
 		Project: project, Stack: stack, Dispatch: dispatch, Mode: mode,
 		Architecture: arch, MemoryMB: d.MemoryMB, Timeout: d.Timeout,
 		LogRetentionDays: d.LogRetention, KinesisShards: d.KinesisShard,
-	}.WithDefaults()
+	}
+	if !d.VPC.IsZero() {
+		st.VPC = &deploy.VPC{ID: d.VPC.ID, SubnetIDs: d.VPC.Subnets, SecurityGroupIDs: d.VPC.SecurityGroups,
+			RouteTableIDs: d.VPC.RouteTables, Egress: deploy.Egress(d.VPC.Egress)}
+	}
+	st = st.WithDefaults()
 	if err := st.Validate(); err != nil {
 		return st, &UsageError{Err: err}
 	}

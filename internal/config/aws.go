@@ -29,6 +29,31 @@ type AWS struct {
 	StoreTableARN string `mapstructure:"store-table-arn" json:"store_table_arn,omitempty"`
 	// FunctionARN is the deployed Lambda function.
 	FunctionARN string `mapstructure:"function-arn" json:"function_arn,omitempty"`
+	// VPC, when its id is set, makes lfsm deploy run the function in that
+	// VPC (a lease cache on ElastiCache is reachable only there).
+	VPC VPC `mapstructure:"vpc" json:"vpc,omitzero"`
+}
+
+// VPC is aws.vpc: the network lfsm deploy attaches the function to. The
+// stack adds the endpoints and permissions (docs/deploy.md, "In a VPC").
+type VPC struct {
+	// ID is the VPC (vpc-...).
+	ID string `mapstructure:"id" json:"id,omitempty"`
+	// Subnets are the function's subnets (subnet-...).
+	Subnets []string `mapstructure:"subnets" json:"subnets,omitempty"`
+	// SecurityGroups are the function's security groups (sg-...).
+	SecurityGroups []string `mapstructure:"security-groups" json:"security_groups,omitempty"`
+	// RouteTables are the subnets' route tables (rtb-...), for the
+	// DynamoDB gateway endpoint.
+	RouteTables []string `mapstructure:"route-tables" json:"route_tables,omitempty"`
+	// Egress is endpoints (default: interface endpoints for the services
+	// the function calls) or nat (the subnets have a NAT gateway).
+	Egress string `mapstructure:"egress" json:"egress,omitempty"`
+}
+
+// IsZero reports whether aws.vpc is unset.
+func (v VPC) IsZero() bool {
+	return v.ID == "" && len(v.Subnets) == 0 && len(v.SecurityGroups) == 0 && len(v.RouteTables) == 0 && v.Egress == ""
 }
 
 // Dispatch kinds the aws.dispatch key accepts, the default first.
@@ -40,7 +65,8 @@ func Dispatches() []string { return slices.Clone(dispatches) }
 // AWSKeys lists the keys of the aws: section, as lfsm.yaml spells them.
 func AWSKeys() []string {
 	return []string{"aws.dispatch", "aws.dispatch-arn", "aws.function-arn",
-		"aws.retry-table-arn", "aws.stack", "aws.store-table-arn"}
+		"aws.retry-table-arn", "aws.stack", "aws.store-table-arn",
+		"aws.vpc.egress", "aws.vpc.id", "aws.vpc.route-tables", "aws.vpc.security-groups", "aws.vpc.subnets"}
 }
 
 // StackOutputs maps each aws: key to the stack output that sets it (the

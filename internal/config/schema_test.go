@@ -45,21 +45,27 @@ func instance(t *testing.T, src string) any {
 // TestSchemaCoversKeys: every key the settings loader accepts is in the
 // editor schema, and the schema names no other.
 func TestSchemaCoversKeys(t *testing.T) {
-	var doc struct {
-		Properties map[string]struct {
-			Properties map[string]any `json:"properties"`
-		} `json:"properties"`
+	type node struct {
+		Properties map[string]*node `json:"properties"`
 	}
+	var doc node
 	if err := json.Unmarshal(Schema(), &doc); err != nil {
 		t.Fatal(err)
 	}
+	// The top-level keys (sections too, as Keys lists aws) and every
+	// nested leaf (aws.vpc.subnets; not the section aws.vpc).
 	var got []string
-	for k, v := range doc.Properties {
-		got = append(got, k)
-		for sub := range v.Properties {
-			got = append(got, k+"."+sub)
+	var walk func(prefix string, n *node)
+	walk = func(prefix string, n *node) {
+		for k, v := range n.Properties {
+			key := prefix + k
+			if prefix == "" || len(v.Properties) == 0 {
+				got = append(got, key)
+			}
+			walk(key+".", v)
 		}
 	}
+	walk("", &doc)
 	slices.Sort(got)
 	want := append(Keys(), AWSKeys()...)
 	slices.Sort(want)

@@ -85,11 +85,11 @@ func (v *VPC) validate(bad func(string, ...any)) {
 		}
 	}
 	ids("subnets", v.SubnetIDs, subnetRE, "subnet (subnet-...)")
-	ids("security_groups", v.SecurityGroupIDs, sgRE, "security group (sg-...)")
+	ids("security-groups", v.SecurityGroupIDs, sgRE, "security group (sg-...)")
 	if len(v.SecurityGroupIDs) > 5 {
-		bad("aws.vpc.security_groups: %d given; Lambda takes at most 5", len(v.SecurityGroupIDs))
+		bad("aws.vpc.security-groups: %d given; Lambda takes at most 5", len(v.SecurityGroupIDs))
 	}
-	ids("route_tables", v.RouteTableIDs, rtbRE, "route table (rtb-...) for the DynamoDB gateway endpoint")
+	ids("route-tables", v.RouteTableIDs, rtbRE, "route table (rtb-...) for the DynamoDB gateway endpoint")
 	if v.Egress != EgressEndpoints && v.Egress != EgressNAT {
 		bad("aws.vpc.egress %q: want %s or %s", v.Egress, EgressEndpoints, EgressNAT)
 	}

@@ -142,7 +142,7 @@ func TestVPCSettingsValidate(t *testing.T) {
 		t.Fatal("want errors")
 	}
 	for _, want := range []string{`aws.vpc.id "vpc-1"`, `aws.vpc.subnets: "subnet-zz" is not a subnet`,
-		"aws.vpc.security_groups: none given", "aws.vpc.route_tables: none given", `aws.vpc.egress "carrier": want endpoints or nat`} {
+		"aws.vpc.security-groups: none given", "aws.vpc.route-tables: none given", `aws.vpc.egress "carrier": want endpoints or nat`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q:\n%v", want, err)
 		}
