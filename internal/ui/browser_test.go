@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite the screenshots of docs/ui.md")
 
 // chromium finds Debian's chromium: the test skips without it, except under
 // CI=true, where it fails (.ci/run installs it).
-func chromium(t *testing.T) string {
+func chromium(t testing.TB) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser"} {
 		if p, err := exec.LookPath(name); err == nil {
@@ -36,9 +36,13 @@ func chromium(t *testing.T) string {
 }
 
 // browser starts a headless chromium with a fresh profile.
-func browser(t *testing.T) context.Context {
+func browser(t testing.TB) context.Context {
 	t.Helper()
-	path := chromium(t)
+	return browserAt(t, chromium(t))
+}
+
+func browserAt(t testing.TB, path string) context.Context {
+	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.Flag("headless", true),

@@ -254,6 +254,7 @@ async function executionsPage(params) {
       el("td", {}, x.machine), el("td", { class: "status" }, pill(x.status)), el("td", { class: "state" }, x.state),
       el("td", {}, x.step), el("td", {}, x.retries), el("td", { title: x.updated_at }, ago(x.updated_at))));
   }
+  performance.mark("lfsm-executions"); // the table is drawn (the first-paint benchmark)
   if (cursor) pager.append(el("button", { onclick: () => history.back() }, "← Newer"));
   if (page.next) {
     const n = new URLSearchParams(q); n.set("cursor", page.next);
