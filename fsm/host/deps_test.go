@@ -14,7 +14,6 @@ import (
 // Graphviz at every start of every binary that linked it).
 var drawing = []string{
 	"github.com/lfsm/lfsm/internal/graph",
-	"github.com/lfsm/lfsm/internal/third_party/",
 	"github.com/awalterschulze/gographviz",
 	"github.com/goccy/go-graphviz",
 	"github.com/tetratelabs/wazero",

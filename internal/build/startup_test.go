@@ -15,7 +15,6 @@ import (
 // and 6 MB written to $TMPDIR, at every start of every binary that linked it).
 var drawing = []string{
 	ModulePath + "/internal/graph",
-	ModulePath + "/internal/third_party/",
 	"github.com/awalterschulze/gographviz",
 	"github.com/goccy/go-graphviz",
 	"github.com/tetratelabs/wazero",

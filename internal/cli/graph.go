@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"path/filepath"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 
@@ -94,20 +94,21 @@ func runGraph(ctx context.Context, opts *GraphOptions) error {
 	if err != nil {
 		return err
 	}
-	// svg and png keep Graphviz's compiled WebAssembly in lfsm's cache; without
-	// a cache directory they compile it every time.
+	// svg and png build lfsm's Graphviz renderer into lfsm's cache on first
+	// use, and say so on stderr.
 	cacheDir, _ := build.DefaultCacheDir()
-	if cacheDir != "" {
-		cacheDir = filepath.Join(cacheDir, "graphviz")
-	}
+	pr := newProgress(opts.IO.ErrOut, "graph: ", opts.IO.ErrOutIsTerminal)
+	defer pr.Stop()
 	err = writeResult(opts.IO, opts.Out, format.Binary(), func(w io.Writer) error {
 		return graph.Render(ctx, w, s, graph.Options{
 			Machine:  opts.Machine,
 			Lambdas:  opts.Lambdas,
 			Format:   format,
 			CacheDir: cacheDir,
+			Logger:   slog.New(pr),
 		})
 	})
+	pr.Stop()
 	if errors.Is(err, graph.ErrMachineNeeded) {
 		return &UsageError{Err: err}
 	}

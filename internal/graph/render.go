@@ -7,8 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	graphviz "github.com/lfsm/lfsm/internal/third_party/go-graphviz"
+	"log/slog"
 
 	"github.com/lfsm/lfsm/internal/lambdanum"
 	"github.com/lfsm/lfsm/internal/spec"
@@ -43,10 +42,14 @@ type Options struct {
 	Lambdas bool
 	// Format is the output format; "" means dot.
 	Format Format
-	// CacheDir keeps the compiled Graphviz module between runs (svg and png);
-	// "" compiles it afresh in every process. A directory that cannot be used
-	// costs only the compile.
+	// CacheDir is lfsm's cache directory (svg and png): the Graphviz renderer
+	// is built there on first use (graphviz/, from the module proxy in
+	// modproxy/) and keeps its compiled WebAssembly there. "" means
+	// build.DefaultCacheDir().
 	CacheDir string
+	// Logger receives a progress line while the renderer is built (the first
+	// svg or png render of an lfsm version takes a while); nil discards it.
+	Logger *slog.Logger
 }
 
 // ErrMachineNeeded is returned by Render when an image format is asked for a spec
@@ -123,12 +126,13 @@ func selectMachines(s *spec.Spec, name string) ([]*spec.Machine, error) {
 	return []*spec.Machine{m}, nil
 }
 
-// renderImage lays out the DOT of m with Graphviz (compiled to WebAssembly, so no
-// system Graphviz is needed) and writes it as SVG, or draws the layout as PNG.
+// renderImage lays out the DOT of m with Graphviz (lfsm's renderer, Graphviz
+// compiled to WebAssembly, or a system Graphviz: see GraphvizEnv) and writes
+// it as SVG, or draws the layout as PNG.
 func renderImage(ctx context.Context, w io.Writer, m *spec.Machine, opts Options) error {
 	// PNG is drawn by lfsm from the layout (xdot); SVG is Graphviz's, with its
 	// text drawn in the label font's outlines (fixSVGText).
-	format := graphviz.SVG
+	format := "svg"
 	if opts.Format == FormatPNG {
 		format = "xdot"
 	}
@@ -157,7 +161,7 @@ func renderImage(ctx context.Context, w io.Writer, m *spec.Machine, opts Options
 }
 
 // layout has Graphviz lay out the DOT of m and render it in format (svg, xdot).
-func layout(ctx context.Context, m *spec.Machine, opts Options, format graphviz.Format) (_ []byte, err error) {
+func layout(ctx context.Context, m *spec.Machine, opts Options, format string) ([]byte, error) {
 	var dot bytes.Buffer
 	bw := bufio.NewWriter(&dot)
 	ast, ids := dotGraph(m, opts.Lambdas)
@@ -165,41 +169,15 @@ func layout(ctx context.Context, m *spec.Machine, opts Options, format graphviz.
 	if err := bw.Flush(); err != nil {
 		return nil, fmt.Errorf("write dot: %w", err)
 	}
-	if err := graphviz.Load(ctx, opts.CacheDir); err != nil {
+	l, err := chooseLayouter(opts)
+	if err != nil {
 		return nil, err
 	}
-	gv, err := graphviz.New(ctx)
+	// go-graphviz's parser gives every node with an empty label its name as
+	// label; the pseudo nodes are meant to be bare circles.
+	out, err := l.layout(ctx, dot.Bytes(), format, []string{ids.startName, ids.endName})
 	if err != nil {
-		return nil, fmt.Errorf("start graphviz: %w", err)
-	}
-	defer func() {
-		if cerr := gv.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close graphviz: %w", cerr)
-		}
-	}()
-	g, err := graphviz.ParseBytes(ctx, dot.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("parse dot of machine %s: %w", m.Name, err)
-	}
-	defer func() {
-		if cerr := g.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close graph: %w", cerr)
-		}
-	}()
-	// The parser gives every node with an empty label its name as label; the
-	// pseudo nodes are meant to be bare circles.
-	for _, name := range []string{ids.startName, ids.endName} {
-		n, err := g.NodeByName(name)
-		if err != nil {
-			return nil, fmt.Errorf("find node %s: %w", name, err)
-		}
-		if n != nil {
-			n.SetLabel("")
-		}
-	}
-	var out bytes.Buffer
-	if err := gv.Render(ctx, g, format, &out); err != nil {
 		return nil, fmt.Errorf("lay out machine %s: %w", m.Name, err)
 	}
-	return out.Bytes(), nil
+	return out, nil
 }
