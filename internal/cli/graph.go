@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -97,6 +98,9 @@ func runGraph(ctx context.Context, opts *GraphOptions) error {
 	// svg and png build lfsm's Graphviz renderer into lfsm's cache on first
 	// use, and say so on stderr.
 	cacheDir, _ := build.DefaultCacheDir()
+	if cacheDir != "" {
+		cacheDir = filepath.Join(cacheDir, "graphviz")
+	}
 	pr := newProgress(opts.IO.ErrOut, "graph: ", opts.IO.ErrOutIsTerminal)
 	defer pr.Stop()
 	err = writeResult(opts.IO, opts.Out, format.Binary(), func(w io.Writer) error {

@@ -42,10 +42,10 @@ type Options struct {
 	Lambdas bool
 	// Format is the output format; "" means dot.
 	Format Format
-	// CacheDir is lfsm's cache directory (svg and png): the Graphviz renderer
-	// is built there on first use (graphviz/, from the module proxy in
-	// modproxy/) and keeps its compiled WebAssembly there. "" means
-	// build.DefaultCacheDir().
+	// CacheDir keeps the Graphviz renderer (svg and png): it is built there on
+	// first use, from the module proxy of project builds, and keeps its
+	// compiled WebAssembly there. "" means build.DefaultCacheDir()/graphviz,
+	// which is what lfsm passes.
 	CacheDir string
 	// Logger receives a progress line while the renderer is built (the first
 	// svg or png render of an lfsm version takes a while); nil discards it.

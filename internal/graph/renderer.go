@@ -90,19 +90,19 @@ func (d systemDot) layout(ctx context.Context, dot []byte, format string, _ []st
 // builtin is the gvrender helper (internal/graph/gvrender), built on first
 // use into dir from the lfsm source this binary embeds.
 type builtin struct {
-	dir      string // <cache>/graphviz: the helper binaries and their tmp
-	proxyDir string // <cache>/modproxy: the embedded module, as a proxy
-	bin      string // the helper for this lfsm's source
-	log      *slog.Logger
+	dir string // Options.CacheDir: the helper binaries and their tmp
+	bin string // the helper for this lfsm's source
+	log *slog.Logger
 }
 
 func newBuiltin(opts Options) (*builtin, error) {
-	cache := opts.CacheDir
-	if cache == "" {
-		var err error
-		if cache, err = build.DefaultCacheDir(); err != nil {
+	dir := opts.CacheDir
+	if dir == "" {
+		cache, err := build.DefaultCacheDir()
+		if err != nil {
 			return nil, fmt.Errorf("svg and png keep their renderer in lfsm's cache directory: %w", err)
 		}
+		dir = filepath.Join(cache, "graphviz")
 	}
 	version, err := build.Version()
 	if err != nil {
@@ -115,12 +115,11 @@ func newBuiltin(opts Options) (*builtin, error) {
 	if runtime.GOOS == "windows" {
 		name += ".exe"
 	}
-	dir := filepath.Join(cache, "graphviz")
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &builtin{dir: dir, proxyDir: filepath.Join(cache, "modproxy"), bin: filepath.Join(dir, name), log: log}, nil
+	return &builtin{dir: dir, bin: filepath.Join(dir, name), log: log}, nil
 }
 
 // errBrokenHelper marks a helper that could not run at all (missing,
@@ -209,7 +208,8 @@ func (b *builtin) ensure(ctx context.Context, force bool) (err error) {
 	if err := writeRendererModule(work); err != nil {
 		return unusable(err)
 	}
-	_, proxyURL, err := build.EnsureProxy(b.proxyDir)
+	// The module proxy of project builds (build.DefaultProxyDir).
+	_, proxyURL, err := build.EnsureProxy("")
 	if err != nil {
 		return unusable(err)
 	}

@@ -57,7 +57,7 @@ func runTests(m *testing.M) int {
 }
 
 func renderFirst() error {
-	b, err := newBuiltin(Options{CacheDir: sharedCache})
+	b, err := newBuiltin(Options{})
 	if err != nil {
 		return err
 	}
