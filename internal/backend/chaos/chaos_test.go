@@ -220,7 +220,13 @@ func testEngineUnderChaos(t *testing.T, step bool) {
 	}
 	inj := chaos.New(chaos.Config{Default: 0.2, Rand: rand.New(rand.NewPCG(1, 2))})
 	counters := engine.NewCounters()
-	opts := engine.Options{Machines: []*engine.Machine{cm}, Metrics: counters, Clock: clock, Rand: rand.New(rand.NewPCG(3, 4))}
+	// The fast clock would turn the default 30 s lease into 30 ms of wall
+	// time, which a loaded machine (the race detector, other test binaries)
+	// can outlast between two statements: steps were then taken over for the
+	// clock's sake, not chaos's, and a third takeover of one step fails the
+	// execution by design. 10 minutes of engine time is 600 ms of wall time.
+	opts := engine.Options{Machines: []*engine.Machine{cm}, Metrics: counters, Clock: clock, Rand: rand.New(rand.NewPCG(3, 4)),
+		LeaseTimeout: 10 * time.Minute}
 	var src engine.Source
 	if step {
 		w := inj.Backend(b)
