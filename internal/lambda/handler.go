@@ -37,9 +37,9 @@ type VisibilityChanger interface {
 	ChangeVisibility(ctx context.Context, queueARN, receiptHandle string, timeout time.Duration) error
 }
 
-// Poller runs on a scheduled event: one due-time query serving the retries
-// that are due and the repair of executions with nothing in flight past their
-// due time. It must return before ctx's deadline.
+// Poller runs on a scheduled event: the retries that are due (where the
+// dispatch keeps them in a table) and the repair of executions with nothing
+// in flight past their due time. It must return before ctx's deadline.
 type Poller interface {
 	Poll(ctx context.Context, now time.Time) (PollResult, error)
 }
