@@ -18,7 +18,7 @@ import (
 
 func newServer(t *testing.T, f *fixture, mod func(*Options)) *Server {
 	t.Helper()
-	o := Options{Store: f.backend, Operator: operator{f.engine}, Spec: f.spec, Target: "local", Token: "tok", Clock: f.clock.Now, CountEvery: time.Minute}
+	o := Options{Store: f.store, Operator: operator{f.engine}, Spec: f.spec, Target: "local", Token: "tok", Clock: f.clock.Now, CountEvery: time.Minute}
 	if mod != nil {
 		mod(&o)
 	}

@@ -36,8 +36,10 @@ func (c *clock) advance(d time.Duration) {
 // fixture is a memory store with known executions of testdata/orders.yaml,
 // run by a real engine with the actions below.
 type fixture struct {
-	spec    *spec.Spec
+	spec *spec.Spec
+	// backend is the queue, and the store unless store says otherwise.
 	backend *memory.Backend
+	store   engine.Store
 	engine  *engine.Engine
 	clock   *clock
 	// ids by what the fixture made of them.
@@ -60,10 +62,20 @@ func loadOrders(t testing.TB) *spec.Spec {
 	return s
 }
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB) *fixture { return newFixtureOn(t, nil) }
+
+// newFixtureOn runs the engine on the store storeOn makes of the memory
+// queue (nil: the memory backend is the store too).
+func newFixtureOn(t testing.TB, storeOn func(*memory.Backend) engine.Store) *fixture {
 	t.Helper()
 	f := &fixture{spec: loadOrders(t), clock: &clock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}, ids: map[string]string{}}
 	f.backend = memory.New(memory.Options{Clock: f.clock.Now})
+	f.store = f.backend
+	var queue engine.Queue = f.backend
+	if storeOn != nil {
+		f.store = storeOn(f.backend)
+		queue = f.store.(engine.Queue)
+	}
 	actions := map[string]fsm.Action{
 		"Route": fsm.ActionFunc(func(ctx context.Context, c *fsm.Context) (string, error) {
 			r, _ := c.String("route")
@@ -87,7 +99,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.engine, err = engine.New(engine.Options{Machines: []*engine.Machine{m}, Store: f.backend, Queue: f.backend, Clock: f.clock})
+	f.engine, err = engine.New(engine.Options{Machines: []*engine.Machine{m}, Store: f.store, Queue: queue, Clock: f.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
