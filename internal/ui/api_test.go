@@ -403,6 +403,12 @@ func TestGraph(t *testing.T) {
 	if r.code != http.StatusOK || r.header.Get("Content-Type") != "image/svg+xml" || !strings.Contains(string(r.body), "<title>Approval</title>") {
 		t.Fatalf("graph: %d %.200s", r.code, r.body)
 	}
+	// Rendered once per machine: the second answer is the same bytes, kept.
+	a, _ := s.graphs.svg(t.Context(), "Orders")
+	b, _ := s.graphs.svg(t.Context(), "Orders")
+	if len(a) == 0 || &a[0] != &b[0] || string(a) != string(r.body) {
+		t.Error("the SVG was rendered again")
+	}
 	if r := do(t, s, "GET", "/api/machines/Nope/graph.svg", ""); r.code != http.StatusNotFound {
 		t.Errorf("unknown machine: %d", r.code)
 	}
