@@ -223,7 +223,9 @@ func TestEngineOnAWS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _, _ = sc.DeleteQueue(context.WithoutCancel(t.Context()), &awssqs.DeleteQueueInput{QueueUrl: out.QueueUrl}) })
+		t.Cleanup(func() {
+			_, _ = sc.DeleteQueue(context.WithoutCancel(t.Context()), &awssqs.DeleteQueueInput{QueueUrl: out.QueueUrl})
+		})
 		q, err := sqs.New(t.Context(), sqs.Options{Client: sc, URL: *out.QueueUrl})
 		if err != nil {
 			t.Fatal(err)
@@ -235,7 +237,9 @@ func TestEngineOnAWS(t *testing.T) {
 	if err := dynamodb.CreateTable(t.Context(), dc, table); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = dc.DeleteTable(context.WithoutCancel(t.Context()), &ddb.DeleteTableInput{TableName: aws.String(table)}) })
+	t.Cleanup(func() {
+		_, _ = dc.DeleteTable(context.WithoutCancel(t.Context()), &ddb.DeleteTableInput{TableName: aws.String(table)})
+	})
 
 	for _, mode := range []string{"primary down", "ambiguous", "primary back"} {
 		t.Run(mode, func(t *testing.T) {
