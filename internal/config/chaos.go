@@ -30,7 +30,9 @@ type Chaos struct {
 }
 
 // ChaosKeys lists the keys a chaos setting may hold: default, then the
-// operation names.
+// operation names. Each operation may also be keyed for one backend,
+// BACKEND.Operation (dynamodb.Acquire, kinesis.Send: chaos.Backends), which
+// wins over the bare operation for that backend's calls.
 func ChaosKeys() []string { return append([]string{ChaosDefault}, chaos.Ops()...) }
 
 // ChaosError is a bad chaos setting: Key (and Value) say which entry.
@@ -103,8 +105,9 @@ func chaosFromEntries(entries [][2]string) (Chaos, error) {
 	seen := map[string]bool{}
 	for _, e := range entries {
 		k, v := e[0], e[1]
-		if !slices.Contains(ChaosKeys(), k) {
-			reason := "unknown operation; valid keys are " + strings.Join(ChaosKeys(), ", ")
+		if !validChaosKey(k) {
+			reason := "unknown operation; valid keys are " + strings.Join(ChaosKeys(), ", ") +
+				", each operation also as BACKEND.Operation for a backend of " + strings.Join(chaos.Backends(), ", ")
 			if i := slices.IndexFunc(ChaosKeys(), func(n string) bool { return strings.EqualFold(n, k) }); i >= 0 {
 				reason = fmt.Sprintf("unknown operation; did you mean %q? (keys are case-sensitive: %s)", ChaosKeys()[i], strings.Join(ChaosKeys(), ", "))
 			}
@@ -134,6 +137,16 @@ func chaosFromEntries(entries [][2]string) (Chaos, error) {
 		return Chaos{}, err
 	}
 	return c, nil
+}
+
+// validChaosKey reports whether k is a ChaosKeys key or an operation of a
+// named backend (dynamodb.Acquire).
+func validChaosKey(k string) bool {
+	if slices.Contains(ChaosKeys(), k) {
+		return true
+	}
+	b, op, ok := strings.Cut(k, ".")
+	return ok && slices.Contains(chaos.Backends(), b) && slices.Contains(chaos.Ops(), op)
 }
 
 func parseProbability(key, v string) (float64, error) {

@@ -121,6 +121,12 @@ func TestChaos(t *testing.T) {
 		{name: "wrong case", flag: "commit=0.5", file: map[string]any{"commit": 0.5}, wantErr: []string{`did you mean "Commit"?`}},
 		{name: "every problem", flag: "Comit=0.5,Send=2", file: map[string]any{"Comit": 0.5, "Send": 2},
 			wantErr: []string{`"Comit"`, "Send=2: out of range"}},
+		{name: "per backend", flag: "dynamodb.Acquire=0.2,kinesis.Send=0.1", file: map[string]any{"dynamodb.Acquire": 0.2, "kinesis.Send": 0.1},
+			want: "dynamodb.Acquire=0.2,kinesis.Send=0.1"},
+		{name: "unknown backend", flag: "dynamo.Acquire=0.2", file: map[string]any{"dynamo.Acquire": 0.2},
+			wantErr: []string{`chaos key "dynamo.Acquire": unknown operation`, "BACKEND.Operation for a backend of cloudwatch, dynamodb, kinesis"}},
+		{name: "unknown backend operation", flag: "sqs.Sned=0.2", file: map[string]any{"sqs.Sned": 0.2},
+			wantErr: []string{`chaos key "sqs.Sned": unknown operation`}},
 		{name: "no equals", flag: "Commit=0.5,Send", file: []any{"Send"}, wantErr: []string{"want "}},
 	}
 	for _, tt := range tests {

@@ -67,8 +67,22 @@ type Config struct {
 	Rand *rand.Rand
 }
 
+// Backends are the names For takes: the backends under internal/backend
+// whose calls a chaos setting can target by name ("dynamodb.Acquire").
+func Backends() []string {
+	return []string{"cloudwatch", "dynamodb", "kinesis", "memcached", "memory", "redis", "sns", "sqlite", "sqs"}
+}
+
 // Injector decides which calls fail and wraps backends. Safe for concurrent use.
 type Injector struct {
+	*shared
+	// backend names the backend this view wraps ("" for none): its calls
+	// are counted, and looked up in Config.Ops, as "backend.Op" first.
+	backend string
+}
+
+// shared is the state every view of one Injector shares.
+type shared struct {
 	cfg      Config
 	mu       sync.Mutex
 	rnd      *rand.Rand
@@ -83,26 +97,41 @@ func New(cfg Config) *Injector {
 	if rnd == nil {
 		rnd = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
-	return &Injector{cfg: cfg, rnd: rnd, failures: map[string]int{}, calls: map[string]int{}}
+	return &Injector{shared: &shared{cfg: cfg, rnd: rnd, failures: map[string]int{}, calls: map[string]int{}}}
+}
+
+// For returns a view of i for the backend named backend (one of Backends):
+// what it wraps fails by Config.Ops["backend.Op"], else Ops["Op"], else
+// Default, and is counted in Stats as "backend.Op". Views share the draws
+// and the counts.
+func (i *Injector) For(backend string) *Injector {
+	return &Injector{shared: i.shared, backend: backend}
 }
 
 // fail reports an injected failure of op, or nil.
 func (i *Injector) fail(op string) error {
-	p, ok := i.cfg.Ops[op]
+	key := op
+	if i.backend != "" {
+		key = i.backend + "." + op
+	}
+	p, ok := i.cfg.Ops[key]
+	if !ok {
+		p, ok = i.cfg.Ops[op]
+	}
 	if !ok {
 		p = i.cfg.Default
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	i.calls[op]++
+	i.calls[key]++
 	if p <= 0 {
 		return nil
 	}
 	if p < 1 && i.rnd.Float64() >= p {
 		return nil
 	}
-	i.failures[op]++
-	return &Error{Op: op}
+	i.failures[key]++
+	return &Error{Op: key}
 }
 
 // Stats returns, per operation, how many calls were made and how many failed.

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/lfsm/lfsm/fsm"
 	"github.com/lfsm/lfsm/internal/backend/chaos"
@@ -362,5 +365,39 @@ func TestDropsRecordedUnderChaos(t *testing.T) {
 	}
 	if _, ok := inj.Store(engine.Store(nil)).(engine.DropRecorder); !ok {
 		t.Error("the Store wrapper is not a DropRecorder")
+	}
+}
+
+// TestForBackend: a view for a named backend fails by its "backend.Op"
+// key first, then the bare operation, then the default, and counts its
+// calls under its own keys; views share the counts.
+func TestForBackend(t *testing.T) {
+	inj := chaos.New(chaos.Config{Default: 0, Ops: map[string]float64{"dynamodb.Acquire": 1, chaos.OpSend: 1, "kinesis.Send": 0}})
+	ddb := inj.For("dynamodb").Store(memory.New(memory.Options{}))
+	kin := inj.For("kinesis").Queue(memory.New(memory.Options{}))
+	sqs := inj.For("sqs").Queue(memory.New(memory.Options{}))
+	plain := inj.Store(memory.New(memory.Options{}))
+	ctx := t.Context()
+	req := engine.AcquireRequest{CorrelationID: "c", Now: time.Unix(1, 0), Expires: time.Unix(100, 0)}
+	if _, err := ddb.Acquire(ctx, req); !errors.Is(err, chaos.ErrInjected) || !strings.Contains(err.Error(), "dynamodb.Acquire") {
+		t.Errorf("dynamodb Acquire = %v, want an injected failure of dynamodb.Acquire", err)
+	}
+	if _, err := plain.Acquire(ctx, req); err != nil {
+		t.Errorf("unnamed Acquire = %v, want none (only dynamodb's is targeted)", err)
+	}
+	if _, err := kin.Send(ctx, engine.OutMessage{Key: "c"}); err != nil {
+		t.Errorf("kinesis Send = %v, want none (kinesis.Send=0 beats Send=1)", err)
+	}
+	if _, err := sqs.Send(ctx, engine.OutMessage{Key: "c"}); !errors.Is(err, chaos.ErrInjected) {
+		t.Errorf("sqs Send = %v, want the bare Send's failure", err)
+	}
+	calls, failures := inj.Stats()
+	wantCalls := map[string]int{"dynamodb.Acquire": 1, chaos.OpAcquire: 1, "kinesis.Send": 1, "sqs.Send": 1}
+	wantFailures := map[string]int{"dynamodb.Acquire": 1, "sqs.Send": 1}
+	if d := cmp.Diff(wantCalls, calls); d != "" {
+		t.Errorf("calls (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(wantFailures, failures); d != "" {
+		t.Errorf("failures (-want +got):\n%s", d)
 	}
 }
