@@ -226,4 +226,40 @@ func TestBrowser(t *testing.T) {
 	if x, _ := f.backend.Get(t.Context(), id); x.Status != engine.StatusDone || x.State != "Shipped" {
 		t.Errorf("store: %s in %s", x.Status, x.State)
 	}
+
+	// Stop another waiting one, then resume it: back to waiting.
+	other := f.ids["waiting2"]
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/#/execution/"+other),
+		chromedp.WaitVisible(chromedp.CSS("#x-stop")), chromedp.Click(chromedp.CSS("#x-stop")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-yes")), chromedp.Click(chromedp.CSS("#confirm-yes")),
+		chromedp.WaitVisible(chromedp.CSS("#x-resume")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if x, _ := f.backend.Get(t.Context(), other); x.Status != engine.StatusStopped {
+		t.Errorf("after Stop: %s", x.Status)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#x-resume")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-yes")), chromedp.Click(chromedp.CSS("#confirm-yes")),
+		chromedp.WaitVisible(chromedp.CSS("#x-send")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if x, _ := f.backend.Get(t.Context(), other); x.Status != engine.StatusWaiting {
+		t.Errorf("after Resume: %s", x.Status)
+	}
+
+	// A large context is cut, and "Show all" shows all of it.
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/#/execution/"+f.ids["large"]),
+		chromedp.WaitVisible(chromedp.CSS("#x-context-all"))); err != nil {
+		t.Fatal(err)
+	}
+	cut := poll[int](t, ctx, "cut context", `document.querySelector('#x-context').textContent.length`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#x-context-all"))); err != nil {
+		t.Fatal(err)
+	}
+	all := poll[int](t, ctx, "whole context", fmt.Sprintf(`document.querySelector('#x-context').textContent.length > %d && document.querySelector('#x-context').textContent.length`, cut))
+	if cut > MaxContextBytes+10 || all < 3*MaxContextBytes {
+		t.Errorf("context shown: %d bytes cut, %d in all", cut, all)
+	}
 }
