@@ -284,6 +284,10 @@ func (d *dotIDs) add(name spec.StateName) {
 	d.names[name], d.ids[name] = d.unique(dotSafe(string(name)))
 }
 
+// StartNodeName is the name of m's start pseudo node (the small filled
+// circle), where executions not yet past their start message are.
+func StartNodeName(m *spec.Machine) string { return newDOTIDs(m).startName }
+
 // NodeNames maps each state of m to the name of its node in the DOT graph
 // and in the SVG Graphviz draws from it (the <title> of the node's group),
 // so that a page can find a state's node in the picture.

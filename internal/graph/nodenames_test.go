@@ -34,6 +34,9 @@ func TestNodeNames(t *testing.T) {
 			t.Errorf("%q: node %q, want %q", k, got[k], v)
 		}
 	}
+	if start := StartNodeName(s.Machines[0]); start != "pseudo_init_" {
+		t.Errorf("start node %q, want pseudo_init_ (a state has the name)", start)
+	}
 	var b strings.Builder
 	if err := WriteDOT(&b, DOT(s.Machines[0], false)); err != nil {
 		t.Fatal(err)

@@ -43,6 +43,9 @@ type MachineInfo struct {
 	Listing string `json:"listing"`
 	// Graph is the URL of its SVG diagram (lfsm graph --lambdas).
 	Graph string `json:"graph"`
+	// StartNode is the start circle's node: executions whose start message
+	// has not run yet are counted in state pseudo_init, drawn there.
+	StartNode string `json:"start_node"`
 }
 
 // StateInfo is one state: its node in the diagram (the <title> of the
@@ -197,7 +200,8 @@ func (s *Server) apiMachines(w http.ResponseWriter, r *http.Request) {
 	if s.o.Spec != nil {
 		for _, m := range s.o.Spec.Machines {
 			nodes := graph.NodeNames(m)
-			mi := MachineInfo{Name: m.Name, States: []StateInfo{}, Graph: "/api/machines/" + pathEscape(m.Name) + "/graph.svg"}
+			mi := MachineInfo{Name: m.Name, States: []StateInfo{}, Graph: "/api/machines/" + pathEscape(m.Name) + "/graph.svg",
+				StartNode: graph.StartNodeName(m)}
 			for _, st := range m.States {
 				si := StateInfo{Name: string(st.Name), Node: nodes[st.Name], Initial: st.Initial, Final: st.Final, Events: stateEvents(st)}
 				mi.States = append(mi.States, si)

@@ -84,7 +84,7 @@ func TestMachines(t *testing.T) {
 	if diff := cmp.Diff(StateInfo{Name: "Approval", Node: "Approval", Events: []string{"approve", "reject"}}, approval); diff != "" {
 		t.Errorf("Approval (-want +got):\n%s", diff)
 	}
-	if !strings.Contains(m.Listing, "λ1") || m.Graph != "/api/machines/Orders/graph.svg" {
+	if !strings.Contains(m.Listing, "λ1") || m.Graph != "/api/machines/Orders/graph.svg" || m.StartNode != "pseudo_init" {
 		t.Errorf("listing %q, graph %q", m.Listing, m.Graph)
 	}
 }

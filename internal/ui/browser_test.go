@@ -120,8 +120,8 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.start(t, "running", map[string]any{"route": "auto"})
-	// 4 waiting in Approval and 1 stopped there; the running one is left to
-	// the worker below.
+	// 4 waiting in Approval and 1 stopped there; the running one, not yet
+	// started, is drawn on the start circle until the worker below runs it.
 
 	s := newServer(t, f, func(o *Options) {
 		o.CountEvery = 200 * time.Millisecond
@@ -130,17 +130,19 @@ func TestBrowser(t *testing.T) {
 	})
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
+
+	// Machines: the diagram, with the counts drawn on its nodes.
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/#/machines")); err != nil {
+		t.Fatal(err)
+	}
+	poll[bool](t, ctx, "the not yet started execution on the start circle",
+		`!!document.querySelector('.count-badge[data-state="pseudo_init"] a[data-status="running"]')`)
 	wctx, stop := context.WithCancel(t.Context())
 	worker := make(chan error, 1)
 	go func() {
 		worker <- engine.RunWorker(wctx, f.backend, f.engine, engine.WorkerOptions{RepairEvery: -1, Wait: 50 * time.Millisecond})
 	}()
 	t.Cleanup(func() { stop(); <-worker })
-
-	// Machines: the diagram, with the counts drawn on its nodes.
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/#/machines")); err != nil {
-		t.Fatal(err)
-	}
 	badges := poll[string](t, ctx, "counts on the diagram", `(() => {
 		const b = document.querySelector('.count-badge[data-state="Approval"] a[data-status="waiting"]');
 		const d = document.querySelector('.count-badge[data-state="Shipped"] a[data-status="done"]');

@@ -150,7 +150,8 @@ function drawCounts(m, svg, nodes, rows) {
   svg.querySelectorAll(".count-badge").forEach((b) => b.remove());
   const byState = {};
   for (const r of rows) (byState[r.state] = byState[r.state] || {})[r.status] = r.n;
-  for (const st of m.states) {
+  const places = m.states.concat([{ name: "pseudo_init", node: m.start_node }]);
+  for (const st of places) {
     const g = nodes[st.node];
     const counts = byState[st.name];
     if (!g || !counts) continue;
