@@ -61,15 +61,11 @@ func written(t *testing.T, dir string) []string {
 
 func runLFSM(t *testing.T, bin string, env []string, args ...string) string {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), bin, args...)
-	cmd.Env = env
-	cmd.Dir = filepath.Join("..", "..")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("lfsm %s: %v\n%s", strings.Join(args, " "), err, &stderr)
+	stdout, stderr, err := runLFSMResult(t, bin, env, args...)
+	if err != nil {
+		t.Fatalf("lfsm %s: %v\n%s", strings.Join(args, " "), err, stderr)
 	}
-	return stdout.String()
+	return stdout
 }
 
 // TestStartWritesNothing starts lfsm with empty temporary and cache
