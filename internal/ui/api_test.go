@@ -398,7 +398,7 @@ func TestCountsStream(t *testing.T) {
 
 func TestGraph(t *testing.T) {
 	f := newFixture(t)
-	s := newServer(t, f, func(o *Options) { o.GraphCacheDir = t.TempDir() })
+	s := newServer(t, f, func(o *Options) { o.GraphCacheDir = graphCache })
 	r := do(t, s, "GET", "/api/machines/Orders/graph.svg", "")
 	if r.code != http.StatusOK || r.header.Get("Content-Type") != "image/svg+xml" || !strings.Contains(string(r.body), "<title>Approval</title>") {
 		t.Fatalf("graph: %d %.200s", r.code, r.body)

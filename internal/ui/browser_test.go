@@ -126,7 +126,7 @@ func TestBrowser(t *testing.T) {
 	s := newServer(t, f, func(o *Options) {
 		o.CountEvery = 200 * time.Millisecond
 		o.Clock = time.Now
-		o.GraphCacheDir = t.TempDir()
+		o.GraphCacheDir = graphCache
 	})
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)

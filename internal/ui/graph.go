@@ -41,7 +41,9 @@ func (g *graphs) svg(ctx context.Context, machine string) ([]byte, error) {
 		return e.svg, nil
 	}
 	// The render outlives a request that gives up: the next one finds it.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	// The first render on a machine builds the Graphviz renderer, which takes
+	// minutes on a cold Go build cache (docs/graph.md), hence the long bound.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 	defer cancel()
 	var b bytes.Buffer
 	if err := graph.Render(rctx, &b, g.spec, graph.Options{Machine: machine, Lambdas: true, Format: graph.FormatSVG, CacheDir: g.cacheDir}); err != nil {
