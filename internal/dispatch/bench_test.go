@@ -48,25 +48,27 @@ func flaky(b testing.TB) *engine.Machine {
 // dispatch's event source mapping (not metered: Lambda's pollers), on the
 // emulators: 10 executions of a 10-step chain (every step but the last
 // sends), and 10 of a step that fails once (a retried step, then the step
-// that finishes). Counts, not times:
+// that finishes). "+tx" is the store with TransactCommit. Counts, not
+// times:
 //
 //	go test -run '^$' -bench Dispatch -benchtime=1x ./internal/dispatch
 func BenchmarkDispatch(b *testing.B) {
 	for _, kind := range []struct {
 		name string
 		rig  func(testing.TB, ...*awsconfig.Meter) rig
-	}{{"sqs", sqsRig}, {"kinesis", kinesisRig}, {"dynamodb", streamRig}} {
+		tx   bool
+	}{{"sqs", sqsRig, false}, {"sqs+tx", sqsRig, true}, {"kinesis", kinesisRig, false}, {"kinesis+tx", kinesisRig, true}, {"dynamodb", streamRig, false}} {
 		for _, machine := range []string{"chain", "flaky"} {
 			b.Run(kind.name+"/"+machine, func(b *testing.B) {
 				for range b.N {
-					benchOne(b, kind.rig, machine)
+					benchOne(b, kind.rig, machine, kind.tx)
 				}
 			})
 		}
 	}
 }
 
-func benchOne(b *testing.B, mk func(testing.TB, ...*awsconfig.Meter) rig, machine string) {
+func benchOne(b *testing.B, mk func(testing.TB, ...*awsconfig.Meter) rig, machine string, tx bool) {
 	fn := &awsconfig.Meter{}
 	r := mk(b, fn)
 	c := ddbClient(b, fn)
@@ -75,7 +77,7 @@ func benchOne(b *testing.B, mk func(testing.TB, ...*awsconfig.Meter) rig, machin
 	if r.retries == nil {
 		retrier = r.queue.(engine.Retrier)
 	}
-	store, err := dynamodb.New(dynamodb.Options{Client: c, Table: storeName, Queue: r.queue, Retrier: retrier})
+	store, err := dynamodb.New(dynamodb.Options{Client: c, Table: storeName, Queue: r.queue, Retrier: retrier, TransactCommit: tx})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -148,6 +150,9 @@ func benchOne(b *testing.B, mk func(testing.TB, ...*awsconfig.Meter) rig, machin
 	if q := usage["DynamoDB.Query"]; r.retries != nil {
 		q.Calls -= int64(polls - retried)
 		usage["DynamoDB.Query"] = q
+		if q.Calls <= 0 {
+			delete(usage, "DynamoDB.Query")
+		}
 	}
 	ops := make([]string, 0, len(usage))
 	for op := range usage {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/lfsm/lfsm/internal/backend/awsconfig"
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
 	"github.com/lfsm/lfsm/internal/backend/memory"
 	"github.com/lfsm/lfsm/internal/engine"
@@ -255,5 +256,53 @@ func TestCrashBetweenCalls(t *testing.T) {
 				t.Errorf("after step 1 and a late duplicate of step 0, sent %q, want step 2's message only", got)
 			}
 		})
+	}
+}
+
+// With TransactCommit, the step item and the execution's update are one
+// transaction (a transition is Acquire, the transaction and the send), and
+// a crash between the commit and the send is repaired as without it: the
+// redelivery finds the step done and sends the outbox again.
+func TestTransactCommit(t *testing.T) {
+	m := &awsconfig.Meter{}
+	q := memory.New(memory.Options{})
+	c, table := newTable(t, m)
+	ctx, crash := context.WithCancel(t.Context())
+	s := newStore(t, dynamodb.WithHook(dynamodb.Options{Client: c, Table: table, Queue: dying{q}, TransactCommit: true}, func(p string, c engine.Commit) {
+		if p == "after-commit" && c.Step == 0 {
+			crash()
+		}
+	}))
+	if err := s.Create(t.Context(), engine.Execution{CorrelationID: "x", Machine: "M", State: "S0", Checkpoint: []byte("start"), CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Acquire(t.Context(), acq("x", 0, 0, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Reset()
+	cm, out := step("x", 0, 0, l.Fence, t0)
+	if _, err := s.CommitStep(ctx, cm, out, ""); err == nil {
+		t.Fatal("CommitStep with a crash before the send succeeded")
+	}
+	if diff := cmp.Diff([]string{"DynamoDB.TransactWriteItems"}, m.Ops()); diff != "" {
+		t.Errorf("the commit's calls (-want +got):\n%s", diff)
+	}
+	if _, err := s.Acquire(t.Context(), acq("x", 0, 0, t0.Add(lease))); !errors.Is(err, engine.ErrDuplicate) {
+		t.Fatalf("redelivery after the commit: %v, want ErrDuplicate", err)
+	}
+	if diff := cmp.Diff([]string{`{"step":1}`}, queued(t, q)); diff != "" {
+		t.Errorf("sent (-want +got): the outbox, once:\n%s", diff)
+	}
+	l1, err := s.Acquire(t.Context(), acq("x", 1, 0, t0.Add(lease)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, out = step("x", 1, 0, l1.Fence, t0.Add(lease))
+	if _, err := s.CommitStep(t.Context(), cm, out, ""); err != nil {
+		t.Fatal(err)
+	}
+	if h := steps(t, s, "x"); len(h) != 2 {
+		t.Errorf("history %q: want steps 0 and 1 once each", h)
 	}
 }
