@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -369,5 +370,59 @@ func TestEndToEnd(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s history (-want +got), each step once:\n%s", id, diff)
 		}
+	}
+}
+
+// A message lost behind a shard blocked longer than the stream's 24 hours
+// is repaired as any stranded execution: the due time its commit (here, the
+// start) wrote passes, Engine.Repair sends the checkpoint again, and the
+// re-send is a new INSERT (not an overwrite, which the INSERT filter would
+// drop), so the function runs it.
+func TestRepairResendIsAnInsert(t *testing.T) {
+	c, sc := clients(t, nil)
+	storeName := table(t, c, "lfsm-store-test", dynamodb.CreateTable)
+	dispatchName, arn := streamTable(t, c)
+	q, err := dynamodb.NewStreamQueue(dynamodb.StreamOptions{Client: c, Table: dispatchName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := dynamodb.New(dynamodb.Options{Client: c, Table: storeName, Queue: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.Options{Machines: machines(t), Store: store, Queue: store, Retrier: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := eng.Start(t.Context(), engine.StartRequest{Machine: "Example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The start message's record is taken as lost (never read); past its
+	// due time and the grace, the repair sends it again.
+	n, err := eng.Repair(t.Context(), engine.RepairOptions{Grace: time.Nanosecond})
+	if err != nil || n != 1 {
+		t.Fatalf("Repair = %d, %v; want the execution re-sent", n, err)
+	}
+	rec := &recorder{}
+	rd, err := ddbstream.New(ddbstream.Options{Client: sc, StreamARN: arn, Invoker: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := rd.Poll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var inserts int
+	for _, b := range rec.batches {
+		for _, r := range b {
+			if strings.HasPrefix(r, "INSERT ") && strings.Contains(r, id) {
+				inserts++
+			}
+		}
+	}
+	if inserts != 2 {
+		t.Errorf("%d INSERTs of %s's start message, want 2 (the start and the repair's re-send): %q", inserts, id, rec.batches)
 	}
 }
