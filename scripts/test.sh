@@ -2,8 +2,10 @@
 # Run lfsm's checks and test suite from the repository root: go vet, then every
 # package's tests, uncached; then the same for the seed example's nested module
 # (examples/seed, which ./... does not reach); then the race detector over the
-# packages where goroutines and processes share state (engine, stores, local
-# runtime). Extra arguments are passed to go test (e.g. -run X).
+# packages where goroutines and processes share state in-process (engine,
+# local stores, local runtime, Lambda handler). Packages that share the
+# emulators run one at a time. Extra arguments are passed to go test (e.g.
+# -run X).
 #
 # Each step says what it runs. go test's output goes through
 # scripts/testsummary, which prints the packages' ok/FAIL lines and the output
@@ -35,9 +37,25 @@ step "go vet ./... and examples/seed (on a cold build cache this compiles everyt
 go vet ./... || status=1
 (cd examples/seed && go vet ./...) || status=1
 
-gotest "go test ./... (every package; the end-to-end scripts build projects: a few minutes)" . -count=1 "$@" ./...
+# The packages whose tests talk to the local AWS emulators, Redis or
+# Memcached (they skip without them, and fail under CI=true). They share one
+# instance of each server, so they run one package at a time: run together,
+# DynamoDB Local's lock waits made the dispatch load test 5 times slower.
+emulated=(
+	./internal/backend/sqs ./internal/backend/sns ./internal/backend/kinesis
+	./internal/backend/ddbstream ./internal/backend/redis ./internal/backend/memcached
+	./internal/backend/dynamodb ./internal/backend/failover ./internal/deploy
+	./internal/ui ./internal/esm ./internal/cli ./internal/dispatch
+)
+mapfile -t others < <(go list ./... | grep -v -x -F -f <(for p in "${emulated[@]}"; do go list "$p"; done))
+
+gotest "go test (every package that needs no emulator)" . -count=1 "$@" "${others[@]}"
+gotest "go test, one package at a time (packages that share the emulators; the end-to-end scripts build projects: a few minutes)" . \
+	-count=1 -p 1 -timeout 30m "$@" "${emulated[@]}"
 gotest "go test in examples/seed (the seed's nested module)" examples/seed -count=1 "$@" ./...
-gotest "go test -race (engine, backends, local runtime)" . -race -count=1 "$@" ./internal/engine ./internal/backend/... ./internal/local
+gotest "go test -race (engine, in-process backends, local runtime, Lambda handler)" . -race -count=1 "$@" \
+	./internal/engine ./internal/backend/memory ./internal/backend/sqlite ./internal/backend/chaos \
+	./internal/backend/leasecache ./internal/local ./internal/lambda
 
 echo
 if [ "$status" -ne 0 ]; then

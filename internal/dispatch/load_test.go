@@ -165,7 +165,9 @@ func sqsRig(t testing.TB, m ...*awsconfig.Meter) rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = c.DeleteQueue(context.WithoutCancel(t.Context()), &awssqs.DeleteQueueInput{QueueUrl: out.QueueUrl}) })
+	t.Cleanup(func() {
+		_, _ = c.DeleteQueue(context.WithoutCancel(t.Context()), &awssqs.DeleteQueueInput{QueueUrl: out.QueueUrl})
+	})
 	attrs, err := c.GetQueueAttributes(t.Context(), &awssqs.GetQueueAttributesInput{QueueUrl: out.QueueUrl,
 		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
 	if err != nil {
@@ -204,7 +206,9 @@ func kinesisRig(t testing.TB, m ...*awsconfig.Meter) rig {
 	if _, err := c.CreateStream(t.Context(), &awskinesis.CreateStreamInput{StreamName: &name, ShardCount: aws.Int32(4)}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = c.DeleteStream(context.WithoutCancel(t.Context()), &awskinesis.DeleteStreamInput{StreamName: &name}) })
+	t.Cleanup(func() {
+		_, _ = c.DeleteStream(context.WithoutCancel(t.Context()), &awskinesis.DeleteStreamInput{StreamName: &name})
+	})
 	out, err := awskinesis.NewStreamExistsWaiter(c, func(o *awskinesis.StreamExistsWaiterOptions) { o.MinDelay = 50 * time.Millisecond }).
 		WaitForOutput(t.Context(), &awskinesis.DescribeStreamInput{StreamName: &name}, 30*time.Second)
 	if err != nil {

@@ -28,7 +28,9 @@ func TestEngineSendOnAWS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = sc.DeleteQueue(context.WithoutCancel(t.Context()), &awssqs.DeleteQueueInput{QueueUrl: qu.QueueUrl}) })
+	t.Cleanup(func() {
+		_, _ = sc.DeleteQueue(context.WithoutCancel(t.Context()), &awssqs.DeleteQueueInput{QueueUrl: qu.QueueUrl})
+	})
 	q, err := sqs.New(t.Context(), sqs.Options{Client: sc, URL: *qu.QueueUrl})
 	if err != nil {
 		t.Fatal(err)
