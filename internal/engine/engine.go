@@ -119,6 +119,9 @@ type Engine struct {
 	// Queue too); stepRetries: the Retrier is that backend as well.
 	stepper     StepCommitter
 	stepRetries bool
+	// batcher is the stepper when it can commit a batch's steps together
+	// (HandleBatch).
+	batcher BatchCommitter
 	// swapSender is the Store when it can claim a waiting execution and
 	// send the event's message in one write (it is the Queue too).
 	swapSender SwapSender
@@ -201,6 +204,7 @@ func New(o Options) (*Engine, error) {
 	if sc, ok := o.Store.(StepCommitter); ok && sameBackend(o.Store, o.Queue) {
 		e.stepper = sc
 		e.stepRetries = o.Retrier == nil || sameBackend(o.Store, o.Retrier)
+		e.batcher, _ = sc.(BatchCommitter)
 	}
 	if sameBackend(o.Store, o.Queue) {
 		e.swapSender, _ = o.Store.(SwapSender)

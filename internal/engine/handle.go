@@ -107,10 +107,52 @@ func (e *Engine) HandleDelivery(ctx context.Context, src Source, d Delivery) (Re
 // pre, when not nil, is the outcome of the Acquire the store ran when it
 // handed out the delivery, which takes the place of this one's.
 func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *DeliveryLease) (Result, error) {
+	p, res, err := e.prepare(ctx, payload, ack, pre)
+	if p == nil {
+		return res, err
+	}
+	return e.finish(ctx, p, e.commitOne(ctx, p))
+}
+
+// pendingStep is a step whose actions ran and whose commit is still to be
+// written: what prepare hands to the commit and then to finish.
+type pendingStep struct {
+	res Result
+	c   Commit
+	// out is the message to send with the commit (e.stepper only); sent: a
+	// message (next or retry) went out before the commit.
+	out  *OutMessage
+	sent bool
+	ack  string
+	sys  *SystemContext
+	key  MetricKey
+	from string
+	// fromEvent is the event the step ran on.
+	fromEvent string
+}
+
+// commitOne writes p's commit on its own.
+func (e *Engine) commitOne(ctx context.Context, p *pendingStep) error {
+	if e.stepper != nil {
+		// The next message (or retry), the commit and the ack in one write:
+		// the message becomes visible only with the commit, so no worker can
+		// take its step over while this one is still committing.
+		_, err := e.stepper.CommitStep(ctx, p.c, p.out, p.ack)
+		return err
+	}
+	return e.store.Commit(ctx, p.c)
+}
+
+// prepare is handle up to the commit: it decodes payload, acquires the
+// step's lease (or takes pre's) and runs the actions. It returns the step
+// to commit, or nil with the Result (and error) when nothing is to be
+// committed.
+func (e *Engine) prepare(ctx context.Context, payload []byte, ack string, pre *DeliveryLease) (*pendingStep, Result, error) {
 	started := e.clock.Now()
 	msg, userRaw, err := decodeMessageLazy(payload, e.names, true)
 	if err != nil {
-		return e.drop(ctx, payload, &msg.System, started, err)
+		res, err := e.drop(ctx, payload, &msg.System, started, err)
+		return nil, res, err
 	}
 	sys := &msg.System
 	res := Result{CorrelationID: sys.CorrelationID, Machine: sys.MachineName, Step: sys.Steps, Retries: sys.Retries}
@@ -132,7 +174,7 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 			res.Dropped = DropDuplicate
 			if rerr := e.recordPruned(ctx, sys, len(payload), started, err); rerr != nil {
 				e.count(key, MetricCache)
-				return res, fmt.Errorf("handle %s step %d: record dropped message (%s): %w", sys.CorrelationID, sys.Steps, DropPruned, rerr)
+				return nil, res, fmt.Errorf("handle %s step %d: record dropped message (%s): %w", sys.CorrelationID, sys.Steps, DropPruned, rerr)
 			}
 		case errors.Is(err, ErrDuplicate):
 			res.Dropped = DropDuplicate
@@ -140,20 +182,20 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 			res.Dropped = DropLeaseHeld
 		case errors.Is(err, ErrInactive):
 			res.Dropped = DropInactive
-			return res, nil
+			return nil, res, nil
 		default:
 			e.count(key, MetricCache)
-			return res, fmt.Errorf("handle %s step %d: acquire lease: %w", sys.CorrelationID, sys.Steps, err)
+			return nil, res, fmt.Errorf("handle %s step %d: acquire lease: %w", sys.CorrelationID, sys.Steps, err)
 		}
 		e.count(key, MetricDuplicate)
-		return res, nil
+		return nil, res, nil
 	}
 	res.Fence = lease.Fence
 	if pre != nil && !e.renewIfOld(ctx, sys, &lease, leaseTimeout) {
 		// Taken over while the delivery waited in the worker.
 		res.Dropped = DropFenceLost
 		e.count(key, MetricDuplicate)
-		return res, nil
+		return nil, res, nil
 	}
 	e.count(key, MetricDispatch)
 
@@ -193,7 +235,7 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 				res.Actions = inv.recorded()
 				res.Dropped = DropFenceLost
 				e.count(key, MetricDuplicate)
-				return res, nil
+				return nil, res, nil
 			}
 		}
 	} else {
@@ -302,7 +344,7 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 			orig, origUser, err := decodeMessage(payload, e.names, true)
 			if err != nil {
 				e.release(ctx, sys, lease.Fence)
-				return res, fmt.Errorf("handle %s step %d: decode for retry: %w", res.CorrelationID, res.Step, err)
+				return nil, res, fmt.Errorf("handle %s step %d: decode for retry: %w", res.CorrelationID, res.Step, err)
 			}
 			orig.System.Retries++
 			if inv.m != nil {
@@ -311,7 +353,7 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 			res.Delay = e.retryDelay(orig.System.Retries)
 			if retry, err = appendMessage(nil, orig, origUser); err != nil {
 				e.release(ctx, sys, lease.Fence)
-				return res, fmt.Errorf("handle %s step %d: encode retry: %w", res.CorrelationID, res.Step, err)
+				return nil, res, fmt.Errorf("handle %s step %d: encode retry: %w", res.CorrelationID, res.Step, err)
 			}
 			if err := e.checkSize(retry); err != nil {
 				// It came in too large (from another producer): it cannot go
@@ -339,7 +381,7 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 				if err := e.retrier.ScheduleRetry(ctx, rm); err != nil {
 					e.count(key, MetricCache)
 					e.release(ctx, sys, lease.Fence)
-					return res, fmt.Errorf("handle %s step %d: schedule retry: %w", res.CorrelationID, res.Step, err)
+					return nil, res, fmt.Errorf("handle %s step %d: schedule retry: %w", res.CorrelationID, res.Step, err)
 				}
 				sent = true
 			}
@@ -364,15 +406,13 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 	c.History.Outcome = c.Outcome
 	c.History.Error = c.Error
 	c.History.Duration = now.Sub(started)
-	if e.stepper != nil {
-		// The next message (or retry), the commit and the ack in one write:
-		// the message becomes visible only with the commit, so no worker can
-		// take its step over while this one is still committing.
-		_, err = e.stepper.CommitStep(ctx, c, out, ack)
-		res.Acked = err == nil && ack != ""
-	} else {
-		err = e.store.Commit(ctx, c)
-	}
+	return &pendingStep{res: res, c: c, out: out, sent: sent, ack: ack, sys: sys, key: key, from: from, fromEvent: fromEvent}, res, nil
+}
+
+// finish is handle after the commit: err is what the commit returned.
+func (e *Engine) finish(ctx context.Context, p *pendingStep, err error) (Result, error) {
+	res, c, sys, key, from, fromEvent, sent := p.res, p.c, p.sys, p.key, p.from, p.fromEvent, p.sent
+	res.Acked = e.stepper != nil && err == nil && p.ack != ""
 	if err != nil {
 		if errors.Is(err, ErrFenceLost) {
 			res.Dropped = DropFenceLost
@@ -390,7 +430,7 @@ func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *De
 		}
 		// Give the lease back, so that the redelivery runs the step at once
 		// instead of waiting for the lease to expire.
-		e.release(ctx, sys, lease.Fence)
+		e.release(ctx, sys, c.Fence)
 		return res, fmt.Errorf("handle %s step %d: commit: %w", res.CorrelationID, res.Step, err)
 	}
 	if c.Outcome == OutcomeDone {

@@ -249,6 +249,12 @@ const (
 func (h *Handler) record(ctx context.Context, source, id string, payload []byte) (engine.Result, verdict) {
 	started := h.clock.Now()
 	res, err := h.eng.Handle(ctx, payload)
+	return res, h.judge(ctx, source, id, started, res, err)
+}
+
+// judge logs what became of one record (handled since started) and says
+// whether it must come back.
+func (h *Handler) judge(ctx context.Context, source, id string, started time.Time, res engine.Result, err error) verdict {
 	attrs := []slog.Attr{
 		slog.String("source", source),
 		slog.String("record_id", id),
@@ -263,23 +269,23 @@ func (h *Handler) record(ctx context.Context, source, id string, payload []byte)
 	switch {
 	case err != nil:
 		h.logger.LogAttrs(ctx, slog.LevelWarn, "record put off: store or queue failed", append(attrs, slog.Any("err", err))...)
-		return res, bounce
+		return bounce
 	case res.Dropped == engine.DropLeaseHeld:
 		h.logger.LogAttrs(ctx, slog.LevelInfo, "record put off: its step's lease is held", attrs...)
-		return res, bounce
+		return bounce
 	case res.Dropped == engine.DropMalformed:
 		// The engine recorded and logged it; redelivery cannot help.
-		return res, settled
+		return settled
 	case res.Dropped != "":
 		h.logger.LogAttrs(ctx, slog.LevelInfo, "record dropped", append(attrs, slog.String("dropped", string(res.Dropped)))...)
-		return res, settled
+		return settled
 	}
 	attrs = append(attrs, slog.String("outcome", string(res.Outcome)))
 	if res.Err != nil {
 		attrs = append(attrs, slog.String("err", res.Err.Error()))
 	}
 	h.logger.LogAttrs(ctx, slog.LevelInfo, "step", attrs...)
-	return res, settled
+	return settled
 }
 
 // dropEnvelope counts, logs and records a record whose envelope holds no

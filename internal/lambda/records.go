@@ -46,6 +46,10 @@ func (h *Handler) sqs(ctx context.Context, payload []byte) ([]byte, error) {
 		return nil, fmt.Errorf("decode SQS event: %w", err)
 	}
 	resp := BatchResponse{BatchItemFailures: []BatchItemFailure{}}
+	if !anyFIFO(ev.Records) {
+		h.sqsBatch(ctx, ev.Records, &resp)
+		return marshal(resp)
+	}
 	for i, r := range ev.Records {
 		fifo := strings.HasSuffix(r.EventSourceARN, ".fifo")
 		if h.tooLate(ctx) {
@@ -74,6 +78,51 @@ func (h *Handler) sqs(ctx context.Context, payload []byte) ([]byte, error) {
 		}
 	}
 	return marshal(resp)
+}
+
+// anyFIFO reports whether a record comes from a FIFO queue.
+func anyFIFO(rs []events.SQSMessage) bool {
+	for _, r := range rs {
+		if strings.HasSuffix(r.EventSourceARN, ".fifo") {
+			return true
+		}
+	}
+	return false
+}
+
+// sqsBatch handles a standard queue's batch with one batched commit
+// (engine.Batch: every record's acquire and actions, then the batch's step
+// items, updates and sends together; docs/design.md, "Batched commits").
+// What becomes of each record is what sqs does with it one by one: a record
+// that must come back is bounced the same way, and the records the deadline
+// leaves no time to start are handed back.
+func (h *Handler) sqsBatch(ctx context.Context, rs []events.SQSMessage, resp *BatchResponse) {
+	b := h.eng.NewBatch()
+	started := make([]time.Time, 0, len(rs))
+	for i := range rs {
+		if h.tooLate(ctx) {
+			h.handBack(ctx, rs[i:], resp)
+			rs = rs[:i]
+			break
+		}
+		started = append(started, h.clock.Now())
+		b.Add(ctx, []byte(rs[i].Body))
+	}
+	results, errs := b.Commit(ctx)
+	for i, r := range rs {
+		res := results[i]
+		if h.judge(ctx, sourceSQS, r.MessageId, started[i], res, errs[i]) == settled {
+			continue
+		}
+		switch {
+		case h.shortenVisibility(ctx, r, h.bounceDelay):
+			h.count(MetricBounced, res)
+			resp.fail(r.MessageId)
+		case h.retryLater(ctx, res, []byte(r.Body)):
+		default:
+			resp.fail(r.MessageId)
+		}
+	}
 }
 
 // handBack lists records the deadline leaves no time for, making them

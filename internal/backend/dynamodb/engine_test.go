@@ -66,7 +66,45 @@ func (p *progress) Add(k engine.MetricKey, n int64) {
 // delivered before its step's commit: every step must be in the history
 // exactly once, and nothing is dropped as a lost fence.
 func TestEngineConcurrentConsumersOnSQS(t *testing.T) {
-	const executions, steps, consumers = 4, 8, 6
+	concurrentConsumers(t, 4, 6, func(ctx context.Context, q *sqs.Queue, eng *engine.Engine) error {
+		return engine.RunWorker(ctx, q, eng, engine.WorkerOptions{Concurrency: 1, Batch: 1, Wait: time.Second, RepairEvery: -1})
+	})
+}
+
+// TestEngineConcurrentConsumersOnSQSBatch is TestEngineConcurrentConsumersOnSQS
+// with each consumer handling batches of up to 10 messages as the Lambda
+// handler does (Engine.NewBatch: the batched commit of the DynamoDB store):
+// every step in the history exactly once.
+func TestEngineConcurrentConsumersOnSQSBatch(t *testing.T) {
+	concurrentConsumers(t, 12, 3, func(ctx context.Context, q *sqs.Queue, eng *engine.Engine) error {
+		for ctx.Err() == nil {
+			ds, err := q.Receive(ctx, 10, 5*time.Second, time.Second)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			b := eng.NewBatch()
+			for _, d := range ds {
+				b.Add(ctx, d.Payload)
+			}
+			results, errs := b.Commit(ctx)
+			for i, d := range ds {
+				if errs[i] != nil || results[i].Dropped == engine.DropLeaseHeld {
+					continue // it comes back after its visibility timeout
+				}
+				if err := q.Ack(ctx, d.Receipt); err != nil && ctx.Err() == nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func concurrentConsumers(t *testing.T, executions, consumers int, consume func(context.Context, *sqs.Queue, *engine.Engine) error) {
+	const steps = 8
 	sc := awssqs.NewFromConfig(awstest.Config(t, "SQS", nil))
 	qu, err := sc.CreateQueue(t.Context(), &awssqs.CreateQueueInput{QueueName: aws.String(awstest.Name("lfsm-engine"))})
 	if err != nil {
@@ -82,7 +120,7 @@ func TestEngineConcurrentConsumersOnSQS(t *testing.T) {
 	c, table := newTable(t, nil)
 	s := newStore(t, dynamodb.Options{Client: c, Table: table, Queue: q, Retrier: q})
 	p := &progress{done: make(chan struct{})}
-	p.left.Store(executions)
+	p.left.Store(int64(executions))
 	eng, err := engine.New(engine.Options{Machines: []*engine.Machine{chain(t, steps)}, Store: s, Queue: s, Retrier: s, Metrics: p})
 	if err != nil {
 		t.Fatal(err)
@@ -97,9 +135,7 @@ func TestEngineConcurrentConsumersOnSQS(t *testing.T) {
 	defer cancel()
 	errs := make(chan error, consumers)
 	for range consumers {
-		go func() {
-			errs <- engine.RunWorker(ctx, q, eng, engine.WorkerOptions{Concurrency: 1, Batch: 1, Wait: time.Second, RepairEvery: -1})
-		}()
+		go func() { errs <- consume(ctx, q, eng) }()
 	}
 	select {
 	case <-p.done:
@@ -112,7 +148,7 @@ func TestEngineConcurrentConsumersOnSQS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := p.dispatched.Load(); got != executions*steps || p.duplicates.Load() != 0 {
+	if got := p.dispatched.Load(); got != int64(executions*steps) || p.duplicates.Load() != 0 {
 		t.Errorf("dispatched %d (%d duplicates or lost fences), want %d and none", got, p.duplicates.Load(), executions*steps)
 	}
 	want := make([]string, steps)

@@ -74,3 +74,71 @@ func TestTransitionCost(t *testing.T) {
 		})
 	}
 }
+
+// TestTransitionCostBatched is TestTransitionCost for a batch of 10
+// transitions of 10 executions committed together (CommitSteps, the
+// Lambda handler's SQS batch): 10 acquires, one BatchWriteItem of the
+// step items, 10 fenced updates and one SendMessageBatch.
+//
+//	go test -v -run TestTransitionCost ./internal/backend/dynamodb
+func TestTransitionCostBatched(t *testing.T) {
+	const batch = 10
+	for _, size := range []int{1 << 10, 10 << 10} {
+		t.Run(fmt.Sprintf("context %d KB", size>>10), func(t *testing.T) {
+			m := &awsconfig.Meter{}
+			sc := awssqs.NewFromConfig(awstest.Config(t, "SQS", m))
+			qu, err := sc.CreateQueue(t.Context(), &awssqs.CreateQueueInput{QueueName: aws.String(awstest.Name("lfsm-cost"))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_, _ = sc.DeleteQueue(context.WithoutCancel(t.Context()), &awssqs.DeleteQueueInput{QueueUrl: qu.QueueUrl})
+			})
+			q, err := sqs.New(t.Context(), sqs.Options{Client: sc, URL: *qu.QueueUrl})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, table := newTable(t, m)
+			s := newStore(t, dynamodb.Options{Client: c, Table: table, Queue: q, Retrier: q})
+			msg := []byte(`{"version":"0.1","user_context":{"pad":"` + strings.Repeat("x", size) + `"}}`)
+			ids := make([]string, batch)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("x%d", i)
+				if err := s.Create(t.Context(), engine.Execution{CorrelationID: ids[i], Machine: "M", State: "S0", Checkpoint: msg, CreatedAt: t0}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 2 {
+				m.Reset()
+				var steps []engine.StepCommit
+				for _, id := range ids {
+					l, err := s.Acquire(t.Context(), acq(id, i, 0, t0))
+					if err != nil {
+						t.Fatal(err)
+					}
+					cm, out := step(id, i, 0, l.Fence, t0)
+					cm.Checkpoint, out.Payload = msg, msg
+					steps = append(steps, engine.StepCommit{Commit: cm, Out: out})
+				}
+				for j, err := range s.CommitSteps(t.Context(), steps) {
+					if err != nil {
+						t.Fatalf("commit %d: %v", j, err)
+					}
+				}
+			}
+			calls := map[string]int64{}
+			var wcu float64
+			for op, u := range m.Usage() {
+				calls[op] = u.Calls
+				wcu += u.WriteUnits + u.CapacityUnits
+				t.Logf("%s: %d call(s), %.1f write units, %.1f read units, %.1f units", op, u.Calls, u.WriteUnits, u.ReadUnits, u.CapacityUnits)
+			}
+			want := map[string]int64{"DynamoDB.UpdateItem": 2 * batch, "DynamoDB.BatchWriteItem": 1, "SQS.SendMessageBatch": 1}
+			if diff := cmp.Diff(want, calls); diff != "" {
+				t.Errorf("calls of %d transitions (-want +got):\n%s", batch, diff)
+			}
+			t.Logf("%d transitions at %d KB: %.1f calls, %.1f capacity units per transition", batch, size>>10,
+				float64(m.Calls())/batch, wcu/batch)
+		})
+	}
+}

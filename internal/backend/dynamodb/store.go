@@ -373,26 +373,47 @@ func (s *Store) commit(ctx context.Context, c engine.Commit, out *engine.OutMess
 // put (the next message as an item of the DynamoDB-stream dispatch or the
 // retry table, if not nil) are one TransactWriteItems call instead.
 func (s *Store) commitWith(ctx context.Context, c engine.Commit, out *engine.OutMessage, tx bool, put *types.Put) error {
-	lost := fmt.Errorf("commit %s step %d fence %d: %w", c.CorrelationID, c.Step, c.Fence, engine.ErrFenceLost)
+	item, err := s.stepItem(ctx, c, out, tx)
+	if err != nil {
+		return err
+	}
+	if !tx {
+		if _, err := s.c.PutItem(ctx, &ddb.PutItemInput{TableName: s.table, Item: item, ReturnConsumedCapacity: capacity}); err != nil {
+			return fmt.Errorf("commit %s step %d: write step item to DynamoDB table %s: %w", c.CorrelationID, c.Step, *s.table, err)
+		}
+		s.at("after-step-item", c)
+	}
+	return s.updateExec(ctx, c, item, tx, put)
+}
+
+func lostFence(c engine.Commit) error {
+	return fmt.Errorf("commit %s step %d fence %d: %w", c.CorrelationID, c.Step, c.Fence, engine.ErrFenceLost)
+}
+
+// stepItem builds c's step item (history entry, checkpoint, the outbox for
+// out unless tx), linked to the execution's last commit; ErrFenceLost when
+// the lease is known to be lost already.
+func (s *Store) stepItem(ctx context.Context, c engine.Commit, out *engine.OutMessage, tx bool) (map[string]av, error) {
+	lost := lostFence(c)
 	prev, ok := s.recall(c.CorrelationID, c.Fence)
 	if !ok {
 		// Acquired by another process (or forgotten): read the chain's head.
 		r, err := s.get(ctx, c.CorrelationID)
 		if errors.Is(err, engine.ErrNotFound) {
-			return lost
+			return nil, lost
 		}
 		if err != nil {
-			return fmt.Errorf("commit %s step %d: %w", c.CorrelationID, c.Step, err)
+			return nil, fmt.Errorf("commit %s step %d: %w", c.CorrelationID, c.Step, err)
 		}
 		if r.e.Fence != c.Fence || r.e.LeaseExpires.IsZero() {
-			return lost
+			return nil, lost
 		}
 		prev = r.committed
 	}
 	h := c.History
 	hist, err := json.Marshal(h)
 	if err != nil {
-		return fmt.Errorf("commit %s step %d: encode history: %w", c.CorrelationID, c.Step, err)
+		return nil, fmt.Errorf("commit %s step %d: encode history: %w", c.CorrelationID, c.Step, err)
 	}
 	sk := stepSK(c.Step, c.Retries, c.Fence)
 	item := key(c.CorrelationID, sk)
@@ -413,13 +434,16 @@ func (s *Store) commitWith(ctx context.Context, c engine.Commit, out *engine.Out
 		}
 		item["od"] = vn(int64(out.Delay))
 	}
-	if !tx {
-		if _, err := s.c.PutItem(ctx, &ddb.PutItemInput{TableName: s.table, Item: item, ReturnConsumedCapacity: capacity}); err != nil {
-			return fmt.Errorf("commit %s step %d: write step item to DynamoDB table %s: %w", c.CorrelationID, c.Step, *s.table, err)
-		}
-		s.at("after-step-item", c)
-	}
+	return item, nil
+}
 
+// updateExec moves the execution item to c on the condition that c's fence
+// still holds the lease (with tx, in one transaction with the step item
+// and put); ErrFenceLost when it no longer does. The step item is written
+// already unless tx.
+func (s *Store) updateExec(ctx context.Context, c engine.Commit, item map[string]av, tx bool, put *types.Put) error {
+	lost := lostFence(c)
+	sk := stepSK(c.Step, c.Retries, c.Fence)
 	st := c.NextStatus()
 	vals := map[string]av{
 		":f": vn(c.Fence), ":zero": vn(0), ":now": vn(unixNano(c.Now)), ":r": vn(int64(c.Retries)),
