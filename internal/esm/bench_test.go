@@ -57,15 +57,19 @@ func BenchmarkSQSDispatch(b *testing.B) {
 		machine string
 		n       int
 	}{{"Example", 20}, {"Flaky", 10}} {
-		b.Run(tc.machine, func(b *testing.B) {
-			for range b.N {
-				benchDispatch(b, tc.machine, tc.n)
-			}
-		})
+		for _, batch := range []int{1, 10} {
+			b.Run(fmt.Sprintf("%s/batch%d", tc.machine, batch), func(b *testing.B) {
+				for range b.N {
+					benchDispatch(b, tc.machine, tc.n, batch)
+				}
+			})
+		}
 	}
 }
 
-func benchDispatch(b *testing.B, machine string, n int) {
+// benchDispatch runs n executions of machine through the mapping with
+// batches of up to batch messages per invocation.
+func benchDispatch(b *testing.B, machine string, n, batch int) {
 	r := newRig(b)
 	fnMeter, pollMeter := &awsconfig.Meter{}, &awsconfig.Meter{}
 	fcfg := awstest.Config(b, "DYNAMODB", fnMeter)
@@ -100,7 +104,7 @@ func benchDispatch(b *testing.B, machine string, n int) {
 	ids := r.start(machine, n)
 	fnMeter.Reset()
 	m, err := esm.New(b.Context(), esm.Options{Client: awssqs.NewFromConfig(awstest.Config(b, "SQS", pollMeter)),
-		QueueARN: r.queueARN, Invoker: handlerInvoker{h}, Wait: time.Second, Visibility: 5 * time.Second})
+		QueueARN: r.queueARN, Invoker: handlerInvoker{h}, BatchSize: batch, Wait: time.Second, Visibility: 5 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}

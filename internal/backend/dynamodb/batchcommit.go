@@ -31,11 +31,11 @@ var _ engine.BatchCommitter = (*Store)(nil)
 // step item without its update (the step runs again once its lease
 // expires), or a commit without its send (the redelivery finds the step
 // done and sends the outbox, see resendOutbox). On a dispatch that sends
-// in the commit's transaction (an ItemSender) each step is committed with
-// CommitStep.
+// in the commit's transaction (an ItemSender), and for a batch of one, each
+// step is committed with CommitStep.
 func (s *Store) CommitSteps(ctx context.Context, steps []engine.StepCommit) []error {
 	errs := make([]error, len(steps))
-	if s.transactional() {
+	if s.transactional() || len(steps) == 1 {
 		for i := range steps {
 			steps[i].Receipt, errs[i] = s.CommitStep(ctx, steps[i].Commit, steps[i].Out, steps[i].Ack)
 		}
