@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -115,6 +116,43 @@ func TestSQSLeaseHeld(t *testing.T) {
 				t.Errorf("the other record of the batch: status %s, want running (its step ran)", status)
 			}
 		})
+	}
+}
+
+// A standard queue's batch is committed together (one CommitSteps call for
+// the records that ran), and each record's verdict is its own: a record
+// whose commit failed and one whose lease is held are listed (after their
+// visibility was shortened), the others are acknowledged and committed.
+func TestSQSBatchCommit(t *testing.T) {
+	h := newHarness(t, harnessOpts{visibility: true, batch: true})
+	h.batch.fail["f1"] = true
+	h.holdLease("l1", "Example", 0)
+	var msgs []sqsMsg
+	for i, id := range []string{"ok1", "f1", "l1", "ok2"} {
+		msgs = append(msgs, sqsMsg{fmt.Sprintf("m%d", i+1), fmt.Sprintf("r%d", i+1), string(message("Example", id, "pseudo_init", "pseudo_init", 0))})
+	}
+	out, err := h.invoke(sqsEvent(t, testQueueARN, msgs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([][]string{{"ok1", "f1", "ok2"}}, h.batch.calls); diff != "" {
+		t.Errorf("CommitSteps calls (-want +got): one for the records that ran\n%s", diff)
+	}
+	got := failures(t, out)
+	slices.Sort(got)
+	if want := []string{"m2", "m3"}; !slices.Equal(got, want) {
+		t.Errorf("batchItemFailures %v, want %v", got, want)
+	}
+	if want := []string{testQueueARN + " r2 30s", testQueueARN + " r3 30s"}; !slices.Equal(h.vis.calls, want) {
+		t.Errorf("visibility calls %v, want %v", h.vis.calls, want)
+	}
+	for _, id := range []string{"ok1", "ok2"} {
+		if _, hist := h.history(id); len(hist) != 1 {
+			t.Errorf("%s: %d history entries, want its step committed once", id, len(hist))
+		}
+	}
+	if _, hist := h.history("f1"); len(hist) != 0 {
+		t.Errorf("f1: %d history entries, want none (its commit failed)", len(hist))
 	}
 }
 

@@ -126,6 +126,30 @@ func (q queueOnly) Send(ctx context.Context, m engine.OutMessage) (string, error
 	return q.b.Send(ctx, m)
 }
 
+// batchStore is the memory backend as a BatchCommitter: each CommitSteps
+// call is recorded, and the commits of the ids in fail fail (a store that
+// is down for them).
+type batchStore struct {
+	*memory.Backend
+	fail  map[string]bool
+	calls [][]string
+}
+
+func (b *batchStore) CommitSteps(ctx context.Context, steps []engine.StepCommit) []error {
+	errs := make([]error, len(steps))
+	var ids []string
+	for i, st := range steps {
+		ids = append(ids, st.Commit.CorrelationID)
+		if b.fail[st.Commit.CorrelationID] {
+			errs[i] = errors.New("store down")
+			continue
+		}
+		steps[i].Receipt, errs[i] = b.CommitStep(ctx, st.Commit, st.Out, st.Ack)
+	}
+	b.calls = append(b.calls, ids)
+	return errs
+}
+
 // harness runs a Handler on the memory backend with a fake clock, and feeds
 // it SQS events built from aws-lambda-go's fixture the way Lambda's event
 // source mapping does (receive, invoke, delete what was not reported).
@@ -139,6 +163,7 @@ type harness struct {
 	vis     *fakeVisibility
 	retrier *fakeRetrier
 	emf     *lambda.EMF
+	batch   *batchStore
 	metrics bytes.Buffer
 	logs    bytes.Buffer
 }
@@ -149,6 +174,9 @@ type harnessOpts struct {
 	retrier    bool
 	clock      engine.Clock
 	reserve    time.Duration
+	// batch makes the store a BatchCommitter (batchStore), the engine's
+	// queue and retrier, as the DynamoDB store is on AWS.
+	batch bool
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -171,7 +199,13 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		}
 		machines = append(machines, cm)
 	}
-	eng, err := engine.New(engine.Options{Machines: machines, Store: h.store, Queue: queueOnly{h.mem}, Retrier: h.mem,
+	var queue engine.Queue = queueOnly{h.mem}
+	var retrier engine.Retrier = h.mem
+	if o.batch {
+		h.batch = &batchStore{Backend: h.mem, fail: map[string]bool{}}
+		h.store, queue, retrier = h.batch, h.batch, h.batch
+	}
+	eng, err := engine.New(engine.Options{Machines: machines, Store: h.store, Queue: queue, Retrier: retrier,
 		Metrics: h.emf, Clock: h.clock, Logger: logger, Rand: rand.New(rand.NewPCG(1, 2))})
 	if err != nil {
 		t.Fatal(err)
