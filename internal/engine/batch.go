@@ -55,7 +55,7 @@ func (b *Batch) Add(ctx context.Context, payload []byte) {
 	if b.e.batcher == nil {
 		res, err = b.e.handle(ctx, payload, "", nil)
 	} else {
-		p, res, err = b.e.prepare(ctx, payload, "", nil)
+		p, res, err = b.e.prepare(ctx, payload, "", nil, true)
 	}
 	b.results = append(b.results, res)
 	b.errs = append(b.errs, err)

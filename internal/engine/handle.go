@@ -107,7 +107,7 @@ func (e *Engine) HandleDelivery(ctx context.Context, src Source, d Delivery) (Re
 // pre, when not nil, is the outcome of the Acquire the store ran when it
 // handed out the delivery, which takes the place of this one's.
 func (e *Engine) handle(ctx context.Context, payload []byte, ack string, pre *DeliveryLease) (Result, error) {
-	p, res, err := e.prepare(ctx, payload, ack, pre)
+	p, res, err := e.prepare(ctx, payload, ack, pre, false)
 	if p == nil {
 		return res, err
 	}
@@ -129,6 +129,8 @@ type pendingStep struct {
 	from string
 	// fromEvent is the event the step ran on.
 	fromEvent string
+	// hb renews the lease until finish, when prepare was asked to hold it.
+	hb *heartbeat
 }
 
 // commitOne writes p's commit on its own.
@@ -147,7 +149,27 @@ func (e *Engine) commitOne(ctx context.Context, p *pendingStep) error {
 // step's lease (or takes pre's) and runs the actions. It returns the step
 // to commit, or nil with the Result (and error) when nothing is to be
 // committed.
-func (e *Engine) prepare(ctx context.Context, payload []byte, ack string, pre *DeliveryLease) (*pendingStep, Result, error) {
+//
+// With hold, the step's lease stays renewed by the heartbeat after its
+// actions, until finish: a batch holds its steps' leases while its other
+// records run, however long they take.
+func (e *Engine) prepare(ctx context.Context, payload []byte, ack string, pre *DeliveryLease, hold bool) (*pendingStep, Result, error) {
+	var held *heartbeat
+	var hp **heartbeat
+	if hold {
+		hp = &held
+	}
+	p, res, err := e.prepareStep(ctx, payload, ack, pre, hp)
+	switch {
+	case p != nil:
+		p.hb = held
+	case held != nil:
+		held.stop(e)
+	}
+	return p, res, err
+}
+
+func (e *Engine) prepareStep(ctx context.Context, payload []byte, ack string, pre *DeliveryLease, hold **heartbeat) (*pendingStep, Result, error) {
 	started := e.clock.Now()
 	msg, userRaw, err := decodeMessageLazy(payload, e.names, true)
 	if err != nil {
@@ -229,7 +251,13 @@ func (e *Engine) prepare(ctx context.Context, payload []byte, ack string, pre *D
 		if end = e.refuse(m, sys, lease); end.err == nil {
 			actx, hb := e.startHeartbeat(ctx, sys, lease, leaseTimeout)
 			end = e.run(actx, &inv, sys)
-			if hb.stop(e) {
+			lost := false
+			if hold != nil && !hb.lostYet(e) {
+				*hold = hb // renewed until the batch's commit (finish stops it)
+			} else {
+				lost = hb.stop(e)
+			}
+			if lost {
 				// Another worker took the step over: whatever this attempt
 				// did is not committed, and nothing is sent.
 				res.Actions = inv.recorded()
@@ -411,6 +439,9 @@ func (e *Engine) prepare(ctx context.Context, payload []byte, ack string, pre *D
 
 // finish is handle after the commit: err is what the commit returned.
 func (e *Engine) finish(ctx context.Context, p *pendingStep, err error) (Result, error) {
+	if p.hb != nil {
+		p.hb.stop(e) // the commit is fenced: a renewal lost meanwhile shows there
+	}
 	res, c, sys, key, from, fromEvent, sent := p.res, p.c, p.sys, p.key, p.from, p.fromEvent, p.sent
 	res.Acked = e.stepper != nil && err == nil && p.ack != ""
 	if err != nil {

@@ -146,6 +146,14 @@ func (e *Engine) beat(hb *heartbeat) {
 	}
 }
 
+// lostYet reports whether the lease was lost, leaving the renewals running.
+func (hb *heartbeat) lostYet(e *Engine) bool {
+	b := &e.beats
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return hb.lost
+}
+
 // stop ends the renewals; it reports whether the lease was lost meanwhile.
 func (hb *heartbeat) stop(e *Engine) (lost bool) {
 	b := &e.beats
