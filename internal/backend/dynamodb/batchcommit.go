@@ -48,7 +48,7 @@ func (s *Store) CommitSteps(ctx context.Context, steps []engine.StepCommit) []er
 			errs[i] = fmt.Errorf("commit %s step %d: the DynamoDB store has no queue to send the next message to", c.CorrelationID, c.Step)
 			continue
 		}
-		items[i], errs[i] = s.stepItem(ctx, c, st.Out, false)
+		items[i], errs[i] = s.stepItem(ctx, c, st.Out, nil)
 	}
 	s.writeSteps(ctx, steps, items, errs)
 	for i, st := range steps {

@@ -373,7 +373,7 @@ func (s *Store) commit(ctx context.Context, c engine.Commit, out *engine.OutMess
 // put (the next message as an item of the DynamoDB-stream dispatch or the
 // retry table, if not nil) are one TransactWriteItems call instead.
 func (s *Store) commitWith(ctx context.Context, c engine.Commit, out *engine.OutMessage, tx bool, put *types.Put) error {
-	item, err := s.stepItem(ctx, c, out, tx)
+	item, err := s.stepItem(ctx, c, out, put)
 	if err != nil {
 		return err
 	}
@@ -391,9 +391,10 @@ func lostFence(c engine.Commit) error {
 }
 
 // stepItem builds c's step item (history entry, checkpoint, the outbox for
-// out unless tx), linked to the execution's last commit; ErrFenceLost when
-// the lease is known to be lost already.
-func (s *Store) stepItem(ctx context.Context, c engine.Commit, out *engine.OutMessage, tx bool) (map[string]av, error) {
+// out unless put writes out in the commit's transaction), linked to the
+// execution's last commit; ErrFenceLost when the lease is known to be lost
+// already.
+func (s *Store) stepItem(ctx context.Context, c engine.Commit, out *engine.OutMessage, put *types.Put) (map[string]av, error) {
 	lost := lostFence(c)
 	prev, ok := s.recall(c.CorrelationID, c.Fence)
 	if !ok {
