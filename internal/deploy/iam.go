@@ -14,11 +14,14 @@ type Statement struct {
 	Why string
 }
 
-// DynamoDB actions the store (internal/backend/dynamodb) calls, and those
+// DynamoDB actions the store (internal/backend/dynamodb) calls (the batched
+// commit of an SQS batch writes its step items with BatchWriteItem; a
+// TransactWriteItems needs only its items' PutItem and UpdateItem), and those
 // the retry poller needs: it queries due items and deletes them once run.
 var (
 	storeActions = []string{
 		"dynamodb:BatchGetItem",
+		"dynamodb:BatchWriteItem",
 		"dynamodb:GetItem",
 		"dynamodb:PutItem",
 		"dynamodb:Query",

@@ -186,7 +186,7 @@ func jsonValue(t *testing.T, s string) []any {
 func TestFunctionPolicyExact(t *testing.T) {
 	const logs = `{"Sid":"Logs","Effect":"Allow","Action":["logs:CreateLogStream","logs:PutLogEvents"],"Resource":[{"Fn::GetAtt":["LogGroup","Arn"]}]}`
 	const storeOnly = `{"Sid":"Store","Effect":"Allow",
-		"Action":["dynamodb:BatchGetItem","dynamodb:GetItem","dynamodb:PutItem","dynamodb:Query","dynamodb:UpdateItem"],
+		"Action":["dynamodb:BatchGetItem","dynamodb:BatchWriteItem","dynamodb:GetItem","dynamodb:PutItem","dynamodb:Query","dynamodb:UpdateItem"],
 		"Resource":[{"Fn::GetAtt":["ExecutionsTable","Arn"]},{"Fn::Sub":"${ExecutionsTable.Arn}/index/by_machine"},
 			{"Fn::Sub":"${ExecutionsTable.Arn}/index/by_status"},{"Fn::Sub":"${ExecutionsTable.Arn}/index/by_shard"}]}`
 	const store = storeOnly + `,
