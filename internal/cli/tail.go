@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -44,7 +48,7 @@ func newTailCmd(f *Factory, runF func(*TailOptions) error) *cobra.Command {
 		Use:   "tail [-m MACHINE] [--correlation-id ID] [--follow] [--output text|json]",
 		Short: "Print the history of executions, one line per Lambda invocation",
 		Long: heredoc(`
-			Print history entries of the local store, oldest first: one line per
+			Print history entries of the store, oldest first: one line per
 			Lambda invocation with the correlation id, machine, λ number, the
 			transition, the actions that ran, how long it took and how it ended.
 			-m and --correlation-id narrow it down; every machine is shown unless
@@ -53,6 +57,10 @@ func newTailCmd(f *Factory, runF func(*TailOptions) error) *cobra.Command {
 
 			--follow keeps printing new entries as workers write them, until
 			Ctrl-C (exit status 130).
+
+			On --target aws (no history log across executions) tail reads the
+			newest executions and the running or waiting ones, each by its own
+			cursor, and merges their entries by time: pass -m on a large table.
 
 			With --output json and no --follow: one document
 			{"format_version":"1","entries":[...]}. With --output json --follow:
@@ -156,8 +164,8 @@ func runTail(ctx context.Context, opts *TailOptions) error {
 
 // historyFeed returns a function that reads the history rows filter selects
 // that it has not returned before: by the global id on a Tailer (the local
-// stores), by the opaque cursor of a HistoryPager (the DynamoDB store, one
-// execution at a time).
+// stores), by the opaque cursors of a HistoryPager (the DynamoDB store, one
+// execution at a time: pagerFeed across executions).
 func historyFeed(db engine.Store, filter engine.HistoryFilter) (func(context.Context) ([]engine.HistoryRow, error), error) {
 	if tl, ok := db.(engine.Tailer); ok {
 		var last int64
@@ -171,7 +179,7 @@ func historyFeed(db engine.Store, filter engine.HistoryFilter) (func(context.Con
 	}
 	if hp, ok := db.(engine.HistoryPager); ok {
 		if filter.CorrelationID == "" {
-			return nil, usageErrorf("tail on --target aws needs --correlation-id ID: the DynamoDB store pages one execution's history at a time (lfsm ls lists the executions)")
+			return pagerFeed(db, hp, filter, time.Now()), nil
 		}
 		cursor := ""
 		return func(ctx context.Context) ([]engine.HistoryRow, error) {
@@ -229,4 +237,94 @@ func (w *tailWriter) write(rows []engine.HistoryRow) error {
 		}
 	}
 	return nil
+}
+
+// pagerFeed tails every execution (of filter.Machine) on a HistoryPager,
+// which has no global history log, with no write of its own: the first call
+// returns the history of the newest lsPageSize executions (List, as ls
+// shows them) and of every running or waiting one; each later call pages,
+// each by its own cursor, the executions List says are running or waiting,
+// those created since started, and those that were running or waiting at
+// the previous call (so that the last entries of one that finished between
+// two calls are not lost). Rows are returned in time order.
+func pagerFeed(db engine.Store, hp engine.HistoryPager, filter engine.HistoryFilter, started time.Time) func(context.Context) ([]engine.HistoryRow, error) {
+	cursors := map[string]string{}
+	live := map[string]bool{}
+	first := true
+	return func(ctx context.Context) ([]engine.HistoryRow, error) {
+		ids := map[string]bool{}
+		for id := range live {
+			ids[id] = true
+		}
+		now := map[string]bool{}
+		for _, st := range []engine.Status{engine.StatusRunning, engine.StatusWaiting} {
+			if err := listEach(ctx, db, engine.ListFilter{Machine: filter.Machine, Status: st, Limit: lsPageSize}, func(e engine.Execution) bool {
+				now[e.CorrelationID], ids[e.CorrelationID] = true, true
+				return true
+			}); err != nil {
+				return nil, err
+			}
+		}
+		n := 0
+		if err := listEach(ctx, db, engine.ListFilter{Machine: filter.Machine, Limit: lsPageSize}, func(e engine.Execution) bool {
+			if first {
+				n++
+				ids[e.CorrelationID] = true
+				return n < lsPageSize
+			}
+			if e.CreatedAt.Before(started) {
+				return false
+			}
+			ids[e.CorrelationID] = true
+			return true
+		}); err != nil {
+			return nil, err
+		}
+		first = false
+		rows := []engine.HistoryRow{}
+		for id := range ids {
+			f := filter
+			f.CorrelationID = id
+			got, next, err := hp.HistoryPage(ctx, cursors[id], f)
+			if errors.Is(err, engine.ErrNotFound) {
+				continue // pruned since it was listed
+			}
+			if err != nil {
+				return nil, err
+			}
+			cursors[id] = next
+			rows = append(rows, got...)
+		}
+		live = now
+		slices.SortFunc(rows, func(a, b engine.HistoryRow) int {
+			if c := a.Started.Compare(b.Started); c != 0 {
+				return c
+			}
+			if c := strings.Compare(a.CorrelationID, b.CorrelationID); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.ID, b.ID)
+		})
+		return rows, nil
+	}
+}
+
+// listEach calls fn for the executions f lists, newest first, page after
+// page, until fn returns false or the listing ends.
+func listEach(ctx context.Context, db engine.Store, f engine.ListFilter, fn func(engine.Execution) bool) error {
+	for {
+		page, err := db.List(ctx, f)
+		if err != nil {
+			return err
+		}
+		for _, e := range page.Executions {
+			if !fn(e) {
+				return nil
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		f.Cursor = page.Next
+	}
 }
