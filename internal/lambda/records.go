@@ -210,7 +210,86 @@ func (h *Handler) kinesis(ctx context.Context, payload []byte) ([]byte, error) {
 	for i, r := range ev.Records {
 		recs[i] = streamRecord{seq: r.Kinesis.SequenceNumber, payload: r.Kinesis.Data}
 	}
-	return h.stream(ctx, sourceKinesis, recs)
+	return h.streamBatch(ctx, sourceKinesis, recs)
+}
+
+// streamBatch handles a shard's batch as stream does, with one batched
+// commit (engine.Batch: every record's acquire and actions in order, then
+// the batch's step items, updates and sends together; docs/design.md,
+// "Batched commits"). Each record's verdict is then read in order, as
+// stream reads them one by one: the first record that must be redelivered
+// (and could not be put off through the retrier) is reported with every
+// record after it, and records the deadline leaves no time to start are
+// reported. One execution normally has one message in flight, but a
+// bounce through the retrier or a repair can leave two of its messages in
+// one batch (a stale copy and its successor, or the same step twice):
+// their acquires would then see each other's lease, so such a batch is
+// handled one record at a time.
+func (h *Handler) streamBatch(ctx context.Context, source string, recs []streamRecord) ([]byte, error) {
+	if repeats(recs) {
+		return h.stream(ctx, source, recs)
+	}
+	resp := BatchResponse{BatchItemFailures: []BatchItemFailure{}}
+	b := h.eng.NewBatch()
+	var added []int
+	var started []time.Time
+	late := -1
+	for i, r := range recs {
+		if h.tooLate(ctx) {
+			late = i
+			break
+		}
+		switch {
+		case r.skip:
+			continue
+		case r.bad != "":
+			h.dropEnvelope(ctx, source, r.seq, r.bad, len(r.payload))
+			continue
+		}
+		added = append(added, i)
+		started = append(started, h.clock.Now())
+		b.Add(ctx, r.payload)
+	}
+	results, errs := b.Commit(ctx)
+	for j, i := range added {
+		r := recs[i]
+		if h.judge(ctx, source, r.seq, started[j], results[j], errs[j]) == settled || h.retryLater(ctx, results[j], r.payload) {
+			continue
+		}
+		for _, rest := range recs[i:] {
+			resp.fail(rest.seq)
+		}
+		return marshal(resp)
+	}
+	if late >= 0 {
+		h.logger.LogAttrs(ctx, slog.LevelWarn, "deadline near: handing records back", slog.Int("records", len(recs)-late))
+		for _, rest := range recs[late:] {
+			h.count(MetricHandedBack, engine.Result{})
+			resp.fail(rest.seq)
+		}
+	}
+	return marshal(resp)
+}
+
+// repeats reports whether two records of a batch are messages of the same
+// execution.
+func repeats(recs []streamRecord) bool {
+	seen := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		if r.skip || r.bad != "" {
+			continue
+		}
+		m, err := engine.DecodeMessage(r.payload)
+		if err != nil {
+			continue
+		}
+		id := m.System.CorrelationID
+		if seen[id] {
+			return true
+		}
+		seen[id] = true
+	}
+	return false
 }
 
 // dynamoDB handles a DynamoDB-stream batch: each inserted or modified item

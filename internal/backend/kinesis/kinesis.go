@@ -158,6 +158,10 @@ type BatchError struct {
 	Failed map[int]error
 }
 
+// FailedIndexes returns the messages not sent, by index, and why (the
+// DynamoDB store's batched commit reads it to fail only those steps).
+func (e *BatchError) FailedIndexes() map[int]error { return e.Failed }
+
 // Error says how many messages were not sent and the first reason.
 func (e *BatchError) Error() string {
 	first := -1
