@@ -11,6 +11,7 @@ import (
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/lfsm/lfsm/internal/backend/sendbatch"
 	"github.com/lfsm/lfsm/internal/engine"
 )
 
@@ -151,27 +152,8 @@ func (s *Stream) Send(ctx context.Context, m engine.OutMessage) (string, error) 
 	return aws.ToString(out.ShardId) + "/" + aws.ToString(out.SequenceNumber), nil
 }
 
-// BatchError reports the messages of a SendBatch that were not sent after
-// every attempt, by index into the caller's slice.
-type BatchError struct {
-	Stream string
-	Failed map[int]error
-}
-
-// FailedIndexes returns the messages not sent, by index, and why (the
-// DynamoDB store's batched commit reads it to fail only those steps).
-func (e *BatchError) FailedIndexes() map[int]error { return e.Failed }
-
-// Error says how many messages were not sent and the first reason.
-func (e *BatchError) Error() string {
-	first := -1
-	for i := range e.Failed {
-		if first < 0 || i < first {
-			first = i
-		}
-	}
-	return fmt.Sprintf("put records to Kinesis stream %s: %d message(s) not sent, message %d: %v", e.Stream, len(e.Failed), first, e.Failed[first])
-}
+// BatchError names the messages of a SendBatch that stayed unsent.
+type BatchError = sendbatch.Error
 
 // SendBatch sends ms in PutRecords calls (at most 500 records and 5 MiB
 // each), retrying the entries Kinesis reports failed (ErrorCode set: a
@@ -241,7 +223,7 @@ func (s *Stream) SendBatch(ctx context.Context, ms []engine.OutMessage) ([]strin
 		pending = next
 	}
 	if len(failed) > 0 {
-		return receipts, &BatchError{Stream: s.name, Failed: failed}
+		return receipts, &BatchError{Op: "put records to Kinesis stream " + s.name, Failed: failed}
 	}
 	return receipts, nil
 }

@@ -12,6 +12,7 @@ import (
 	awssns "github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sns/types"
 
+	"github.com/lfsm/lfsm/internal/backend/sendbatch"
 	"github.com/lfsm/lfsm/internal/engine"
 )
 
@@ -116,23 +117,8 @@ func (t *Topic) Send(ctx context.Context, m engine.OutMessage) (string, error) {
 	return aws.ToString(out.MessageId), nil
 }
 
-// BatchError reports the messages of a SendBatch that were not sent after
-// every attempt, by index into the caller's slice.
-type BatchError struct {
-	Topic  string
-	Failed map[int]error
-}
-
-// Error says how many messages were not sent and the first reason.
-func (e *BatchError) Error() string {
-	first := -1
-	for i := range e.Failed {
-		if first < 0 || i < first {
-			first = i
-		}
-	}
-	return fmt.Sprintf("publish to SNS topic %s: %d message(s) not sent, message %d: %v", e.Topic, len(e.Failed), first, e.Failed[first])
-}
+// BatchError names the messages of a SendBatch that stayed unsent.
+type BatchError = sendbatch.Error
 
 // SendBatch publishes ms in PublishBatch calls of up to 10, retrying the
 // entries SNS reports failed that are not sender faults, up to the topic's
@@ -189,7 +175,7 @@ func (t *Topic) SendBatch(ctx context.Context, ms []engine.OutMessage) ([]string
 		}
 	}
 	if len(failed) > 0 {
-		return receipts, &BatchError{Topic: t.arn, Failed: failed}
+		return receipts, &BatchError{Op: "publish to SNS topic " + t.arn, Failed: failed}
 	}
 	return receipts, nil
 }

@@ -13,6 +13,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/lfsm/lfsm/internal/backend/sendbatch"
 	"github.com/lfsm/lfsm/internal/engine"
 )
 
@@ -154,26 +155,8 @@ func (q *Queue) ScheduleRetry(ctx context.Context, m engine.OutMessage) error {
 	return err
 }
 
-// BatchError reports the messages of a SendBatch that were not sent after
-// every attempt, by index into the caller's slice.
-type BatchError struct {
-	Queue  string
-	Failed map[int]error
-}
-
-// FailedIndexes returns the messages not sent, by index, and why.
-func (e *BatchError) FailedIndexes() map[int]error { return e.Failed }
-
-// Error says how many messages were not sent and the first reason.
-func (e *BatchError) Error() string {
-	first := -1
-	for i := range e.Failed {
-		if first < 0 || i < first {
-			first = i
-		}
-	}
-	return fmt.Sprintf("send to SQS queue %s: %d message(s) not sent, message %d: %v", e.Queue, len(e.Failed), first, e.Failed[first])
-}
+// BatchError names the messages of a SendBatch that stayed unsent.
+type BatchError = sendbatch.Error
 
 // SendBatch sends ms in SendMessageBatch calls of up to 10, retrying the
 // entries SQS reports as failed (a partial failure does not fail the call)
@@ -237,7 +220,7 @@ func (q *Queue) SendBatch(ctx context.Context, ms []engine.OutMessage) ([]string
 		}
 	}
 	if len(failed) > 0 {
-		return receipts, &BatchError{Queue: q.url, Failed: failed}
+		return receipts, &BatchError{Op: "send to SQS queue " + q.url, Failed: failed}
 	}
 	return receipts, nil
 }
