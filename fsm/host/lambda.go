@@ -36,6 +36,9 @@ const (
 	envStoreTableARN = "LFSM_AWS_STORE_TABLE_ARN"
 	envRetryTableARN = "LFSM_AWS_RETRY_TABLE_ARN"
 	envLeaseTimeout  = "LFSM_LEASE_TIMEOUT"
+	// envRenames holds the rename map of the deploy (engine.EncodeRenames):
+	// how messages of the deployed spec's versions continue on this one.
+	envRenames = "LFSM_RENAMES"
 	// envLogLevel sets the log level: debug, info (default), warn or error.
 	envLogLevel = "LFSM_LOG_LEVEL"
 )
@@ -124,8 +127,16 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 		// A bounced record waits for the lease to expire at most.
 		opts.BounceDelay = min(lambda.DefaultBounceDelay, d)
 	}
+	if rn := getenv(envRenames); rn != "" {
+		if eo.Renames, err = engine.DecodeRenames([]byte(rn)); err != nil {
+			return nil, fmt.Errorf("%s: %w", envRenames, err)
+		}
+	}
 	eng, err := engine.New(eo)
 	if err != nil {
+		if len(eo.Renames) > 0 {
+			return nil, fmt.Errorf("%s: %w", envRenames, err)
+		}
 		return nil, err
 	}
 	opts.Engine, opts.Store, opts.Retrier = eng, store, d.Retrier

@@ -16,6 +16,7 @@ func TestEnvironmentContract(t *testing.T) {
 		{envStoreTableARN, deploy.EnvStoreTableARN},
 		{envRetryTableARN, deploy.EnvRetryTableARN},
 		{envLeaseTimeout, deploy.EnvLeaseTimeout},
+		{envRenames, deploy.EnvRenames},
 		{dispatchStepFunctions, string(deploy.ModeStepFunctions)},
 		{dispatchSQS, string(deploy.DispatchSQS)},
 	} {

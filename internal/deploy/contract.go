@@ -13,6 +13,9 @@ const (
 	EnvStoreTableARN = "LFSM_AWS_STORE_TABLE_ARN"
 	EnvRetryTableARN = "LFSM_AWS_RETRY_TABLE_ARN"
 	EnvLeaseTimeout  = "LFSM_LEASE_TIMEOUT"
+	// EnvRenames is the deploy's rename map (engine.EncodeRenames), set only
+	// by a deploy given one (lfsm deploy --rename).
+	EnvRenames = "LFSM_RENAMES"
 )
 
 // Stack outputs. Every resource of the stack is named by one; `aws: {stack:

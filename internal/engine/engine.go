@@ -94,6 +94,11 @@ type Options struct {
 	// nil means the Store if it implements DropRecorder, else they are only
 	// counted (MetricDropped) and logged.
 	Drops DropRecorder
+	// Renames translate the messages of older versions of the machines
+	// (their spec hash is a Rename's From) before they run: a deploy that
+	// renames states ships them to the function (LFSM_RENAMES). New
+	// refuses renames whose targets the machines do not have.
+	Renames []Rename
 }
 
 // Engine runs executions of compiled machines, one message at a time. It is
@@ -133,6 +138,8 @@ type Engine struct {
 	beats beats
 	// pending counts an execution's queued messages (the Store is the Queue).
 	pending PendingCounter
+	// renamer translates messages of older machine versions (nil: none).
+	renamer *Renamer
 }
 
 type systemClock struct{}
@@ -183,6 +190,11 @@ func New(o Options) (*Engine, error) {
 		}
 		e.machines[m.name] = m
 	}
+	r, err := NewRenamer(o.Machines, o.Renames)
+	if err != nil {
+		return nil, fmt.Errorf("new engine: %w", err)
+	}
+	e.renamer = r
 	e.names = names{spec.PseudoInit: spec.PseudoInit, spec.PseudoFinal: spec.PseudoFinal}
 	for _, m := range e.machines {
 		e.names.add(m.name)
@@ -390,11 +402,13 @@ func (e *Engine) Send(ctx context.Context, correlationID, event string) error {
 		return fmt.Errorf("send %q to %s: checkpoint: %w", event, correlationID, err)
 	}
 	if m := e.machines[msg.System.MachineName]; m != nil {
+		// A checkpoint of an older version is renamed first; the event is
+		// named as this version names it.
+		e.stamp(m, &msg.System)
 		i, ok := m.state(msg.System.CurrentState)
 		if ok && m.states[i].transition(event) == nil {
 			return fmt.Errorf("send %q to %s: state %q: %w %q", event, correlationID, msg.System.CurrentState, ErrUnknownEvent, event)
 		}
-		msg.System.SpecHash = m.hash
 	}
 	msg.System.CurrentEvent = event
 	msg.System.Steps++
@@ -510,7 +524,7 @@ func (e *Engine) Resume(ctx context.Context, correlationID string) error {
 	msg.System.Retries = 0
 	msg.System.RestartedAt = UnixTime(restarted)
 	if m := e.machines[msg.System.MachineName]; m != nil {
-		msg.System.SpecHash = m.hash
+		e.stamp(m, &msg.System)
 	}
 	msg.System.FinishedAt = 0
 	payload, err := EncodeMessage(msg)

@@ -177,6 +177,15 @@ func (e *Engine) prepareStep(ctx context.Context, payload []byte, ack string, pr
 		return nil, res, err
 	}
 	sys := &msg.System
+	if e.renamer.translate(sys) {
+		// A message of an older version of the machine: from here on it is
+		// the renamed message (the retry, the failed checkpoint and the
+		// next message are written from it), so it is renamed only once.
+		if payload, err = appendMessage(make([]byte, 0, len(payload)+16), msg, userRaw); err != nil {
+			return nil, Result{CorrelationID: sys.CorrelationID, Machine: sys.MachineName, Step: sys.Steps, Retries: sys.Retries},
+				fmt.Errorf("handle %s step %d: rename: %w", sys.CorrelationID, sys.Steps, err)
+		}
+	}
 	res := Result{CorrelationID: sys.CorrelationID, Machine: sys.MachineName, Step: sys.Steps, Retries: sys.Retries}
 	key := MetricKey{Machine: sys.MachineName, State: sys.CurrentState, Event: sys.CurrentEvent}
 	var lease Lease
