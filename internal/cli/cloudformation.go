@@ -30,6 +30,9 @@ type deployFlags struct {
 	Timeout      time.Duration
 	LogRetention int
 	KinesisShard int
+	// Secondary adds the secondaries to the stack (--secondary,
+	// aws.secondary.deploy).
+	Secondary bool
 	// VPC is aws.vpc (lfsm.yaml only: it has no flags).
 	VPC config.VPC
 }
@@ -43,6 +46,7 @@ func (d *deployFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&d.Timeout, "timeout", deploy.DefaultTimeout, "the function's `TIMEOUT` (whole seconds, at most 15m)")
 	fl.IntVar(&d.LogRetention, "log-retention", deploy.DefaultLogRetentionDays, "`DAYS` the function's logs are kept")
 	fl.IntVar(&d.KinesisShard, "kinesis-shards", 0, "shards of the Kinesis dispatch stream (`N`; 0 = on-demand)")
+	fl.BoolVar(&d.Secondary, "secondary", false, "add a secondary of the dispatch (and of the retry table) that sends fail over to and the function consumes too (aws.secondary.deploy)")
 }
 
 // fromConfig fills what the command line left unset from lfsm.yaml's aws:
@@ -50,6 +54,9 @@ func (d *deployFlags) register(fl *pflag.FlagSet) {
 func (d *deployFlags) fromConfig(cmd *cobra.Command, f *Factory) {
 	if !cmd.Flags().Changed("dispatch") && f.Config.AWS.Dispatch != "" {
 		d.Dispatch = f.Config.AWS.Dispatch
+	}
+	if !cmd.Flags().Changed("secondary") && f.Config.AWS.Secondary.Deploy {
+		d.Secondary = true
 	}
 	d.VPC = f.Config.AWS.VPC
 }
@@ -95,6 +102,7 @@ func (d *deployFlags) settings(specFile, stack string) (deploy.Settings, error) 
 		Project: project, Stack: stack, Dispatch: dispatch, Mode: mode,
 		Architecture: arch, MemoryMB: d.MemoryMB, Timeout: d.Timeout,
 		LogRetentionDays: d.LogRetention, KinesisShards: d.KinesisShard,
+		Secondary: d.Secondary,
 	}
 	if !d.VPC.IsZero() {
 		st.VPC = &deploy.VPC{ID: d.VPC.ID, SubnetIDs: d.VPC.Subnets, SecurityGroupIDs: d.VPC.SecurityGroups,

@@ -385,6 +385,18 @@ func TestDeployEmulators(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || res.Changed {
 		t.Fatalf("second run (exit %d, %v): %s", code, err, out)
 	}
+	// With the secondaries (aws.secondary.deploy in lfsm.yaml): the
+	// secondary queue too, named in a nested section as lfsm.yaml has it.
+	cfgFile := filepath.Join(t.TempDir(), "lfsm.yaml")
+	if err := os.WriteFile(cfgFile, []byte("aws:\n  secondary:\n    deploy: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = e.run("deploy", "--emulators", "--config", cfgFile, "-f", e.spec, "--stack", e.stack)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	mustContain(t, "emulators with secondaries", out, "created    SecondaryDispatchQueue", e.stack+"-secondary",
+		"unchanged  DispatchQueue", "    secondary:\n      dispatch-arn: arn:aws:sqs:")
 	// Without the emulators' endpoints it refuses instead of reaching AWS.
 	t.Setenv("AWS_ENDPOINT_URL_SQS", "")
 	_, errOut, code = e.run("deploy", "--emulators", "-f", e.spec, "--stack", e.stack)

@@ -109,8 +109,21 @@ func runDeployEmulators(ctx context.Context, opts *DeployOptions, m *deploy.Mode
 	}
 	fmt.Fprintln(w, "\nThere is no stack on the emulators, so name the resources in lfsm.yaml:")
 	fmt.Fprintln(w, "  target: aws\n  aws:")
+	// Keys with a dot are a section's (secondary.dispatch-arn), written
+	// nested as lfsm.yaml has them.
+	sections := map[string][]string{}
 	for _, k := range slices.Sorted(maps.Keys(res.Settings)) {
+		if sec, key, ok := strings.Cut(k, "."); ok {
+			sections[sec] = append(sections[sec], key)
+			continue
+		}
 		fmt.Fprintf(w, "    %s: %s\n", k, res.Settings[k])
+	}
+	for _, sec := range slices.Sorted(maps.Keys(sections)) {
+		fmt.Fprintf(w, "    %s:\n", sec)
+		for _, key := range sections[sec] {
+			fmt.Fprintf(w, "      %s: %s\n", key, res.Settings[sec+"."+key])
+		}
 	}
 	if differs {
 		return fmt.Errorf("a table on the emulators differs from the model and was left as it is (its keys cannot change in place): lfsm deploy --emulators --force recreates it, deleting its items")

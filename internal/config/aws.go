@@ -32,6 +32,26 @@ type AWS struct {
 	// VPC, when its id is set, makes lfsm deploy run the function in that
 	// VPC (a lease cache on ElastiCache is reachable only there).
 	VPC VPC `mapstructure:"vpc" json:"vpc,omitzero"`
+	// Secondary is the failover pair of the dispatch and the retry table
+	// (REFERENCE.md §4: every source has a primary and an optional
+	// secondary): sends that fail on the primary go there, and the function
+	// consumes both.
+	Secondary Secondary `mapstructure:"secondary" json:"secondary,omitzero"`
+}
+
+// Secondary is aws.secondary. Deploy makes lfsm deploy add the secondaries
+// to the stack (whose outputs then name them); the ARNs name them
+// explicitly, in any region (each client takes its region from its ARN).
+type Secondary struct {
+	// Deploy: lfsm deploy creates a secondary of the dispatch (and of the
+	// retry table) in the stack, with its own event source mapping.
+	Deploy bool `mapstructure:"deploy" json:"deploy,omitempty"`
+	// DispatchARN is the secondary queue, stream, topic or table, of the
+	// same kind as aws.dispatch.
+	DispatchARN string `mapstructure:"dispatch-arn" json:"dispatch_arn,omitempty"`
+	// RetryTableARN is the secondary retry table (dispatches that cannot
+	// delay; with sqs the secondary queue delays its own retries).
+	RetryTableARN string `mapstructure:"retry-table-arn" json:"retry_table_arn,omitempty"`
 }
 
 // VPC is aws.vpc: the network lfsm deploy attaches the function to. The
@@ -65,7 +85,8 @@ func Dispatches() []string { return slices.Clone(dispatches) }
 // AWSKeys lists the keys of the aws: section, as lfsm.yaml spells them.
 func AWSKeys() []string {
 	return []string{"aws.dispatch", "aws.dispatch-arn", "aws.function-arn",
-		"aws.retry-table-arn", "aws.stack", "aws.store-table-arn",
+		"aws.retry-table-arn", "aws.secondary.deploy", "aws.secondary.dispatch-arn", "aws.secondary.retry-table-arn",
+		"aws.stack", "aws.store-table-arn",
 		"aws.vpc.egress", "aws.vpc.id", "aws.vpc.route-tables", "aws.vpc.security-groups", "aws.vpc.subnets"}
 }
 
@@ -77,6 +98,9 @@ var StackOutputs = map[string]string{
 	"retry-table-arn": "RetryTableArn",
 	"store-table-arn": "StoreTableArn",
 	"function-arn":    "FunctionArn",
+	// The secondaries: the key's path in CamelCase.
+	"secondary.dispatch-arn":    "SecondaryDispatchArn",
+	"secondary.retry-table-arn": "SecondaryRetryTableArn",
 }
 
 // ErrNoAWSStore is returned for --target aws when the settings name neither
@@ -105,6 +129,8 @@ func (a AWS) WithOutputs(outputs map[string]string) AWS {
 	fill(&a.RetryTableARN, "retry-table-arn")
 	fill(&a.StoreTableARN, "store-table-arn")
 	fill(&a.FunctionARN, "function-arn")
+	fill(&a.Secondary.DispatchARN, "secondary.dispatch-arn")
+	fill(&a.Secondary.RetryTableARN, "secondary.retry-table-arn")
 	return a
 }
 
@@ -115,7 +141,11 @@ type Resources struct {
 	RetryTable    *ARN
 	StoreTable    ARN
 	Function      *LambdaARN
-	dispatchGiven bool
+	// SecondaryDispatch and SecondaryRetryTable are the failover pairs of
+	// the dispatch and the retry table (nil: none).
+	SecondaryDispatch   *ARN
+	SecondaryRetryTable *ARN
+	dispatchGiven       bool
 }
 
 // Resolve checks a (after WithOutputs, when there is a stack) and parses its
@@ -160,6 +190,20 @@ func (a AWS) Resolve() (Resources, error) {
 	service := map[string]string{"sqs": "sqs", "sns-sqs": "sqs", "kinesis": "kinesis", "sns": "sns", "dynamodb": "dynamodb"}[r.Dispatch]
 	if d := parse("dispatch-arn", a.DispatchARN, service, ""); d != nil {
 		r.DispatchARN, r.dispatchGiven = *d, true
+	}
+	r.SecondaryDispatch = parse("secondary.dispatch-arn", a.Secondary.DispatchARN, service, "")
+	r.SecondaryRetryTable = parse("secondary.retry-table-arn", a.Secondary.RetryTableARN, "dynamodb", "table/")
+	switch {
+	case a.Secondary.DispatchARN != "" && a.DispatchARN == "":
+		errs = append(errs, errors.New("aws.secondary.dispatch-arn is set but aws.dispatch-arn is not: a secondary pairs with a primary"))
+	case a.Secondary.DispatchARN != "" && a.Secondary.DispatchARN == a.DispatchARN:
+		errs = append(errs, errors.New("aws.secondary.dispatch-arn is aws.dispatch-arn: the secondary must be another resource"))
+	}
+	switch {
+	case a.Secondary.RetryTableARN != "" && a.RetryTableARN == "":
+		errs = append(errs, errors.New("aws.secondary.retry-table-arn is set but aws.retry-table-arn is not: a secondary pairs with a primary"))
+	case a.Secondary.RetryTableARN != "" && a.Secondary.RetryTableARN == a.RetryTableARN:
+		errs = append(errs, errors.New("aws.secondary.retry-table-arn is aws.retry-table-arn: the secondary must be another table"))
 	}
 	if a.FunctionARN != "" {
 		f, err := ParseLambdaARN(a.FunctionARN)

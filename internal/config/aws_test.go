@@ -72,3 +72,49 @@ func TestAWSBadSettings(t *testing.T) {
 		t.Errorf("an SNS topic as the sqs dispatch = %v", err)
 	}
 }
+
+func TestAWSSecondary(t *testing.T) {
+	const (
+		streamARN   = "arn:aws:kinesis:us-east-1:123456789012:stream/orders-dispatch"
+		secondARN   = "arn:aws:kinesis:us-west-2:123456789012:stream/orders-secondary"
+		retryARN    = "arn:aws:dynamodb:us-east-1:123456789012:table/orders-retries"
+		retry2ARN   = "arn:aws:dynamodb:us-west-2:123456789012:table/orders-retries-secondary"
+		badQueueARN = "arn:aws:sqs:us-west-2:123456789012:orders-secondary"
+	)
+	// From the stack's outputs, as lfsm deploy names them.
+	r, err := AWS{Stack: "orders"}.WithOutputs(map[string]string{
+		"Dispatch": "kinesis", "DispatchArn": streamARN, "StoreTableArn": tableARN, "RetryTableArn": retryARN,
+		"SecondaryDispatchArn": secondARN, "SecondaryRetryTableArn": retry2ARN,
+	}).Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.SecondaryDispatch == nil || r.SecondaryDispatch.String() != secondARN || r.SecondaryDispatch.Region != "us-west-2" ||
+		r.SecondaryRetryTable == nil || r.SecondaryRetryTable.Name() != "orders-retries-secondary" {
+		t.Errorf("secondaries from the stack = %+v, %+v", r.SecondaryDispatch, r.SecondaryRetryTable)
+	}
+	// None: nil.
+	r, err = AWS{StoreTableARN: tableARN, DispatchARN: queueARN}.Resolve()
+	if err != nil || r.SecondaryDispatch != nil || r.SecondaryRetryTable != nil {
+		t.Errorf("no secondaries: %+v, %v", r, err)
+	}
+	for _, tc := range []struct {
+		a    AWS
+		want string
+	}{
+		{AWS{StoreTableARN: tableARN, Dispatch: "kinesis", DispatchARN: streamARN, Secondary: Secondary{DispatchARN: badQueueARN}},
+			`invalid aws.secondary.dispatch-arn: service is "sqs", not kinesis`},
+		{AWS{StoreTableARN: tableARN, Dispatch: "kinesis", Secondary: Secondary{DispatchARN: secondARN}},
+			"aws.secondary.dispatch-arn is set but aws.dispatch-arn is not"},
+		{AWS{StoreTableARN: tableARN, Dispatch: "kinesis", DispatchARN: streamARN, Secondary: Secondary{DispatchARN: streamARN}},
+			"the secondary must be another resource"},
+		{AWS{StoreTableARN: tableARN, Dispatch: "kinesis", DispatchARN: streamARN, Secondary: Secondary{RetryTableARN: retry2ARN}},
+			"aws.secondary.retry-table-arn is set but aws.retry-table-arn is not"},
+		{AWS{StoreTableARN: tableARN, Dispatch: "kinesis", DispatchARN: streamARN, RetryTableARN: retryARN, Secondary: Secondary{RetryTableARN: "x"}},
+			"invalid aws.secondary.retry-table-arn"},
+	} {
+		if _, err := tc.a.Resolve(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Resolve(%+v) = %v, want %q", tc.a, err, tc.want)
+		}
+	}
+}

@@ -16,6 +16,10 @@ const (
 	// EnvRenames is the deploy's rename map (engine.EncodeRenames), set only
 	// by a deploy given one (lfsm deploy --rename).
 	EnvRenames = "LFSM_RENAMES"
+	// The secondaries (aws.secondary.dispatch-arn and retry-table-arn), set
+	// only when the stack has them.
+	EnvSecondaryDispatchARN   = "LFSM_AWS_SECONDARY_DISPATCH_ARN"
+	EnvSecondaryRetryTableARN = "LFSM_AWS_SECONDARY_RETRY_TABLE_ARN"
 )
 
 // Stack outputs. Every resource of the stack is named by one; `aws: {stack:
@@ -41,4 +45,13 @@ const (
 	OutStateMachineRole  = "StateMachineRoleArn"
 	OutMappingID         = "DispatchMappingId"
 	OutStateMachinePrefx = "StateMachineArn"
+
+	// The secondaries' outputs: the primary's name with Secondary in front
+	// (aws.secondary.dispatch-arn is SecondaryDispatchArn).
+	OutSecondaryDispatchARN      = "SecondaryDispatchArn"
+	OutSecondaryDispatchURL      = "SecondaryDispatchUrl"
+	OutSecondaryDispatchTopicARN = "SecondaryDispatchTopicArn"
+	OutSecondaryRetryTableARN    = "SecondaryRetryTableArn"
+	OutSecondaryDispatchTableARN = "SecondaryDispatchTableArn"
+	OutSecondaryMappingID        = "SecondaryDispatchMappingId"
 )

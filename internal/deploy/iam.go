@@ -79,9 +79,22 @@ func (m *Model) FunctionPolicy() []Statement {
 		{Sid: "Store", Action: storeActions, Resource: withIndexes(IDExecutionsTable)},
 	}
 	if m.Table(IDRetriesTable) != nil {
-		sts = append(sts, Statement{Sid: "Retries", Action: retryActions, Resource: withIndexes(IDRetriesTable)})
+		res := withIndexes(IDRetriesTable)
+		if m.Table(IDSecondaryRetriesTable) != nil {
+			res = append(res, withIndexes(IDSecondaryRetriesTable)...)
+		}
+		sts = append(sts, Statement{Sid: "Retries", Action: retryActions, Resource: res})
 	}
-	queueArn := GetAtt(IDDispatchQueue, "Arn")
+	// both is the primary's resource and, with a secondary, the
+	// secondary's: the function sends to and consumes both.
+	both := func(primary, secondary string, attr string) []any {
+		res := []any{GetAtt(primary, attr)}
+		if m.Secondary {
+			res = append(res, GetAtt(secondary, attr))
+		}
+		return res
+	}
+	queues := both(IDDispatchQueue, IDSecondaryDispatchQueue, "Arn")
 	failure := Statement{
 		Sid:      "FailureDestination",
 		Action:   []string{"sqs:SendMessage"},
@@ -90,34 +103,38 @@ func (m *Model) FunctionPolicy() []Statement {
 	switch m.Settings.Dispatch {
 	case DispatchSQS:
 		sts = append(sts,
-			Statement{Sid: "DispatchSend", Action: []string{"sqs:GetQueueUrl", "sqs:SendMessage"}, Resource: []any{queueArn}},
-			Statement{Sid: "DispatchPoll", Action: sqsPollerActions, Resource: []any{queueArn}},
+			Statement{Sid: "DispatchSend", Action: []string{"sqs:GetQueueUrl", "sqs:SendMessage"}, Resource: queues},
+			Statement{Sid: "DispatchPoll", Action: sqsPollerActions, Resource: slices.Clone(queues)},
 		)
 	case DispatchSNSSQS:
 		// lfsm sends to the subscribed queue itself (config: the dispatch
 		// ARN of sns-sqs is the queue); the topic is for other publishers.
 		sts = append(sts,
-			Statement{Sid: "DispatchSend", Action: []string{"sqs:GetQueueUrl", "sqs:SendMessage"}, Resource: []any{queueArn}},
-			Statement{Sid: "DispatchPoll", Action: sqsPollerActions, Resource: []any{queueArn}},
+			Statement{Sid: "DispatchSend", Action: []string{"sqs:GetQueueUrl", "sqs:SendMessage"}, Resource: queues},
+			Statement{Sid: "DispatchPoll", Action: sqsPollerActions, Resource: slices.Clone(queues)},
 		)
 	case DispatchSNS:
 		// The SNS backend reads the topic's attributes once (FIFO or not);
 		// sns:Publish also allows PublishBatch.
+		topics := []any{Ref(IDDispatchTopic)}
+		if m.Secondary {
+			topics = append(topics, Ref(IDSecondaryDispatchTopic))
+		}
 		sts = append(sts,
-			Statement{Sid: "DispatchSend", Action: []string{"sns:GetTopicAttributes", "sns:Publish"}, Resource: []any{Ref(IDDispatchTopic)}},
+			Statement{Sid: "DispatchSend", Action: []string{"sns:GetTopicAttributes", "sns:Publish"}, Resource: topics},
 			failure,
 		)
 	case DispatchKinesis:
-		stream := GetAtt(IDDispatchStream, "Arn")
+		streams := both(IDDispatchStream, IDSecondaryDispatchStream, "Arn")
 		sts = append(sts,
-			Statement{Sid: "DispatchSend", Action: []string{"kinesis:PutRecord", "kinesis:PutRecords"}, Resource: []any{stream}},
-			Statement{Sid: "DispatchPoll", Action: kinesisPollerActions, Resource: []any{stream}},
+			Statement{Sid: "DispatchSend", Action: []string{"kinesis:PutRecord", "kinesis:PutRecords"}, Resource: streams},
+			Statement{Sid: "DispatchPoll", Action: kinesisPollerActions, Resource: slices.Clone(streams)},
 			failure,
 		)
 	case DispatchDynamoDB:
 		sts = append(sts,
-			Statement{Sid: "DispatchSend", Action: []string{"dynamodb:PutItem"}, Resource: []any{GetAtt(IDDispatchTable, "Arn")}},
-			Statement{Sid: "DispatchPoll", Action: ddbStreamActions, Resource: []any{GetAtt(IDDispatchTable, "StreamArn")}},
+			Statement{Sid: "DispatchSend", Action: []string{"dynamodb:PutItem"}, Resource: both(IDDispatchTable, IDSecondaryDispatchTable, "Arn")},
+			Statement{Sid: "DispatchPoll", Action: ddbStreamActions, Resource: both(IDDispatchTable, IDSecondaryDispatchTable, "StreamArn")},
 			Statement{
 				Sid:       "DispatchListStreams",
 				Action:    []string{"dynamodb:ListStreams"},

@@ -127,21 +127,33 @@ func (m *Model) ApplyLocal(ctx context.Context, c LocalClients) (*LocalResult, e
 		res.Actions, done[q.ID], arns[q.ID] = append(res.Actions, a), true, arn
 	}
 	if m.Stream {
-		a, arn, err := m.applyStream(ctx, c)
-		if err != nil {
-			return res, err
+		streams := [][2]string{{IDDispatchStream, "dispatch"}}
+		if m.Secondary {
+			streams = append(streams, [2]string{IDSecondaryDispatchStream, suffixSecondary})
 		}
-		res.Actions, done[IDDispatchStream], arns[IDDispatchStream] = append(res.Actions, a), true, arn
+		for _, st := range streams {
+			a, arn, err := m.applyStream(ctx, c, st[0], st[1])
+			if err != nil {
+				return res, err
+			}
+			res.Actions, done[st[0]], arns[st[0]] = append(res.Actions, a), true, arn
+		}
 	}
 	if m.Topic {
-		as, arn, err := m.applyTopic(ctx, c, arns)
-		if err != nil {
-			return res, err
+		topics := []topicIDs{primaryTopic}
+		if m.Secondary {
+			topics = append(topics, secondaryTopic)
 		}
-		res.Actions = append(res.Actions, as...)
-		done[IDDispatchTopic], arns[IDDispatchTopic] = true, arn
-		if m.Settings.Dispatch == DispatchSNSSQS {
-			done[IDSubscription], done[IDQueuePolicy] = true, true
+		for _, ids := range topics {
+			as, arn, err := m.applyTopic(ctx, c, ids, arns)
+			if err != nil {
+				return res, err
+			}
+			res.Actions = append(res.Actions, as...)
+			done[ids.topic], arns[ids.topic] = true, arn
+			if m.Settings.Dispatch == DispatchSNSSQS {
+				done[ids.subscription], done[ids.policy] = true, true
+			}
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(tmpl.Resources)) {
@@ -163,6 +175,19 @@ func (m *Model) ApplyLocal(ctx context.Context, c LocalClients) (*LocalResult, e
 		res.Settings["dispatch-arn"] = arns[IDDispatchStream]
 	case DispatchDynamoDB:
 		res.Settings["dispatch-arn"] = arns[IDDispatchTable]
+	}
+	if m.Secondary {
+		for _, id := range []string{IDSecondaryDispatchQueue, IDSecondaryDispatchStream, IDSecondaryDispatchTable} {
+			if arns[id] != "" {
+				res.Settings["secondary.dispatch-arn"] = arns[id]
+			}
+		}
+		if m.Settings.Dispatch == DispatchSNS {
+			res.Settings["secondary.dispatch-arn"] = arns[IDSecondaryDispatchTopic]
+		}
+		if arn := arns[IDSecondaryRetriesTable]; arn != "" {
+			res.Settings["secondary.retry-table-arn"] = arn
+		}
 	}
 	return res, nil
 }
@@ -391,9 +416,9 @@ func sameAttr(k, have, want string) bool {
 	return norm(have) == norm(want)
 }
 
-func (m *Model) applyStream(ctx context.Context, c LocalClients) (LocalAction, string, error) {
-	name := m.localName("dispatch")
-	a := LocalAction{LogicalID: IDDispatchStream, Type: "AWS::Kinesis::Stream", Name: name}
+func (m *Model) applyStream(ctx context.Context, c LocalClients, id, suffix string) (LocalAction, string, error) {
+	name := m.localName(suffix)
+	a := LocalAction{LogicalID: id, Type: "AWS::Kinesis::Stream", Name: name}
 	if c.Kinesis == nil {
 		return a, "", fmt.Errorf("stream %s: no Kinesis emulator (set AWS_ENDPOINT_URL_KINESIS)", name)
 	}
@@ -419,9 +444,9 @@ func (m *Model) applyStream(ctx context.Context, c LocalClients) (LocalAction, s
 	return a, aws.ToString(out.StreamDescriptionSummary.StreamARN), nil
 }
 
-func (m *Model) applyTopic(ctx context.Context, c LocalClients, arns map[string]string) ([]LocalAction, string, error) {
-	name := m.localName("dispatch")
-	a := LocalAction{LogicalID: IDDispatchTopic, Type: "AWS::SNS::Topic", Name: name, Action: "unchanged"}
+func (m *Model) applyTopic(ctx context.Context, c LocalClients, ids topicIDs, arns map[string]string) ([]LocalAction, string, error) {
+	name := m.localName(ids.suffix)
+	a := LocalAction{LogicalID: ids.topic, Type: "AWS::SNS::Topic", Name: name, Action: "unchanged"}
 	if c.SNS == nil {
 		return nil, "", fmt.Errorf("topic %s: no SNS emulator (set AWS_ENDPOINT_URL_SNS)", name)
 	}
@@ -458,17 +483,18 @@ func (m *Model) applyTopic(ctx context.Context, c LocalClients, arns map[string]
 	if m.Settings.Dispatch != DispatchSNSSQS {
 		return actions, arn, nil
 	}
-	sub := LocalAction{LogicalID: IDSubscription, Type: "AWS::SNS::Subscription", Name: name + " -> " + m.localName("dispatch"), Action: "unchanged"}
+	queue := m.localName(m.Queue(ids.queue).Suffix)
+	sub := LocalAction{LogicalID: ids.subscription, Type: "AWS::SNS::Subscription", Name: name + " -> " + queue, Action: "unchanged"}
 	found := slices.ContainsFunc(subs.Subscriptions, func(s snstypes.Subscription) bool {
-		return aws.ToString(s.Protocol) == "sqs" && aws.ToString(s.Endpoint) == arns[IDDispatchQueue]
+		return aws.ToString(s.Protocol) == "sqs" && aws.ToString(s.Endpoint) == arns[ids.queue]
 	})
 	if !found {
 		_, err := c.SNS.Subscribe(ctx, &sns.SubscribeInput{TopicArn: aws.String(arn), Protocol: aws.String("sqs"),
-			Endpoint: aws.String(arns[IDDispatchQueue]), Attributes: map[string]string{"RawMessageDelivery": "true"}})
+			Endpoint: aws.String(arns[ids.queue]), Attributes: map[string]string{"RawMessageDelivery": "true"}})
 		if err != nil {
-			return nil, "", fmt.Errorf("subscribe queue %s to topic %s: %w", m.localName("dispatch"), name, err)
+			return nil, "", fmt.Errorf("subscribe queue %s to topic %s: %w", queue, name, err)
 		}
 		sub.Action = "created"
 	}
-	return append(actions, sub, LocalAction{LogicalID: IDQueuePolicy, Type: "AWS::SQS::QueuePolicy", Action: "skipped", Detail: "the emulator delivers without a queue policy"}), arn, nil
+	return append(actions, sub, LocalAction{LogicalID: ids.policy, Type: "AWS::SQS::QueuePolicy", Action: "skipped", Detail: "the emulator delivers without a queue policy"}), arn, nil
 }

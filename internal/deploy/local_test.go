@@ -36,15 +36,26 @@ func actionsByID(r *LocalResult) map[string]string {
 	return out
 }
 
-// TestApplyLocal: on every dispatch, the model applied to the emulators
-// creates what is missing, a second apply changes nothing, and what has no
-// emulator is listed as skipped.
+// TestApplyLocal: on every dispatch, with and without secondaries, the
+// model applied to the emulators creates what is missing, a second apply
+// changes nothing, and what has no emulator is listed as skipped.
 func TestApplyLocal(t *testing.T) {
 	c := localClients(t)
-	for _, d := range Dispatches() {
-		t.Run(string(d), func(t *testing.T) {
+	for _, v := range []struct {
+		d         Dispatch
+		secondary bool
+	}{
+		{DispatchSQS, false}, {DispatchKinesis, false}, {DispatchSNS, false}, {DispatchSNSSQS, false}, {DispatchDynamoDB, false},
+		{DispatchSQS, true}, {DispatchKinesis, true}, {DispatchSNS, true}, {DispatchSNSSQS, true}, {DispatchDynamoDB, true},
+	} {
+		d := v.d
+		name := string(d)
+		if v.secondary {
+			name += "-secondary"
+		}
+		t.Run(name, func(t *testing.T) {
 			stack := awstest.Name("lfsm-local")
-			m := build(t, Settings{Project: "seed", Stack: stack, Dispatch: d})
+			m := build(t, Settings{Project: "seed", Stack: stack, Dispatch: d, Secondary: v.secondary})
 			t.Cleanup(func() {
 				for i := range m.Tables {
 					_, _ = c.DynamoDB.DeleteTable(t.Context(), &dynamodb.DeleteTableInput{TableName: aws.String(m.TableName(&m.Tables[i]))})
@@ -72,6 +83,23 @@ func TestApplyLocal(t *testing.T) {
 			}
 			if first.Settings["store-table-arn"] != "arn:aws:dynamodb:us-east-1:000000000000:table/"+stack+"-executions" || first.Settings["dispatch-arn"] == "" {
 				t.Errorf("settings %v", first.Settings)
+			}
+			if v.secondary {
+				want := "created"
+				for _, id := range []string{IDSecondaryDispatchQueue, IDSecondaryDispatchStream, IDSecondaryDispatchTopic, IDSecondaryDispatchTable, IDSecondaryRetriesTable} {
+					if m.Template().Resources[id] != nil && got[id] != want {
+						t.Errorf("%s: %s, want %s", id, got[id], want)
+					}
+				}
+				sd := first.Settings["secondary.dispatch-arn"]
+				if sd == "" || sd == first.Settings["dispatch-arn"] {
+					t.Errorf("secondary.dispatch-arn %q (dispatch-arn %q)", sd, first.Settings["dispatch-arn"])
+				}
+				if (first.Settings["retry-table-arn"] != "") != (first.Settings["secondary.retry-table-arn"] != "") {
+					t.Errorf("retry-table-arn %q but secondary.retry-table-arn %q", first.Settings["retry-table-arn"], first.Settings["secondary.retry-table-arn"])
+				}
+			} else if _, ok := first.Settings["secondary.dispatch-arn"]; ok {
+				t.Errorf("no secondary asked for, got %v", first.Settings)
 			}
 			if len(first.Actions) != len(m.Template().Resources) {
 				t.Errorf("%d actions for %d resources", len(first.Actions), len(m.Template().Resources))

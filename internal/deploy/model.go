@@ -31,6 +31,27 @@ const (
 	IDTickPermission    = "TickPermission"
 	IDStateMachineRole  = "StateMachineRole"
 	idStateMachinePrefx = "StateMachine"
+
+	// The secondaries (Settings.Secondary): a second dispatch resource of
+	// the same kind, consumed by the function through a mapping of its own,
+	// and a second retry table for the dispatches that need one.
+	IDSecondaryDispatchQueue   = "SecondaryDispatchQueue"
+	IDSecondaryDispatchStream  = "SecondaryDispatchStream"
+	IDSecondaryDispatchTopic   = "SecondaryDispatchTopic"
+	IDSecondaryDispatchTable   = "SecondaryDispatchTable"
+	IDSecondaryRetriesTable    = "SecondaryRetriesTable"
+	IDSecondarySubscription    = "SecondaryDispatchSubscription"
+	IDSecondaryQueuePolicy     = "SecondaryDispatchQueuePolicy"
+	IDSecondaryTopicPermission = "SecondaryDispatchTopicPermission"
+	IDSecondaryDispatchMapping = "SecondaryDispatchMapping"
+)
+
+// Physical name suffixes of the secondaries: <stack>-secondary is the
+// secondary queue, stream, topic or dispatch table (short, since an SQS
+// queue's name has at most 80 characters and a stack's 64).
+const (
+	suffixSecondary        = "secondary"
+	suffixSecondaryRetries = "retries-secondary"
 )
 
 // Template parameters: where the function's code is. lfsm deploy fills them;
@@ -102,6 +123,9 @@ type Queue struct {
 
 // Mapping is an event source mapping from the dispatch to the function.
 type Mapping struct {
+	// ID is the mapping's logical id (IDDispatchMapping, or
+	// IDSecondaryDispatchMapping for the secondary's).
+	ID string
 	// Source is the logical id of the queue, stream or table.
 	Source string
 	// Stream mappings (Kinesis, DynamoDB) read shards in order.
@@ -138,6 +162,9 @@ type Model struct {
 	Topic bool
 	// Mappings are the event source mappings (ModeEvents, except SNS).
 	Mappings []Mapping
+	// Secondary: every dispatch resource (and the retry table) has a
+	// secondary of the same kind in the stack, with its own mapping.
+	Secondary bool
 	// Tick is the every-minute schedule of the retry poller and the repair.
 	Tick          bool
 	StateMachines []StateMachine
@@ -177,7 +204,7 @@ func Build(s *spec.Spec, settings Settings) (*Model, error) {
 	if err := st.Validate(); err != nil {
 		return nil, fmt.Errorf("deploy settings: %w", err)
 	}
-	m := &Model{Settings: st}
+	m := &Model{Settings: st, Secondary: st.Secondary}
 	for _, mc := range s.Machines {
 		m.Machines = append(m.Machines, mc.Name)
 	}
@@ -190,6 +217,11 @@ func Build(s *spec.Spec, settings Settings) (*Model, error) {
 	m.Tables = []Table{storeTable()}
 	if st.Dispatch != DispatchSQS && st.Dispatch != DispatchSNSSQS {
 		m.Tables = append(m.Tables, retryTable())
+		if st.Secondary {
+			r := retryTable()
+			r.ID, r.Suffix = IDSecondaryRetriesTable, suffixSecondaryRetries
+			m.Tables = append(m.Tables, r)
+		}
 	}
 	m.Tick = true
 	visibility := visibilityFactor * st.Timeout
@@ -198,36 +230,57 @@ func Build(s *spec.Spec, settings Settings) (*Model, error) {
 		Visibility: visibility, Retention: sqsMaxRetention,
 		DeadLetter: IDDeadLetterQueue, MaxReceiveCount: MaxReceiveCount(st.LeaseTimeout, visibility),
 	}
+	// The secondary queue is the primary's twin, dead-lettering into the
+	// same queue.
+	second := queue
+	second.ID, second.Suffix = IDSecondaryDispatchQueue, suffixSecondary
 	dlq := Queue{ID: IDDeadLetterQueue, Suffix: "dead-letter", Retention: sqsMaxRetention}
 	failure := Queue{ID: IDFailureQueue, Suffix: "failed", Retention: sqsMaxRetention}
-	stream := func(source string) Mapping {
+	stream := func(id, source string) Mapping {
 		return Mapping{
-			Source: source, Stream: true, BatchSize: st.BatchSize,
+			ID: id, Source: source, Stream: true, BatchSize: st.BatchSize,
 			MaxRetries: streamMaxRetries, MaxRecordAge: streamMaxAge,
 			OnFailure: IDFailureQueue, StartPosition: "TRIM_HORIZON",
 		}
 	}
+	sqsMappings := func() {
+		m.Queues = []Queue{queue, dlq}
+		m.Mappings = []Mapping{{ID: IDDispatchMapping, Source: IDDispatchQueue, BatchSize: st.BatchSize}}
+		if st.Secondary {
+			m.Queues = append(m.Queues, second)
+			m.Mappings = append(m.Mappings, Mapping{ID: IDSecondaryDispatchMapping, Source: IDSecondaryDispatchQueue, BatchSize: st.BatchSize})
+		}
+	}
 	switch st.Dispatch {
 	case DispatchSQS:
-		m.Queues = []Queue{queue, dlq}
-		m.Mappings = []Mapping{{Source: IDDispatchQueue, BatchSize: st.BatchSize}}
+		sqsMappings()
 	case DispatchSNSSQS:
 		m.Topic = true
-		m.Queues = []Queue{queue, dlq}
-		m.Mappings = []Mapping{{Source: IDDispatchQueue, BatchSize: st.BatchSize}}
+		sqsMappings()
 	case DispatchSNS:
 		m.Topic = true
 		m.Queues = []Queue{failure}
 	case DispatchKinesis:
 		m.Stream = true
 		m.Queues = []Queue{failure}
-		m.Mappings = []Mapping{stream(IDDispatchStream)}
+		m.Mappings = []Mapping{stream(IDDispatchMapping, IDDispatchStream)}
+		if st.Secondary {
+			m.Mappings = append(m.Mappings, stream(IDSecondaryDispatchMapping, IDSecondaryDispatchStream))
+		}
 	case DispatchDynamoDB:
 		m.Tables = append(m.Tables, dispatchTable())
 		m.Queues = []Queue{failure}
-		mp := stream(IDDispatchTable)
+		mp := stream(IDDispatchMapping, IDDispatchTable)
 		mp.InsertsOnly = true
 		m.Mappings = []Mapping{mp}
+		if st.Secondary {
+			t := dispatchTable()
+			t.ID, t.Suffix = IDSecondaryDispatchTable, suffixSecondary
+			m.Tables = append(m.Tables, t)
+			mp := stream(IDSecondaryDispatchMapping, IDSecondaryDispatchTable)
+			mp.InsertsOnly = true
+			m.Mappings = append(m.Mappings, mp)
+		}
 	}
 	return m, nil
 }

@@ -86,6 +86,11 @@ type Settings struct {
 	Tags map[string]string
 	// VPC, if not nil, runs the function in a VPC (aws.vpc in lfsm.yaml).
 	VPC *VPC
+	// Secondary adds a secondary of the dispatch (and of the retry table,
+	// for the dispatches that need one) to the stack, consumed by the
+	// function like the primary (aws.secondary.deploy in lfsm.yaml; see
+	// docs/design.md, "Failover").
+	Secondary bool
 }
 
 // Defaults used when a Settings field is zero.
@@ -207,6 +212,9 @@ func (s Settings) Validate() error {
 		if s.Mode == ModeStepFunctions {
 			bad("aws.vpc: only with mode %s (in %s mode lfsm's store and dispatch are not used)", ModeEvents, ModeStepFunctions)
 		}
+	}
+	if s.Secondary && s.Mode == ModeStepFunctions {
+		bad("aws.secondary.deploy: only with mode %s (in %s mode there is no dispatch to fail over)", ModeEvents, ModeStepFunctions)
 	}
 	return errors.Join(errs...)
 }

@@ -171,10 +171,16 @@ func (r *renderer) render() {
 		r.queue(q)
 	}
 	if r.m.Stream {
-		r.stream()
+		r.stream(IDDispatchStream, "dispatch", OutDispatchARN, "The dispatch stream")
+		if r.m.Secondary {
+			r.stream(IDSecondaryDispatchStream, suffixSecondary, OutSecondaryDispatchARN, "The secondary dispatch stream (sends fail over to it; the function consumes it too)")
+		}
 	}
 	if r.m.Topic {
-		r.topic()
+		r.topic(primaryTopic)
+		if r.m.Secondary {
+			r.topic(secondaryTopic)
+		}
 	}
 	r.logGroup()
 	r.role()
@@ -186,7 +192,11 @@ func (r *renderer) render() {
 		r.mapping(mp)
 	}
 	if r.st.Dispatch == DispatchSNS && r.st.Mode == ModeEvents {
-		r.lambdaSubscription()
+		r.lambdaSubscription(primaryTopic)
+		if r.m.Secondary {
+			r.lambdaSubscription(secondaryTopic)
+		}
+		r.invokeConfig()
 	}
 	if r.m.Tick {
 		r.tick()
@@ -269,6 +279,11 @@ func (r *renderer) table(tb Table) {
 	case IDDispatchTable:
 		r.output(OutDispatchTableARN, "The dispatch table (its stream drives the function)", GetAtt(tb.ID, "Arn"))
 		r.output(OutDispatchARN, "The dispatch: the table whose stream drives the function", GetAtt(tb.ID, "Arn"))
+	case IDSecondaryRetriesTable:
+		r.output(OutSecondaryRetryTableARN, "The secondary retry table (retries fail over to it; the scheduled poller reads it too)", GetAtt(tb.ID, "Arn"))
+	case IDSecondaryDispatchTable:
+		r.output(OutSecondaryDispatchTableARN, "The secondary dispatch table (its stream drives the function too)", GetAtt(tb.ID, "Arn"))
+		r.output(OutSecondaryDispatchARN, "The secondary dispatch: sends fail over to this table, whose stream drives the function too", GetAtt(tb.ID, "Arn"))
 	}
 }
 
@@ -295,6 +310,9 @@ func (r *renderer) queue(q Queue) {
 	case IDDispatchQueue:
 		r.output(OutDispatchARN, "The dispatch queue", GetAtt(q.ID, "Arn"))
 		r.output(OutDispatchURL, "The dispatch queue's URL", GetAtt(q.ID, "QueueUrl"))
+	case IDSecondaryDispatchQueue:
+		r.output(OutSecondaryDispatchARN, "The secondary dispatch queue (sends fail over to it; the function consumes it too)", GetAtt(q.ID, "Arn"))
+		r.output(OutSecondaryDispatchURL, "The secondary dispatch queue's URL", GetAtt(q.ID, "QueueUrl"))
 	case IDDeadLetterQueue:
 		r.output(OutDeadLetterARN, "Messages the dispatch queue gave up on", GetAtt(q.ID, "Arn"))
 		r.output(OutDeadLetterURL, "The dead-letter queue's URL", GetAtt(q.ID, "QueueUrl"))
@@ -304,9 +322,9 @@ func (r *renderer) queue(q Queue) {
 	}
 }
 
-func (r *renderer) stream() {
+func (r *renderer) stream(id, suffix, out, desc string) {
 	props := map[string]any{
-		"Name":                 name("dispatch"),
+		"Name":                 name(suffix),
 		"RetentionPeriodHours": 24,
 		"StreamEncryption":     map[string]any{"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"},
 		"Tags":                 r.tags(),
@@ -317,31 +335,49 @@ func (r *renderer) stream() {
 	} else {
 		props["StreamModeDetails"] = map[string]any{"StreamMode": "ON_DEMAND"}
 	}
-	r.add(IDDispatchStream, &Resource{Type: "AWS::Kinesis::Stream", Properties: props})
-	r.output(OutDispatchARN, "The dispatch stream", GetAtt(IDDispatchStream, "Arn"))
+	r.add(id, &Resource{Type: "AWS::Kinesis::Stream", Properties: props})
+	r.output(out, desc, GetAtt(id, "Arn"))
 }
 
-func (r *renderer) topic() {
-	r.add(IDDispatchTopic, &Resource{Type: "AWS::SNS::Topic", Properties: map[string]any{
-		"TopicName":      name("dispatch"),
+// topicIDs name one topic's resources: the primary's or the secondary's.
+type topicIDs struct {
+	topic, queue, subscription, policy, permission string
+	suffix                                         string
+	// dispatchOut outputs the topic of the sns dispatch, topicOut the one
+	// of sns-sqs (whose dispatch ARN is the queue).
+	dispatchOut, topicOut string
+	what                  string
+}
+
+var (
+	primaryTopic = topicIDs{topic: IDDispatchTopic, queue: IDDispatchQueue, subscription: IDSubscription, policy: IDQueuePolicy,
+		permission: IDTopicPermission, suffix: "dispatch", dispatchOut: OutDispatchARN, topicOut: OutDispatchTopicARN, what: "dispatch"}
+	secondaryTopic = topicIDs{topic: IDSecondaryDispatchTopic, queue: IDSecondaryDispatchQueue, subscription: IDSecondarySubscription,
+		policy: IDSecondaryQueuePolicy, permission: IDSecondaryTopicPermission, suffix: suffixSecondary,
+		dispatchOut: OutSecondaryDispatchARN, topicOut: OutSecondaryDispatchTopicARN, what: "secondary dispatch"}
+)
+
+func (r *renderer) topic(ids topicIDs) {
+	r.add(ids.topic, &Resource{Type: "AWS::SNS::Topic", Properties: map[string]any{
+		"TopicName":      name(ids.suffix),
 		"KmsMasterKeyId": "alias/aws/sns",
 		"Tags":           r.tags(),
 	}})
 	if r.st.Dispatch == DispatchSNS {
-		r.output(OutDispatchARN, "The dispatch topic", Ref(IDDispatchTopic))
+		r.output(ids.dispatchOut, "The "+ids.what+" topic", Ref(ids.topic))
 		return
 	}
 	// SNS to SQS: lfsm sends to the subscribed queue (the dispatch ARN,
 	// output by the queue); other publishers may use the topic.
-	r.output(OutDispatchTopicARN, "The topic the dispatch queue is subscribed to (raw delivery)", Ref(IDDispatchTopic))
-	r.add(IDSubscription, &Resource{Type: "AWS::SNS::Subscription", Properties: map[string]any{
-		"TopicArn":           Ref(IDDispatchTopic),
+	r.output(ids.topicOut, "The topic the "+ids.what+" queue is subscribed to (raw delivery)", Ref(ids.topic))
+	r.add(ids.subscription, &Resource{Type: "AWS::SNS::Subscription", Properties: map[string]any{
+		"TopicArn":           Ref(ids.topic),
 		"Protocol":           "sqs",
-		"Endpoint":           GetAtt(IDDispatchQueue, "Arn"),
+		"Endpoint":           GetAtt(ids.queue, "Arn"),
 		"RawMessageDelivery": true,
 	}})
-	r.add(IDQueuePolicy, &Resource{Type: "AWS::SQS::QueuePolicy", Properties: map[string]any{
-		"Queues": []any{Ref(IDDispatchQueue)},
+	r.add(ids.policy, &Resource{Type: "AWS::SQS::QueuePolicy", Properties: map[string]any{
+		"Queues": []any{Ref(ids.queue)},
 		"PolicyDocument": map[string]any{
 			"Version": "2012-10-17",
 			"Statement": []any{map[string]any{
@@ -349,25 +385,28 @@ func (r *renderer) topic() {
 				"Effect":    "Allow",
 				"Principal": map[string]any{"Service": "sns.amazonaws.com"},
 				"Action":    "sqs:SendMessage",
-				"Resource":  GetAtt(IDDispatchQueue, "Arn"),
-				"Condition": map[string]any{"ArnEquals": map[string]any{"aws:SourceArn": Ref(IDDispatchTopic)}},
+				"Resource":  GetAtt(ids.queue, "Arn"),
+				"Condition": map[string]any{"ArnEquals": map[string]any{"aws:SourceArn": Ref(ids.topic)}},
 			}},
 		},
 	}})
 }
 
-func (r *renderer) lambdaSubscription() {
-	r.add(IDSubscription, &Resource{Type: "AWS::SNS::Subscription", Properties: map[string]any{
-		"TopicArn": Ref(IDDispatchTopic),
+func (r *renderer) lambdaSubscription(ids topicIDs) {
+	r.add(ids.subscription, &Resource{Type: "AWS::SNS::Subscription", Properties: map[string]any{
+		"TopicArn": Ref(ids.topic),
 		"Protocol": "lambda",
 		"Endpoint": GetAtt(IDFunction, "Arn"),
 	}})
-	r.add(IDTopicPermission, &Resource{Type: "AWS::Lambda::Permission", Properties: map[string]any{
+	r.add(ids.permission, &Resource{Type: "AWS::Lambda::Permission", Properties: map[string]any{
 		"FunctionName": Ref(IDFunction),
 		"Action":       "lambda:InvokeFunction",
 		"Principal":    "sns.amazonaws.com",
-		"SourceArn":    Ref(IDDispatchTopic),
+		"SourceArn":    Ref(ids.topic),
 	}})
+}
+
+func (r *renderer) invokeConfig() {
 	// SNS invokes asynchronously: Lambda retries an event twice and then
 	// discards it, so a failed event goes to the failure queue instead.
 	r.add(IDInvokeConfig, &Resource{Type: "AWS::Lambda::EventInvokeConfig", Properties: map[string]any{
@@ -409,6 +448,12 @@ func (r *renderer) function() {
 			env[EnvDispatchARN] = GetAtt(IDDispatchStream, "Arn")
 		case DispatchDynamoDB:
 			env[EnvDispatchARN] = GetAtt(IDDispatchTable, "Arn")
+		}
+		if r.m.Secondary {
+			env[EnvSecondaryDispatchARN] = r.m.secondaryDispatchARN()
+			if r.m.Table(IDSecondaryRetriesTable) != nil {
+				env[EnvSecondaryRetryTableARN] = GetAtt(IDSecondaryRetriesTable, "Arn")
+			}
 		}
 	} else {
 		env[EnvDispatch] = string(ModeStepFunctions)
@@ -474,7 +519,7 @@ func (r *renderer) mapping(mp Mapping) {
 		"Enabled":               true,
 		"Tags":                  r.tags(),
 	}
-	if mp.Source == IDDispatchTable {
+	if r.m.Table(mp.Source) != nil { // a dispatch table: its stream
 		props["EventSourceArn"] = GetAtt(mp.Source, "StreamArn")
 	} else {
 		props["EventSourceArn"] = GetAtt(mp.Source, "Arn")
@@ -497,11 +542,15 @@ func (r *renderer) mapping(mp Mapping) {
 		}
 	}
 	// The poller runs with the function's role: the policy must exist first.
-	r.add(IDDispatchMapping, &Resource{
+	r.add(mp.ID, &Resource{
 		Type:       "AWS::Lambda::EventSourceMapping",
 		Properties: props,
 	})
-	r.output(OutMappingID, "The event source mapping from the dispatch to the function", Ref(IDDispatchMapping))
+	if mp.ID == IDSecondaryDispatchMapping {
+		r.output(OutSecondaryMappingID, "The event source mapping from the secondary dispatch to the function", Ref(mp.ID))
+		return
+	}
+	r.output(OutMappingID, "The event source mapping from the dispatch to the function", Ref(mp.ID))
 }
 
 func (r *renderer) tick() {
@@ -521,4 +570,18 @@ func (r *renderer) tick() {
 		"SourceArn":    GetAtt(IDTickRule, "Arn"),
 	}})
 	r.output(OutTickRuleARN, "The every-minute schedule of the retry poller and the repair", GetAtt(IDTickRule, "Arn"))
+}
+
+// secondaryDispatchARN is the secondary dispatch as the function sends to
+// it: the queue (also for sns-sqs), the stream, the topic or the table.
+func (m *Model) secondaryDispatchARN() any {
+	switch m.Settings.Dispatch {
+	case DispatchSNS:
+		return Ref(IDSecondaryDispatchTopic)
+	case DispatchKinesis:
+		return GetAtt(IDSecondaryDispatchStream, "Arn")
+	case DispatchDynamoDB:
+		return GetAtt(IDSecondaryDispatchTable, "Arn")
+	}
+	return GetAtt(IDSecondaryDispatchQueue, "Arn")
 }

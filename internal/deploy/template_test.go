@@ -28,12 +28,13 @@ func seedSpec(t *testing.T) *spec.Spec {
 	return s
 }
 
-// variants are the deployments the golden files cover: each dispatch, and
-// Step Functions mode.
+// variants are the deployments the golden files cover: each dispatch, with
+// and without secondaries, and Step Functions mode.
 func variants() map[string]Settings {
 	v := map[string]Settings{}
 	for _, d := range Dispatches() {
 		v[string(d)] = Settings{Project: "seed", Dispatch: d}
+		v[string(d)+"-secondary"] = Settings{Project: "seed", Dispatch: d, Secondary: true}
 	}
 	v["stepfunctions"] = Settings{Project: "seed", Mode: ModeStepFunctions}
 	return v
@@ -209,6 +210,26 @@ func TestFunctionPolicyExact(t *testing.T) {
 			{"Sid":"DispatchListStreams","Effect":"Allow","Action":["dynamodb:ListStreams"],"Resource":["*"],"Condition":{"StringEquals":{"aws:RequestedRegion":{"Ref":"AWS::Region"}}}},` + failure + `]`,
 		"stepfunctions": `[` + logs + `]`,
 	}
+	// With secondaries, the same statements name both of each resource.
+	const storeBoth = storeOnly + `,
+		{"Sid":"Retries","Effect":"Allow","Action":["dynamodb:DeleteItem","dynamodb:PutItem","dynamodb:Query"],
+		"Resource":[{"Fn::GetAtt":["RetriesTable","Arn"]},{"Fn::Sub":"${RetriesTable.Arn}/index/by_run_at"},
+			{"Fn::GetAtt":["SecondaryRetriesTable","Arn"]},{"Fn::Sub":"${SecondaryRetriesTable.Arn}/index/by_run_at"}]}`
+	const queues = `[{"Fn::GetAtt":["DispatchQueue","Arn"]},{"Fn::GetAtt":["SecondaryDispatchQueue","Arn"]}]`
+	const sqsBoth = `{"Sid":"DispatchSend","Effect":"Allow","Action":["sqs:GetQueueUrl","sqs:SendMessage"],"Resource":` + queues + `},
+		{"Sid":"DispatchPoll","Effect":"Allow","Action":["sqs:ChangeMessageVisibility","sqs:DeleteMessage","sqs:GetQueueAttributes","sqs:ReceiveMessage"],"Resource":` + queues + `}`
+	const streams = `[{"Fn::GetAtt":["DispatchStream","Arn"]},{"Fn::GetAtt":["SecondaryDispatchStream","Arn"]}]`
+	want["sqs-secondary"] = `[` + logs + `,` + storeOnly + `,` + sqsBoth + `]`
+	want["sns-sqs-secondary"] = want["sqs-secondary"]
+	want["sns-secondary"] = `[` + logs + `,` + storeBoth + `,
+		{"Sid":"DispatchSend","Effect":"Allow","Action":["sns:GetTopicAttributes","sns:Publish"],"Resource":[{"Ref":"DispatchTopic"},{"Ref":"SecondaryDispatchTopic"}]},` + failure + `]`
+	want["kinesis-secondary"] = `[` + logs + `,` + storeBoth + `,
+		{"Sid":"DispatchSend","Effect":"Allow","Action":["kinesis:PutRecord","kinesis:PutRecords"],"Resource":` + streams + `},
+		{"Sid":"DispatchPoll","Effect":"Allow","Action":["kinesis:DescribeStream","kinesis:DescribeStreamSummary","kinesis:GetRecords","kinesis:GetShardIterator","kinesis:ListShards"],"Resource":` + streams + `},` + failure + `]`
+	want["dynamodb-secondary"] = `[` + logs + `,` + storeBoth + `,
+		{"Sid":"DispatchSend","Effect":"Allow","Action":["dynamodb:PutItem"],"Resource":[{"Fn::GetAtt":["DispatchTable","Arn"]},{"Fn::GetAtt":["SecondaryDispatchTable","Arn"]}]},
+		{"Sid":"DispatchPoll","Effect":"Allow","Action":["dynamodb:DescribeStream","dynamodb:GetRecords","dynamodb:GetShardIterator"],"Resource":[{"Fn::GetAtt":["DispatchTable","StreamArn"]},{"Fn::GetAtt":["SecondaryDispatchTable","StreamArn"]}]},
+		{"Sid":"DispatchListStreams","Effect":"Allow","Action":["dynamodb:ListStreams"],"Resource":["*"],"Condition":{"StringEquals":{"aws:RequestedRegion":{"Ref":"AWS::Region"}}}},` + failure + `]`
 	for name, st := range variants() {
 		t.Run(name, func(t *testing.T) {
 			tm := build(t, st).Template()
@@ -341,7 +362,7 @@ func TestTemplateShape(t *testing.T) {
 				}
 			}
 			for _, mp := range m.Mappings {
-				p := tm.Resources[IDDispatchMapping].Properties
+				p := tm.Resources[mp.ID].Properties
 				if !slices.Equal(p["FunctionResponseTypes"].([]any), []any{"ReportBatchItemFailures"}) {
 					t.Errorf("mapping without ReportBatchItemFailures")
 				}
@@ -354,6 +375,36 @@ func TestTemplateShape(t *testing.T) {
 				}
 				if st.Dispatch == DispatchDynamoDB && p["FilterCriteria"] == nil {
 					t.Errorf("dynamodb stream mapping has no INSERT filter")
+				}
+			}
+			// A secondary is consumed as the primary is, and the function is
+			// told where it is.
+			if st.Secondary {
+				if _, ok := env[EnvSecondaryDispatchARN]; !ok {
+					t.Errorf("function environment has no %s", EnvSecondaryDispatchARN)
+				}
+				if _, ok := env[EnvRetryTableARN]; ok {
+					if _, ok := env[EnvSecondaryRetryTableARN]; !ok {
+						t.Errorf("function environment has no %s", EnvSecondaryRetryTableARN)
+					}
+				}
+				if tm.Outputs[OutSecondaryDispatchARN].Value == nil {
+					t.Errorf("no output %s", OutSecondaryDispatchARN)
+				}
+				wantMappings := 2
+				if st.Dispatch == DispatchSNS {
+					wantMappings = 0
+					if tm.Resources[IDSecondarySubscription] == nil || tm.Resources[IDSecondaryTopicPermission] == nil {
+						t.Errorf("the secondary topic does not invoke the function")
+					}
+				}
+				if len(m.Mappings) != wantMappings {
+					t.Errorf("%d mappings, want %d (the primary's and the secondary's)", len(m.Mappings), wantMappings)
+				}
+				for i, mp := range m.Mappings {
+					if i > 0 && mp.ID == m.Mappings[0].ID {
+						t.Errorf("mappings share logical id %s", mp.ID)
+					}
 				}
 			}
 			if q := m.Queue(IDDispatchQueue); q != nil {
