@@ -136,11 +136,11 @@ func (a AWS) WithOutputs(outputs map[string]string) AWS {
 
 // Resources are the AWS resources one command talks to, resolved.
 type Resources struct {
-	Dispatch      string
-	DispatchARN   ARN
-	RetryTable    *ARN
-	StoreTable    ARN
-	Function      *LambdaARN
+	Dispatch    string
+	DispatchARN ARN
+	RetryTable  *ARN
+	StoreTable  ARN
+	Function    *LambdaARN
 	// SecondaryDispatch and SecondaryRetryTable are the failover pairs of
 	// the dispatch and the retry table (nil: none).
 	SecondaryDispatch   *ARN
