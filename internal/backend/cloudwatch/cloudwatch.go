@@ -43,14 +43,20 @@ type Options struct {
 	Namespace string
 	// Clock stamps the data (time.Now when nil).
 	Clock func() time.Time
+	// MaxCalls bounds the calls one Flush makes (0: as many as its
+	// counters need, MaxPerCall a call). The Lambda handler sets 1, so that
+	// an invocation costs at most one call whatever it counted: counters
+	// beyond the first MaxPerCall wait for the next flush.
+	MaxCalls int
 }
 
 // Publisher is an engine.Metrics that aggregates counters until Flush. It
 // is safe for concurrent use.
 type Publisher struct {
-	c     API
-	ns    string
-	clock func() time.Time
+	c        API
+	ns       string
+	clock    func() time.Time
+	maxCalls int
 
 	mu     sync.Mutex
 	counts map[engine.MetricKey]int64
@@ -63,7 +69,7 @@ func New(o Options) (*Publisher, error) {
 	if o.Client == nil {
 		return nil, fmt.Errorf("cloudwatch metrics: no client")
 	}
-	p := &Publisher{c: o.Client, ns: cmp.Or(o.Namespace, DefaultNamespace), clock: o.Clock, counts: map[engine.MetricKey]int64{}}
+	p := &Publisher{c: o.Client, ns: cmp.Or(o.Namespace, DefaultNamespace), clock: o.Clock, maxCalls: o.MaxCalls, counts: map[engine.MetricKey]int64{}}
 	if p.clock == nil {
 		p.clock = time.Now
 	}
@@ -78,10 +84,11 @@ func (p *Publisher) Add(k engine.MetricKey, n int64) {
 }
 
 // Flush sends what was counted since the last Flush in as few calls as
-// CloudWatch allows (one for up to MaxPerCall distinct counters) and
-// returns how many it made; nothing counted makes none. Counters of a call
-// that failed are kept for the next Flush, so a failure loses nothing (a
-// call whose response was lost may count them twice).
+// CloudWatch allows (one for up to MaxPerCall distinct counters, at most
+// Options.MaxCalls) and returns how many it made; nothing counted makes
+// none. Counters of a call that failed, and those beyond MaxCalls, are kept
+// for the next Flush, so a failure loses nothing (a call whose response was
+// lost may count them twice).
 func (p *Publisher) Flush(ctx context.Context) (calls int, err error) {
 	p.mu.Lock()
 	counts := p.counts
@@ -95,6 +102,10 @@ func (p *Publisher) Flush(ctx context.Context) (calls int, err error) {
 	})
 	now := p.clock()
 	for chunk := range slices.Chunk(keys, MaxPerCall) {
+		if p.maxCalls > 0 && calls == p.maxCalls {
+			p.keep(chunk, counts)
+			continue
+		}
 		data := make([]types.MetricDatum, 0, len(chunk))
 		for _, k := range chunk {
 			data = append(data, types.MetricDatum{
@@ -108,15 +119,20 @@ func (p *Publisher) Flush(ctx context.Context) (calls int, err error) {
 		_, cerr := p.c.PutMetricData(ctx, &cw.PutMetricDataInput{Namespace: aws.String(p.ns), MetricData: data})
 		calls++
 		if cerr != nil {
-			p.mu.Lock()
-			for _, k := range chunk {
-				p.counts[k] += counts[k]
-			}
-			p.mu.Unlock()
+			p.keep(chunk, counts)
 			err = cmp.Or(err, fmt.Errorf("put %d metrics in namespace %s: %w", len(chunk), p.ns, cerr))
 		}
 	}
 	return calls, err
+}
+
+// keep puts the counts of keys back for the next Flush.
+func (p *Publisher) keep(keys []engine.MetricKey, counts map[engine.MetricKey]int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range keys {
+		p.counts[k] += counts[k]
+	}
 }
 
 // dimensions are a key's non-empty dimensions, in a fixed order.
