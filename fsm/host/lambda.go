@@ -10,13 +10,16 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	awslambda "github.com/aws/aws-lambda-go/lambda"
+	awscw "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/lfsm/lfsm/internal/backend/awsconfig"
+	"github.com/lfsm/lfsm/internal/backend/cloudwatch"
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
 	awsdispatch "github.com/lfsm/lfsm/internal/dispatch"
 	"github.com/lfsm/lfsm/internal/engine"
@@ -39,6 +42,10 @@ const (
 	// envRenames holds the rename map of the deploy (engine.EncodeRenames):
 	// how messages of the deployed spec's versions continue on this one.
 	envRenames = "LFSM_RENAMES"
+	// envMetricsCloudWatch ("true") turns on the PutMetricData publisher,
+	// in the namespace envMetricsNamespace names (default lfsm).
+	envMetricsCloudWatch = "LFSM_METRICS_CLOUDWATCH"
+	envMetricsNamespace  = "LFSM_METRICS_NAMESPACE"
 	// envLogLevel sets the log level: debug, info (default), warn or error.
 	envLogLevel = "LFSM_LOG_LEVEL"
 )
@@ -88,6 +95,13 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 		machines = append(machines, cm)
 	}
 	opts := lambda.Options{Machines: machines, Metrics: metrics, Logger: logger}
+	pub, err := newPublisher(ctx, getenv, meter)
+	if err != nil {
+		return nil, err
+	}
+	if pub != nil { // a nil *Publisher in the interface would be called
+		opts.Publisher = pub
+	}
 	dispatch := strings.ToLower(strings.TrimSpace(getenv(envDispatch)))
 	if dispatch == "" {
 		dispatch = dispatchSQS
@@ -115,9 +129,11 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 		return nil, err
 	}
 	eo := engine.Options{Machines: machines, Store: store, Queue: store, Retrier: store, Logger: logger, MaxMessageBytes: d.MaxMessageBytes}
+	var emf engine.Metrics
 	if metrics != nil { // a nil *EMF in the interface would be called
-		eo.Metrics = metrics
+		emf = metrics
 	}
+	eo.Metrics = engine.Tee(emf, opts.Publisher)
 	if lt := getenv(envLeaseTimeout); lt != "" {
 		d, err := time.ParseDuration(lt)
 		if err != nil || d <= 0 {
@@ -148,6 +164,28 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 		opts.Poller = retryPoller{retries: d.Retries, repair: opts.Poller}
 	}
 	return lambda.New(opts)
+}
+
+// newPublisher returns the PutMetricData publisher when the environment
+// turns it on (envMetricsCloudWatch), else nil. It sends at most one call
+// per invocation (MaxCalls 1), in the function's own region.
+func newPublisher(ctx context.Context, getenv func(string) string, meter *awsconfig.Meter) (*cloudwatch.Publisher, error) {
+	v := strings.TrimSpace(getenv(envMetricsCloudWatch))
+	if v == "" {
+		return nil, nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: want true or false", envMetricsCloudWatch, v)
+	}
+	if !on {
+		return nil, nil
+	}
+	cfg, err := awsconfig.Load(ctx, "", meter)
+	if err != nil {
+		return nil, err
+	}
+	return cloudwatch.New(cloudwatch.Options{Client: awscw.NewFromConfig(cfg), Namespace: getenv(envMetricsNamespace), MaxCalls: 1})
 }
 
 // retryPoller is the scheduled poll of a dispatch with a retry table: the

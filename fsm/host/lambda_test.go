@@ -1,9 +1,11 @@
 package host
 
 import (
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/lfsm/lfsm/internal/backend/cloudwatch/cwfake"
 	"github.com/lfsm/lfsm/internal/deploy"
 	"github.com/lfsm/lfsm/internal/spec"
 )
@@ -17,6 +19,8 @@ func TestEnvironmentContract(t *testing.T) {
 		{envRetryTableARN, deploy.EnvRetryTableARN},
 		{envLeaseTimeout, deploy.EnvLeaseTimeout},
 		{envRenames, deploy.EnvRenames},
+		{envMetricsCloudWatch, deploy.EnvMetricsCloudWatch},
+		{envMetricsNamespace, deploy.EnvMetricsNamespace},
 		{dispatchStepFunctions, string(deploy.ModeStepFunctions)},
 		{dispatchSQS, string(deploy.DispatchSQS)},
 	} {
@@ -38,6 +42,8 @@ func TestAWSHandlerEnvironment(t *testing.T) {
 		{map[string]string{envDispatch: "kafka"}, `LFSM_AWS_DISPATCH="kafka"`},
 		{map[string]string{envDispatchARN: "arn:aws:sqs:nope"}, "invalid SQS queue ARN"},
 		{map[string]string{envDispatch: "stepfunctions"}, ""},
+		{map[string]string{envDispatch: "stepfunctions", envMetricsCloudWatch: "true", envMetricsNamespace: "orders"}, ""},
+		{map[string]string{envDispatch: "stepfunctions", envMetricsCloudWatch: "yes please"}, `LFSM_METRICS_CLOUDWATCH="yes please": want true or false`},
 		{map[string]string{envDispatch: "kinesis", envDispatchARN: "arn:aws:kinesis:us-east-1:1:stream/s"}, "no retry table"},
 		{map[string]string{envDispatch: "dynamodb", envDispatchARN: "arn:aws:dynamodb:us-east-1:1:table/d", envRetryTableARN: "arn:aws:dynamodb:us-east-1:1:nope"}, "invalid DynamoDB table ARN"},
 	} {
@@ -66,5 +72,37 @@ func TestParseTableARN(t *testing.T) {
 		if _, _, err := parseTableARN(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+}
+
+// The function the deploy model configures with metrics.cloudwatch
+// publishes: the environment turns the publisher on, in its namespace, and
+// an invocation ends with one PutMetricData. CloudWatch is cwfake, an
+// httptest fake (no CloudWatch emulator exists; it decodes the SDK's
+// rpc-v2-cbor requests), reached through the SDK's own endpoint variable.
+func TestAWSHandlerPublishes(t *testing.T) {
+	f := cwfake.New(t)
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	t.Setenv("AWS_ENDPOINT_URL_CLOUDWATCH", srv.URL)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	s := &spec.Spec{Machines: []*spec.Machine{{Name: "M", States: []*spec.State{{Name: "S", Initial: true, Final: true}}}}}
+	env := map[string]string{envDispatch: "stepfunctions", envMetricsCloudWatch: "true", envMetricsNamespace: "orders"}
+	h, err := awsHandler(t.Context(), s, nil, func(k string) string { return env[k] }, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := `{"mode":"step_functions","message":{"version":"0.1","system_context":{"machine_name":"M","current_state":"pseudo_init","current_event":"pseudo_init","correlation_id":"c1","steps":0,"retries":0},"user_context":{}}}`
+	if _, err := h.Invoke(t.Context(), []byte(task)); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.Calls()
+	if len(calls) != 1 || calls[0].Namespace != "orders" {
+		t.Fatalf("PutMetricData calls %+v, want one in namespace orders", calls)
+	}
+	if got := f.Sums()["orders dispatch Machine=M,State=pseudo_init,Event=pseudo_init"]; got != 1 {
+		t.Errorf("sums %v: want the task's dispatch counted once", f.Sums())
 	}
 }

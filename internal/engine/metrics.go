@@ -48,3 +48,27 @@ func (c *Counters) Total(name string) int64 {
 	}
 	return n
 }
+
+// Tee returns a Metrics that adds every counter to each of ms (nil ones
+// left out): the Lambda handler counts both into its EMF lines and into a
+// PutMetricData publisher.
+func Tee(ms ...Metrics) Metrics {
+	var t tee
+	for _, m := range ms {
+		if m != nil {
+			t = append(t, m)
+		}
+	}
+	if len(t) == 1 {
+		return t[0]
+	}
+	return t
+}
+
+type tee []Metrics
+
+func (t tee) Add(k MetricKey, n int64) {
+	for _, m := range t {
+		m.Add(k, n)
+	}
+}

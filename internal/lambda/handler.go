@@ -20,6 +20,10 @@ const (
 	// DefaultBounceDelay is how long a record that must run again later (its
 	// step's lease is held, or a store call failed) waits.
 	DefaultBounceDelay = 30 * time.Second
+	// DefaultFlushTimeout bounds the Publisher's flush at the end of an
+	// invocation (a PutMetricData takes some tens of milliseconds; the
+	// Reserve leaves the time for it).
+	DefaultFlushTimeout = time.Second
 )
 
 // Metric names the handler counts besides the engine's.
@@ -54,6 +58,15 @@ type PollResult struct {
 	More bool `json:"more"`
 }
 
+// Publisher counts like the engine's Metrics and sends what it counted
+// with a call at the end of each invocation (cloudwatch.Publisher:
+// one PutMetricData). Flush returns the calls it made; a failed call must
+// keep its counts for the next Flush.
+type Publisher interface {
+	engine.Metrics
+	Flush(ctx context.Context) (calls int, err error)
+}
+
 // Options configure a Handler. Engine is required.
 type Options struct {
 	// Engine handles records and direct invocations; nil is allowed with
@@ -80,6 +93,15 @@ type Options struct {
 	// Metrics receives the handler's counters and is flushed after every
 	// invocation; pass the same value to the engine. Nil discards.
 	Metrics *EMF
+	// Publisher, when set, also receives the handler's counters and is
+	// flushed at the end of every invocation, after Metrics; pass
+	// engine.Tee(Metrics, Publisher) to the engine. A failed flush is
+	// logged and changes nothing in the invocation's result.
+	Publisher Publisher
+	// FlushTimeout bounds the Publisher's flush (default
+	// DefaultFlushTimeout); it runs even when the invocation's context is
+	// cancelled.
+	FlushTimeout time.Duration
 	// Logger logs with the request id when built by NewLogHandler; nil discards.
 	Logger *slog.Logger
 	// Clock tells the time for deadlines; nil means the system clock.
@@ -101,6 +123,9 @@ type Handler struct {
 	poller      Poller
 	drops       engine.DropRecorder
 	metrics     *EMF
+	publisher   Publisher
+	counts      engine.Metrics
+	flushWithin time.Duration
 	logger      *slog.Logger
 	clock       engine.Clock
 	reserve     time.Duration
@@ -118,7 +143,20 @@ func New(o Options) (*Handler, error) {
 	}
 	h := &Handler{
 		eng: o.Engine, store: o.Store, retrier: o.Retrier, visibility: o.Visibility, poller: o.Poller, drops: o.Drops,
-		metrics: o.Metrics, logger: o.Logger, clock: o.Clock, reserve: o.Reserve, bounceDelay: o.BounceDelay,
+		metrics: o.Metrics, publisher: o.Publisher, flushWithin: o.FlushTimeout,
+		logger: o.Logger, clock: o.Clock, reserve: o.Reserve, bounceDelay: o.BounceDelay,
+	}
+	var emf engine.Metrics
+	if o.Metrics != nil { // a nil *EMF in the interface would be called
+		emf = o.Metrics
+	}
+	var pub engine.Metrics
+	if o.Publisher != nil {
+		pub = o.Publisher
+	}
+	h.counts = engine.Tee(emf, pub)
+	if h.flushWithin <= 0 {
+		h.flushWithin = DefaultFlushTimeout
 	}
 	if h.drops == nil {
 		h.drops, _ = o.Store.(engine.DropRecorder)
@@ -136,7 +174,7 @@ func New(o Options) (*Handler, error) {
 		h.bounceDelay = DefaultBounceDelay
 	}
 	if len(o.Machines) > 0 {
-		sf, err := newStepFunctions(o.Machines, o.Metrics, h.logger)
+		sf, err := newStepFunctions(o.Machines, h.counts, h.logger)
 		if err != nil {
 			return nil, err
 		}
@@ -175,9 +213,7 @@ const (
 // whose step must be retried (Step Functions retries it), a scheduled poll
 // that failed.
 func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
-	if h.metrics != nil {
-		defer h.metrics.Flush()
-	}
+	defer h.flush(ctx)
 	var p probe
 	if err := json.Unmarshal(payload, &p); err != nil {
 		return nil, fmt.Errorf("invoke: event is not a JSON object: %w", err)
@@ -218,10 +254,32 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	return nil, errors.New(`invoke: unrecognised event: not SQS, Kinesis, DynamoDB-stream or SNS records, a scheduled event, a direct request ("command"), a Step Functions task ("mode") or a wire-format message ("system_context")`)
 }
 
+// flush writes the invocation's EMF lines and sends the publisher's counts
+// (one call). Neither can fail the invocation: its records are handled and
+// its response decided already, and a failed send keeps its counts for the
+// next invocation's flush.
+func (h *Handler) flush(ctx context.Context) {
+	if h.metrics != nil {
+		if err := h.metrics.Flush(); err != nil {
+			h.logger.LogAttrs(ctx, slog.LevelWarn, "cannot write the EMF metrics", slog.Any("err", err))
+		}
+	}
+	if h.publisher == nil {
+		return
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.flushWithin)
+	defer cancel()
+	calls, err := h.publisher.Flush(fctx)
+	if err != nil {
+		h.logger.LogAttrs(ctx, slog.LevelWarn, "cannot publish the metrics; they are kept for the next invocation",
+			slog.Int("calls", calls), slog.Any("err", err))
+	}
+}
+
 // count adds one to a handler metric.
 func (h *Handler) count(name string, res engine.Result) {
-	if h.metrics != nil {
-		h.metrics.Add(engine.MetricKey{Name: name, Machine: res.Machine, State: res.State, Event: res.Event}, 1)
+	if h.counts != nil {
+		h.counts.Add(engine.MetricKey{Name: name, Machine: res.Machine, State: res.State, Event: res.Event}, 1)
 	}
 }
 

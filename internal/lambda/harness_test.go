@@ -177,6 +177,11 @@ type harnessOpts struct {
 	// batch makes the store a BatchCommitter (batchStore), the engine's
 	// queue and retrier, as the DynamoDB store is on AWS.
 	batch bool
+	// publisher, when set, is the handler's Publisher (and counts for the
+	// engine too, beside the EMF lines).
+	publisher lambda.Publisher
+	// counters, when set, also receive every counter.
+	counters *engine.Counters
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -205,14 +210,21 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		h.batch = &batchStore{Backend: h.mem, fail: map[string]bool{}}
 		h.store, queue, retrier = h.batch, h.batch, h.batch
 	}
+	var pub, counters engine.Metrics
+	if o.publisher != nil {
+		pub = o.publisher
+	}
+	if o.counters != nil {
+		counters = o.counters
+	}
 	eng, err := engine.New(engine.Options{Machines: machines, Store: h.store, Queue: queue, Retrier: retrier,
-		Metrics: h.emf, Clock: h.clock, Logger: logger, Rand: rand.New(rand.NewPCG(1, 2))})
+		Metrics: engine.Tee(h.emf, pub, counters), Clock: h.clock, Logger: logger, Rand: rand.New(rand.NewPCG(1, 2))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.eng = eng
-	opts := lambda.Options{Engine: eng, Store: h.store, Machines: machines, Metrics: h.emf, Logger: logger,
-		Clock: o.clock, Reserve: o.reserve}
+	opts := lambda.Options{Engine: eng, Store: h.store, Machines: machines, Metrics: h.emf, Publisher: o.publisher,
+		Logger: logger, Clock: o.clock, Reserve: o.reserve}
 	if o.visibility {
 		h.vis = &fakeVisibility{}
 		opts.Visibility = h.vis

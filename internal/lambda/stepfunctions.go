@@ -96,11 +96,8 @@ func (capture) Send(ctx context.Context, m engine.OutMessage) (string, error) {
 }
 func (capture) ScheduleRetry(context.Context, engine.OutMessage) error { return nil }
 
-func newStepFunctions(machines []*engine.Machine, metrics *EMF, logger *slog.Logger) (*stepFunctions, error) {
-	o := engine.Options{Machines: machines, Store: capture{}, Queue: capture{}, Retrier: capture{}, Logger: logger}
-	if metrics != nil {
-		o.Metrics = metrics
-	}
+func newStepFunctions(machines []*engine.Machine, metrics engine.Metrics, logger *slog.Logger) (*stepFunctions, error) {
+	o := engine.Options{Machines: machines, Store: capture{}, Queue: capture{}, Retrier: capture{}, Logger: logger, Metrics: metrics}
 	eng, err := engine.New(o)
 	if err != nil {
 		return nil, fmt.Errorf("step functions mode: %w", err)
