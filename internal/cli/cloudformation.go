@@ -35,6 +35,8 @@ type deployFlags struct {
 	Secondary bool
 	// VPC is aws.vpc (lfsm.yaml only: it has no flags).
 	VPC config.VPC
+	// Metrics is the metrics: section (lfsm.yaml or LFSM_METRICS_*).
+	Metrics config.Metrics
 }
 
 func (d *deployFlags) register(fl *pflag.FlagSet) {
@@ -59,6 +61,7 @@ func (d *deployFlags) fromConfig(cmd *cobra.Command, f *Factory) {
 		d.Secondary = true
 	}
 	d.VPC = f.Config.AWS.VPC
+	d.Metrics = f.Config.Metrics
 }
 
 // stackName is the stack --stack names, else aws.stack (a name, or an ARN
@@ -107,6 +110,9 @@ func (d *deployFlags) settings(specFile, stack string) (deploy.Settings, error) 
 	if !d.VPC.IsZero() {
 		st.VPC = &deploy.VPC{ID: d.VPC.ID, SubnetIDs: d.VPC.Subnets, SecurityGroupIDs: d.VPC.SecurityGroups,
 			RouteTableIDs: d.VPC.RouteTables, Egress: deploy.Egress(d.VPC.Egress)}
+	}
+	if d.Metrics.CloudWatch {
+		st.Metrics = &deploy.Metrics{Namespace: d.Metrics.Namespace}
 	}
 	st = st.WithDefaults()
 	if err := st.Validate(); err != nil {

@@ -45,14 +45,14 @@ func bindSettings(cmd *cobra.Command, f *Factory) error {
 		// Only the file's keys are known at this point: nothing is bound yet.
 		var unknown []string
 		for _, k := range v.AllKeys() {
-			if !slices.Contains(config.Keys(), k) && !slices.Contains(config.AWSKeys(), k) && !strings.HasPrefix(k, "chaos.") {
+			if !slices.Contains(config.Keys(), k) && !slices.Contains(config.AWSKeys(), k) && !slices.Contains(config.MetricsKeys(), k) && !strings.HasPrefix(k, "chaos.") {
 				unknown = append(unknown, k)
 			}
 		}
 		if len(unknown) > 0 {
 			slices.Sort(unknown)
 			return fmt.Errorf("read settings %s: unknown keys %s (known: %s)", path,
-				strings.Join(unknown, ", "), strings.Join(append(config.Keys(), config.AWSKeys()...), ", "))
+				strings.Join(unknown, ", "), strings.Join(settingsKeys(), ", "))
 		}
 	}
 	f.ConfigFile = path
@@ -96,8 +96,8 @@ func bindSettings(cmd *cobra.Command, f *Factory) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	for _, k := range append(config.Keys(), config.AWSKeys()...) {
-		if k == "aws" {
+	for _, k := range settingsKeys() {
+		if k == "aws" || k == "metrics" {
 			// A section, not a value: bound, its (unset) variable would hide
 			// the section's keys in viper's merged settings at random.
 			continue
@@ -124,6 +124,12 @@ func bindSettings(cmd *cobra.Command, f *Factory) error {
 	}
 	f.Config = cfg
 	return nil
+}
+
+// settingsKeys are every key lfsm.yaml may hold, sections' keys with their
+// section (aws.stack, metrics.namespace).
+func settingsKeys() []string {
+	return slices.Concat(config.Keys(), config.AWSKeys(), config.MetricsKeys())
 }
 
 // annotationNoFileSetting marks a flag that the settings file does not set

@@ -82,7 +82,25 @@ type Config struct {
 	ChaosSeed uint64 `mapstructure:"chaos-seed" json:"chaos_seed"`
 	// AWS says where executions live with target aws.
 	AWS AWS `mapstructure:"aws" json:"aws"`
+	// Metrics says what the deployed function publishes besides its EMF
+	// lines, and where lfsm metrics --target aws reads it.
+	Metrics Metrics `mapstructure:"metrics" json:"metrics"`
 }
+
+// Metrics is the metrics: section of lfsm.yaml. Every key is also an
+// environment variable (LFSM_METRICS_CLOUDWATCH, LFSM_METRICS_NAMESPACE),
+// the names the deployed function reads.
+type Metrics struct {
+	// CloudWatch turns on the function's PutMetricData publisher: one call
+	// per invocation with everything it counted (lfsm deploy adds the
+	// permission, in Namespace only).
+	CloudWatch bool `mapstructure:"cloudwatch" json:"cloudwatch"`
+	// Namespace is the metrics' namespace (default lfsm).
+	Namespace string `mapstructure:"namespace" json:"namespace,omitempty"`
+}
+
+// MetricsKeys lists the keys of the metrics: section, as lfsm.yaml spells them.
+func MetricsKeys() []string { return []string{"metrics.cloudwatch", "metrics.namespace"} }
 
 // Default returns the settings used when nothing else sets them.
 func Default() Config {
@@ -91,7 +109,7 @@ func Default() Config {
 
 // Keys lists the keys lfsm.yaml may hold, sorted.
 func Keys() []string {
-	return []string{"aws", "chaos", "chaos-seed", "db", "file", "lambda-arn", "machine", "output", "retention", "target"}
+	return []string{"aws", "chaos", "chaos-seed", "db", "file", "lambda-arn", "machine", "metrics", "output", "retention", "target"}
 }
 
 // Validate checks values whose shape is known without a command's context. It

@@ -67,7 +67,7 @@ func TestSchemaCoversKeys(t *testing.T) {
 	}
 	walk("", &doc)
 	slices.Sort(got)
-	want := append(Keys(), AWSKeys()...)
+	want := append(append(Keys(), AWSKeys()...), MetricsKeys()...)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("schema keys %v, settings keys %v", got, want)
@@ -86,6 +86,7 @@ db: .lfsm/lfsm.db
 chaos: {default: 0.1, Commit: 0.5}
 chaos-seed: 1
 retention: 30d
+metrics: {cloudwatch: true, namespace: orders/prod}
 aws:
   stack: orders-prod
   dispatch: sqs
@@ -102,6 +103,9 @@ aws:
 		"aws: {store-table-arn: orders}",
 		"chaos: {default: 2}",
 		"unknown: 1",
+		"metrics: {cloudwatch: yes-please}",
+		"metrics: {namespace: AWS/Lambda}",
+		"metrics: {namspace: orders}",
 	} {
 		if err := s.Validate(instance(t, bad)); err == nil {
 			t.Errorf("schema accepts %q", strings.TrimSpace(bad))

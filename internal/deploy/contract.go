@@ -20,6 +20,11 @@ const (
 	// only when the stack has them.
 	EnvSecondaryDispatchARN   = "LFSM_AWS_SECONDARY_DISPATCH_ARN"
 	EnvSecondaryRetryTableARN = "LFSM_AWS_SECONDARY_RETRY_TABLE_ARN"
+	// EnvMetricsCloudWatch is "true" when the function publishes its
+	// counters with PutMetricData (metrics.cloudwatch), in the namespace
+	// EnvMetricsNamespace names.
+	EnvMetricsCloudWatch = "LFSM_METRICS_CLOUDWATCH"
+	EnvMetricsNamespace  = "LFSM_METRICS_NAMESPACE"
 )
 
 // Stack outputs. Every resource of the stack is named by one; `aws: {stack:

@@ -65,7 +65,7 @@ func (m *Model) FunctionPolicy() []Statement {
 		Resource: []any{GetAtt(IDLogGroup, "Arn")},
 	}
 	if m.Settings.Mode == ModeStepFunctions {
-		return []Statement{logs}
+		return append([]Statement{logs}, m.metricsStatements()...)
 	}
 	withIndexes := func(id string) []any {
 		res := []any{GetAtt(id, "Arn")}
@@ -146,10 +146,28 @@ func (m *Model) FunctionPolicy() []Statement {
 			failure,
 		)
 	}
+	sts = append(sts, m.metricsStatements()...)
 	if m.Settings.VPC != nil {
 		sts = append(sts, m.eniStatements()...)
 	}
 	return sts
+}
+
+// metricsStatements allow the publisher's PutMetricData when it is on
+// (Settings.Metrics), in its namespace only.
+func (m *Model) metricsStatements() []Statement {
+	if m.Settings.Metrics == nil {
+		return nil
+	}
+	return []Statement{{
+		Sid:       "Metrics",
+		Action:    []string{"cloudwatch:PutMetricData"},
+		Resource:  []any{"*"},
+		Condition: map[string]any{"StringEquals": map[string]any{"cloudwatch:namespace": m.Settings.Metrics.Namespace}},
+		Why: "cloudwatch:PutMetricData allows no resource-level permission (IAM's service authorization reference lists no resource type for it), " +
+			"and the function publishes its counters with it once per invocation (metrics.cloudwatch); the statement is limited to the " +
+			"function's namespace by cloudwatch:namespace",
+	}}
 }
 
 // policyNotes is the role's Metadata: why each unscoped statement exists.

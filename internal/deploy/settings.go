@@ -91,6 +91,37 @@ type Settings struct {
 	// function like the primary (aws.secondary.deploy in lfsm.yaml; see
 	// docs/design.md, "Failover").
 	Secondary bool
+	// Metrics, if not nil, turns on the function's PutMetricData publisher
+	// (metrics.cloudwatch in lfsm.yaml): its environment says so, and its
+	// role may put metric data in that namespace only.
+	Metrics *Metrics
+}
+
+// Metrics are the settings of the function's CloudWatch publisher, one
+// PutMetricData per invocation beside the EMF lines (docs/design.md,
+// "CloudWatch metrics").
+type Metrics struct {
+	// Namespace is the metrics' namespace (default DefaultMetricsNamespace).
+	Namespace string
+}
+
+// DefaultMetricsNamespace is the publisher's namespace when none is set (as
+// cloudwatch.DefaultNamespace).
+const DefaultMetricsNamespace = "lfsm"
+
+// namespaceRE is CloudWatch's rule for custom namespaces: 1 to 255 of
+// these characters, and not starting with AWS/ (reserved for AWS).
+var namespaceRE = regexp.MustCompile(`^[A-Za-z0-9.\-_/#:]{1,255}$`)
+
+// ValidNamespace checks a CloudWatch namespace, naming the rule it breaks.
+func ValidNamespace(ns string) error {
+	if !namespaceRE.MatchString(ns) {
+		return fmt.Errorf("metrics namespace %q: want 1 to 255 letters, digits or . - _ / # :", ns)
+	}
+	if strings.HasPrefix(ns, "AWS/") {
+		return fmt.Errorf("metrics namespace %q: the prefix AWS/ is reserved for AWS's own metrics", ns)
+	}
+	return nil
 }
 
 // Defaults used when a Settings field is zero.
@@ -145,6 +176,13 @@ func (s Settings) WithDefaults() Settings {
 			v.Egress = EgressEndpoints
 		}
 		s.VPC = &v
+	}
+	if s.Metrics != nil {
+		m := *s.Metrics
+		if m.Namespace == "" {
+			m.Namespace = DefaultMetricsNamespace
+		}
+		s.Metrics = &m
 	}
 	return s
 }
@@ -215,6 +253,11 @@ func (s Settings) Validate() error {
 	}
 	if s.Secondary && s.Mode == ModeStepFunctions {
 		bad("aws.secondary.deploy: only with mode %s (in %s mode there is no dispatch to fail over)", ModeEvents, ModeStepFunctions)
+	}
+	if s.Metrics != nil {
+		if err := ValidNamespace(s.Metrics.Namespace); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

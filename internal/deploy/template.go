@@ -458,6 +458,10 @@ func (r *renderer) function() {
 	} else {
 		env[EnvDispatch] = string(ModeStepFunctions)
 	}
+	if r.st.Metrics != nil {
+		env[EnvMetricsCloudWatch] = "true"
+		env[EnvMetricsNamespace] = r.st.Metrics.Namespace
+	}
 	r.add(IDFunction, &Resource{
 		Type:      "AWS::Lambda::Function",
 		DependsOn: []string{IDLogGroup},

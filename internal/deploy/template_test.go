@@ -37,6 +37,9 @@ func variants() map[string]Settings {
 		v[string(d)+"-secondary"] = Settings{Project: "seed", Dispatch: d, Secondary: true}
 	}
 	v["stepfunctions"] = Settings{Project: "seed", Mode: ModeStepFunctions}
+	// The PutMetricData publisher on (metrics.cloudwatch in lfsm.yaml).
+	v["sqs-metrics"] = Settings{Project: "seed", Metrics: &Metrics{Namespace: "orders"}}
+	v["stepfunctions-metrics"] = Settings{Project: "seed", Mode: ModeStepFunctions, Metrics: &Metrics{}}
 	return v
 }
 
@@ -197,6 +200,9 @@ func TestFunctionPolicyExact(t *testing.T) {
 	const sqsPoll = `{"Sid":"DispatchPoll","Effect":"Allow","Action":["sqs:ChangeMessageVisibility","sqs:DeleteMessage","sqs:GetQueueAttributes","sqs:ReceiveMessage"],"Resource":[{"Fn::GetAtt":["DispatchQueue","Arn"]}]}`
 	const snsSend = `{"Sid":"DispatchSend","Effect":"Allow","Action":["sns:GetTopicAttributes","sns:Publish"],"Resource":[{"Ref":"DispatchTopic"}]}`
 	const failure = `{"Sid":"FailureDestination","Effect":"Allow","Action":["sqs:SendMessage"],"Resource":[{"Fn::GetAtt":["FailureQueue","Arn"]}]}`
+	metrics := func(ns string) string {
+		return `{"Sid":"Metrics","Effect":"Allow","Action":["cloudwatch:PutMetricData"],"Resource":["*"],"Condition":{"StringEquals":{"cloudwatch:namespace":"` + ns + `"}}}`
+	}
 	want := map[string]string{
 		"sqs":     `[` + logs + `,` + storeOnly + `,` + sqsSend + `,` + sqsPoll + `]`,
 		"sns-sqs": `[` + logs + `,` + storeOnly + `,` + sqsSend + `,` + sqsPoll + `]`,
@@ -208,7 +214,9 @@ func TestFunctionPolicyExact(t *testing.T) {
 			{"Sid":"DispatchSend","Effect":"Allow","Action":["dynamodb:PutItem"],"Resource":[{"Fn::GetAtt":["DispatchTable","Arn"]}]},
 			{"Sid":"DispatchPoll","Effect":"Allow","Action":["dynamodb:DescribeStream","dynamodb:GetRecords","dynamodb:GetShardIterator"],"Resource":[{"Fn::GetAtt":["DispatchTable","StreamArn"]}]},
 			{"Sid":"DispatchListStreams","Effect":"Allow","Action":["dynamodb:ListStreams"],"Resource":["*"],"Condition":{"StringEquals":{"aws:RequestedRegion":{"Ref":"AWS::Region"}}}},` + failure + `]`,
-		"stepfunctions": `[` + logs + `]`,
+		"stepfunctions":         `[` + logs + `]`,
+		"sqs-metrics":           `[` + logs + `,` + storeOnly + `,` + sqsSend + `,` + sqsPoll + `,` + metrics("orders") + `]`,
+		"stepfunctions-metrics": `[` + logs + `,` + metrics("lfsm") + `]`,
 	}
 	// With secondaries, the same statements name both of each resource.
 	const storeBoth = storeOnly + `,
@@ -250,6 +258,13 @@ func TestFunctionPolicyExact(t *testing.T) {
 		why := tm.Resources[IDFunctionRole].Metadata["lfsm"].(map[string]any)["why"].(map[string]any)
 		if !strings.Contains(why["DispatchListStreams"].(string), "no resource-level permission") {
 			t.Errorf("role metadata does not explain DispatchListStreams: %v", why)
+		}
+	})
+	t.Run("the metrics statement is explained", func(t *testing.T) {
+		tm := build(t, Settings{Project: "seed", Metrics: &Metrics{}}).Template()
+		why := tm.Resources[IDFunctionRole].Metadata["lfsm"].(map[string]any)["why"].(map[string]any)
+		if !strings.Contains(why["Metrics"].(string), "no resource-level permission") || !strings.Contains(why["Metrics"].(string), "cloudwatch:namespace") {
+			t.Errorf("role metadata does not explain Metrics: %v", why)
 		}
 	})
 	t.Run("state machine role invokes only the function", func(t *testing.T) {
@@ -348,6 +363,25 @@ func TestTemplateShape(t *testing.T) {
 			if fn["Runtime"] != "provided.al2023" || fn["Handler"] != "bootstrap" {
 				t.Errorf("function runtime %v handler %v", fn["Runtime"], fn["Handler"])
 			}
+			// The publisher is on exactly when metrics are, in their namespace.
+			env := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
+			wantMetrics := map[string]any{}
+			if st.Metrics != nil {
+				ns := st.Metrics.Namespace
+				if ns == "" {
+					ns = DefaultMetricsNamespace
+				}
+				wantMetrics = map[string]any{EnvMetricsCloudWatch: "true", EnvMetricsNamespace: ns}
+			}
+			gotMetrics := map[string]any{}
+			for _, k := range []string{EnvMetricsCloudWatch, EnvMetricsNamespace} {
+				if v, ok := env[k]; ok {
+					gotMetrics[k] = v
+				}
+			}
+			if d := cmp.Diff(wantMetrics, gotMetrics); d != "" {
+				t.Errorf("metrics environment (-want +got):\n%s", d)
+			}
 			if st.Mode == ModeStepFunctions {
 				if len(m.Mappings) != 0 || tm.Resources["StateMachineExample"] == nil {
 					t.Errorf("step functions mode: mappings %v, state machine %v", m.Mappings, tm.Resources["StateMachineExample"])
@@ -355,7 +389,6 @@ func TestTemplateShape(t *testing.T) {
 				return
 			}
 			// Environment names the dispatch and the store.
-			env := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
 			for _, k := range []string{EnvTarget, EnvDispatch, EnvDispatchARN, EnvStoreTableARN} {
 				if env[k] == nil {
 					t.Errorf("function environment has no %s", k)
@@ -495,4 +528,19 @@ func TestImportTemplate(t *testing.T) {
 		t.Errorf("table name %q", got)
 	}
 	assertValid(t, tm)
+}
+
+func TestMetricsNamespaceValidate(t *testing.T) {
+	for _, tc := range []struct{ ns, want string }{
+		{"orders", ""},
+		{"Team/orders-prod:v1", ""},
+		{"AWS/Lambda", "the prefix AWS/ is reserved"},
+		{"has space", "want 1 to 255 letters"},
+		{strings.Repeat("n", 256), "want 1 to 255 letters"},
+	} {
+		_, err := Build(seedSpec(t), Settings{Project: "seed", Metrics: &Metrics{Namespace: tc.ns}})
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("namespace %.20q: %v, want %q", tc.ns, err, tc.want)
+		}
+	}
 }

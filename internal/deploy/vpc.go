@@ -100,7 +100,9 @@ func (v *VPC) validate(bad func(string, ...any)) {
 // interface endpoint for each other service the handler itself calls. The
 // event source mappings' pollers and the failure destinations run in
 // Lambda's service, outside the VPC, and the logs (EMF included) leave
-// through the runtime's stdout, so neither needs one.
+// through the runtime's stdout, so neither needs one; the metrics
+// publisher's PutMetricData does (CloudWatch's endpoint service is
+// "monitoring").
 func endpoints(st Settings) []Endpoint {
 	eps := []Endpoint{{ID: idEndpointPrefix + "DynamoDB", Service: "dynamodb", Gateway: true}}
 	if st.VPC.Egress != EgressEndpoints {
@@ -113,6 +115,10 @@ func endpoints(st Settings) []Endpoint {
 		eps = append(eps, Endpoint{ID: idEndpointPrefix + "SNS", Service: "sns"})
 	case DispatchKinesis:
 		eps = append(eps, Endpoint{ID: idEndpointPrefix + "Kinesis", Service: "kinesis-streams"})
+	}
+	if st.Metrics != nil {
+		// PutMetricData is a call of the handler's, unlike the EMF lines.
+		eps = append(eps, Endpoint{ID: idEndpointPrefix + "Monitoring", Service: "monitoring"})
 	}
 	return eps
 }

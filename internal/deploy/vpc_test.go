@@ -89,6 +89,21 @@ func TestVPCTemplate(t *testing.T) {
 			t.Errorf("ingress\n got %s\nwant %s", b, want)
 		}
 	})
+	t.Run("the metrics publisher reaches CloudWatch through its endpoint", func(t *testing.T) {
+		for _, egress := range []Egress{EgressEndpoints, EgressNAT} {
+			st := vpcSettings(DispatchSQS, egress)
+			st.Metrics = &Metrics{}
+			tm := build(t, st).Template()
+			assertValid(t, tm)
+			r, ok := tm.Resources["EndpointMonitoring"]
+			if ok != (egress == EgressEndpoints) {
+				t.Errorf("egress %s: monitoring endpoint present %v", egress, ok)
+			}
+			if ok && r.Properties["ServiceName"].(map[string]any)["Fn::Sub"] != "com.amazonaws.${AWS::Region}.monitoring" {
+				t.Errorf("monitoring endpoint service %v", r.Properties["ServiceName"])
+			}
+		}
+	})
 	t.Run("no VPC, no VPC pieces", func(t *testing.T) {
 		tm := build(t, Settings{Project: "seed"}).Template()
 		if _, ok := tm.Resources[IDFunction].Properties["VpcConfig"]; ok {
