@@ -36,8 +36,9 @@ const (
 	// queue it must exceed the queue's worst delivery latency and visibility
 	// timeout (a message in flight looks lost to the store).
 	DefaultRepairGrace = 5 * time.Minute
-	// MaxRetryDelay caps the full-jitter backoff of retries.
-	MaxRetryDelay = 60 * time.Second
+	// MaxRetryDelay caps the full-jitter backoff of retries unless the
+	// machine sets max_retry_delay (spec.DefaultMaxRetryDelay).
+	MaxRetryDelay = spec.DefaultMaxRetryDelay * time.Second
 	// maxRecordedActions caps the actions one history entry lists; a long chain
 	// of local transitions is summarised after that.
 	maxRecordedActions = 256
@@ -682,9 +683,13 @@ func sumDelays(a, b time.Duration) time.Duration {
 }
 
 // retryDelay draws a full-jitter delay for the retry numbered retries (1 for
-// the first): uniform(0, min(60 s, 1 s * 2^retries)).
-func (e *Engine) retryDelay(retries int) time.Duration {
+// the first) of a step of m: uniform(0, m.RetryDelayBound(retries)); the
+// defaults' bound when m is nil.
+func (e *Engine) retryDelay(m *Machine, retries int) time.Duration {
 	ceiling := RetryDelayBound(retries)
+	if m != nil {
+		ceiling = m.RetryDelayBound(retries)
+	}
 	e.randMu.Lock()
 	f := e.rand.Float64()
 	e.randMu.Unlock()
@@ -692,12 +697,25 @@ func (e *Engine) retryDelay(retries int) time.Duration {
 }
 
 // RetryDelayBound is the upper bound of the delay before the retry numbered
-// retries (1 for the first): min(60 s, 1 s * 2^retries).
+// retries (1 for the first) with the default backoff: min(60 s, 1 s *
+// 2^retries). Machine.RetryDelayBound is a machine's own.
 func RetryDelayBound(retries int) time.Duration {
-	if retries >= 6 {
-		return MaxRetryDelay
+	return retryDelayBound(spec.DefaultRetryDelay*time.Second, MaxRetryDelay, retries)
+}
+
+// retryDelayBound is min(ceiling, base * 2^retries), without overflow.
+func retryDelayBound(base, ceiling time.Duration, retries int) time.Duration {
+	if retries < 0 {
+		retries = 0
 	}
-	return min(MaxRetryDelay, time.Second<<retries)
+	d := base
+	for range retries {
+		if d >= ceiling {
+			return ceiling
+		}
+		d *= 2
+	}
+	return min(d, ceiling)
 }
 
 // PanicError is a panic in a user action, recovered; it is retried like any

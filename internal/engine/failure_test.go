@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -106,6 +107,58 @@ func TestRetryDelayBound(t *testing.T) {
 		}
 	}
 }
+
+// A machine's own backoff (retry_delay 600 s, max_retry_delay an hour): the
+// bound doubles from 20 minutes and stops at the hour, and a retry drawn at
+// the top of its range is delayed by close to an hour, delivered no earlier.
+func TestMachineBackoff(t *testing.T) {
+	base, ceiling, three := 600, 3600, 3
+	sm := twoStates(&three)
+	sm.RetryDelay, sm.MaxRetryDelay = &base, &ceiling
+	f := &flaky{n: 3, err: errors.New("partner down")}
+	m := mustCompile(t, sm, func(string) (fsm.Action, error) { return f, nil })
+	for retries, want := range map[int]time.Duration{0: 10 * time.Minute, 1: 20 * time.Minute, 2: 40 * time.Minute, 3: time.Hour, 60: time.Hour} {
+		if got := m.RetryDelayBound(retries); got != want {
+			t.Errorf("RetryDelayBound(%d) = %v, want %v", retries, got, want)
+		}
+	}
+	h := newHarness(t, []*engine.Machine{m}, func(o *engine.Options) { o.Rand = rand.New(top{}) })
+	h.start("M", nil)
+	var delays []time.Duration
+	for range 3 {
+		res, ok := h.step()
+		if !ok || res.Outcome != engine.OutcomeRetry {
+			t.Fatalf("%+v, want a retry", res)
+		}
+		delays = append(delays, res.Delay)
+		h.clock.Advance(res.Delay - time.Second)
+		if _, ok := h.next(); ok {
+			t.Fatalf("retry delayed %v delivered a second early", res.Delay)
+		}
+		h.clock.Advance(time.Second)
+	}
+	for i, want := range []time.Duration{20 * time.Minute, 40 * time.Minute, time.Hour} {
+		if d := delays[i]; d > want || d < want-time.Second {
+			t.Errorf("retry %d delayed %v, want just under its bound %v", i+1, d, want)
+		}
+	}
+	if res, ok := h.step(); !ok || res.Outcome != engine.OutcomeDone {
+		t.Fatalf("after three retries: %+v, want done", res)
+	}
+	// A machine built without the spec's checks is refused by Compile,
+	// naming the limit.
+	week := spec.MaxRetryDelayLimit + 1
+	sm.MaxRetryDelay = &week
+	if _, err := engine.Compile(sm, func(string) (fsm.Action, error) { return f, nil }); err == nil || !strings.Contains(err.Error(), "604800 (7 days)") {
+		t.Errorf("Compile with max_retry_delay %d: %v, want an error naming the 7-day limit", week, err)
+	}
+}
+
+// top is a random source at the top of its range: full jitter then draws
+// its bound.
+type top struct{}
+
+func (top) Uint64() uint64 { return ^uint64(0) }
 
 func TestRetriesExhaustedThenResume(t *testing.T) {
 	two := 2

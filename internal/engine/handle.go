@@ -387,7 +387,7 @@ func (e *Engine) prepareStep(ctx context.Context, payload []byte, ack string, pr
 			if inv.m != nil {
 				orig.System.SpecHash = inv.m.hash
 			}
-			res.Delay = e.retryDelay(orig.System.Retries)
+			res.Delay = e.retryDelay(inv.m, orig.System.Retries)
 			if retry, err = appendMessage(nil, orig, origUser); err != nil {
 				e.release(ctx, sys, lease.Fence)
 				return nil, res, fmt.Errorf("handle %s step %d: encode retry: %w", res.CorrelationID, res.Step, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"time"
 
 	"github.com/lfsm/lfsm/fsm"
 	"github.com/lfsm/lfsm/internal/spec"
@@ -20,10 +21,13 @@ type Machine struct {
 	name       string
 	maxRetries int
 	maxSteps   int
-	initial    int
-	states     []state
-	byName     map[string]int
-	spec       *spec.Machine
+	// retryDelay and maxRetryDelay are the backoff's base and cap.
+	retryDelay    time.Duration
+	maxRetryDelay time.Duration
+	initial       int
+	states        []state
+	byName        map[string]int
+	spec          *spec.Machine
 	// hash is spec.Hash(), which every message the machine writes carries.
 	hash string
 }
@@ -73,6 +77,13 @@ func (m *Machine) MaxRetries() int { return m.maxRetries }
 
 // MaxSteps is the machine's max_steps (the default when the spec omits it).
 func (m *Machine) MaxSteps() int { return m.maxSteps }
+
+// RetryDelayBound is the upper bound of the delay before the retry numbered
+// retries (1 for the first): min(max_retry_delay, retry_delay * 2^retries),
+// as the machine's spec sets them (1 s and 60 s by default).
+func (m *Machine) RetryDelayBound(retries int) time.Duration {
+	return retryDelayBound(m.retryDelay, m.maxRetryDelay, retries)
+}
 
 // Spec is the spec machine m was compiled from.
 func (m *Machine) Spec() *spec.Machine { return m.spec }
@@ -138,16 +149,22 @@ func Compile(m *spec.Machine, resolve Resolver) (*Machine, error) {
 		return nil, errors.New("compile machine: nil machine")
 	}
 	cm := &Machine{
-		name:       m.Name,
-		maxRetries: m.EffectiveMaxRetries(),
-		maxSteps:   m.EffectiveMaxSteps(),
-		initial:    -1,
-		states:     make([]state, len(m.States)),
-		byName:     make(map[string]int, len(m.States)),
-		spec:       m,
-		hash:       m.Hash(),
+		name:          m.Name,
+		maxRetries:    m.EffectiveMaxRetries(),
+		maxSteps:      m.EffectiveMaxSteps(),
+		retryDelay:    time.Duration(m.EffectiveRetryDelay()) * time.Second,
+		maxRetryDelay: time.Duration(m.EffectiveMaxRetryDelay()) * time.Second,
+		initial:       -1,
+		states:        make([]state, len(m.States)),
+		byName:        make(map[string]int, len(m.States)),
+		spec:          m,
+		hash:          m.Hash(),
 	}
 	var problems []string
+	if d, dmax := m.EffectiveRetryDelay(), m.EffectiveMaxRetryDelay(); d < 1 || dmax < 1 || dmax > spec.MaxRetryDelayLimit || d > dmax {
+		problems = append(problems, fmt.Sprintf("retry backoff retry_delay %d s, max_retry_delay %d s: want whole seconds from 1 to %d (7 days), retry_delay at most max_retry_delay",
+			d, dmax, spec.MaxRetryDelayLimit))
+	}
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	if m.Name == "" {
 		bad("machine has no name")

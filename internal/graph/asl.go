@@ -122,6 +122,9 @@ type aslRetry struct {
 	IntervalSeconds int         `json:"IntervalSeconds"`
 	BackoffRate     json.Number `json:"BackoffRate"`
 	MaxAttempts     int         `json:"MaxAttempts"`
+	// MaxDelaySeconds caps the backoff when the machine sets
+	// max_retry_delay (Step Functions has no cap by default).
+	MaxDelaySeconds int `json:"MaxDelaySeconds,omitempty"`
 }
 
 // aslChoice is a choice rule: either And of two comparisons, or one comparison.
@@ -177,10 +180,13 @@ func (b *aslBuilder) build() (*aslDoc, error) {
 
 	retry := []aslRetry{{
 		ErrorEquals:     []string{"States.ALL"},
-		IntervalSeconds: 1,
+		IntervalSeconds: b.m.EffectiveRetryDelay(),
 		BackoffRate:     "2.0",
 		MaxAttempts:     b.m.EffectiveMaxRetries(),
 	}}
+	if b.m.MaxRetryDelay != nil {
+		retry[0].MaxDelaySeconds = *b.m.MaxRetryDelay
+	}
 	task := func(comment, next string) *aslState {
 		return &aslState{Type: "Task", Comment: comment, Resource: b.arn,
 			Parameters: &aslTaskParameters{Mode: aslTaskMode, Message: "$"}, Retry: retry, Next: next}

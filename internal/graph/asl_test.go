@@ -259,3 +259,29 @@ func TestASLErrors(t *testing.T) {
 		})
 	}
 }
+
+// A machine's own backoff reaches the tasks' Retry: IntervalSeconds is its
+// retry_delay, MaxDelaySeconds its max_retry_delay.
+func TestASLBackoff(t *testing.T) {
+	base, ceiling := 60, 3600
+	m := &spec.Machine{Name: "M", RetryDelay: &base, MaxRetryDelay: &ceiling, States: []*spec.State{
+		{Name: "A", Initial: true, DoAction: &spec.ActionRef{Ref: "example.com/x.Do"}, Transitions: []*spec.Transition{{Target: "B", Event: "ok"}}},
+		{Name: "B", Final: true},
+	}}
+	doc, err := ASL(m, testARN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var def struct {
+		States map[string]struct {
+			Retry []struct{ IntervalSeconds, MaxDelaySeconds int }
+		}
+	}
+	if err := json.Unmarshal(doc, &def); err != nil {
+		t.Fatal(err)
+	}
+	r := def.States["A"].Retry
+	if len(r) != 1 || r[0].IntervalSeconds != 60 || r[0].MaxDelaySeconds != 3600 {
+		t.Errorf("task A's Retry %+v, want IntervalSeconds 60 and MaxDelaySeconds 3600", r)
+	}
+}

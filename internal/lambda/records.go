@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/lfsm/lfsm/internal/backend/sqs"
 	"github.com/lfsm/lfsm/internal/engine"
 )
 
@@ -46,6 +48,7 @@ func (h *Handler) sqs(ctx context.Context, payload []byte) ([]byte, error) {
 		return nil, fmt.Errorf("decode SQS event: %w", err)
 	}
 	resp := BatchResponse{BatchItemFailures: []BatchItemFailure{}}
+	ev.Records = h.deferEarly(ctx, ev.Records, &resp)
 	if !anyFIFO(ev.Records) {
 		h.sqsBatch(ctx, ev.Records, &resp)
 		return marshal(resp)
@@ -78,6 +81,41 @@ func (h *Handler) sqs(ctx context.Context, payload []byte) ([]byte, error) {
 		}
 	}
 	return marshal(resp)
+}
+
+// deferEarly takes the records that came before the due time of their
+// chained delay (sqs.DueAttribute: a delay longer than SQS's 900 s) out of
+// the batch: each is sent again through the retrier with the rest of its
+// delay and acknowledged, never run early. One that cannot be sent again is
+// listed (it comes back after the visibility timeout and is looked at
+// again). The rest of the batch is returned.
+func (h *Handler) deferEarly(ctx context.Context, rs []events.SQSMessage, resp *BatchResponse) []events.SQSMessage {
+	now := h.clock.Now()
+	rest := rs[:0:0]
+	for _, r := range rs {
+		wait := sqs.Early(aws.ToString(r.MessageAttributes[sqs.DueAttribute].StringValue), now)
+		if wait <= 0 {
+			rest = append(rest, r)
+			continue
+		}
+		key := ""
+		if m, err := engine.DecodeMessage([]byte(r.Body)); err == nil {
+			key = m.System.CorrelationID
+		}
+		if h.retrier == nil {
+			resp.fail(r.MessageId)
+			continue
+		}
+		if err := h.retrier.ScheduleRetry(ctx, engine.OutMessage{Key: key, Payload: []byte(r.Body), Delay: wait}); err != nil {
+			h.logger.LogAttrs(ctx, slog.LevelWarn, "cannot send an early message again", slog.String("record_id", r.MessageId),
+				slog.String("correlation_id", key), slog.Any("err", err))
+			resp.fail(r.MessageId)
+			continue
+		}
+		h.logger.LogAttrs(ctx, slog.LevelDebug, "message came before its due time: sent again", slog.String("record_id", r.MessageId),
+			slog.String("correlation_id", key), slog.Duration("delay", wait))
+	}
+	return rest
 }
 
 // anyFIFO reports whether a record comes from a FIFO queue.

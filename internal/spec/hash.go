@@ -10,8 +10,8 @@ import (
 const HashLength = 16
 
 // Hash identifies the version of the machine that runs: a hex digest of
-// what decides how its executions behave (its name, max_retries and
-// max_steps as they apply, and every state and transition with its flags,
+// what decides how its executions behave (its name, max_retries,
+// max_steps and the retry backoff as they apply, and every state and transition with its flags,
 // actions and order), and of nothing else: positions, comments, anchors and
 // extension keys leave it alone, so a spec reformatted or moved to another
 // file keeps its hash, and the same machine compiled into a project binary
@@ -33,12 +33,24 @@ func (m *Machine) Hash() string {
 		Exit        string       `json:"exit,omitempty"`
 		Transitions []transition `json:"transitions"`
 	}
+	// The backoff is hashed only when it is not the default, so that the
+	// hashes of machines that leave it alone did not change when it came.
+	nonDefault := func(v, def int) int {
+		if v == def {
+			return 0
+		}
+		return v
+	}
 	c := struct {
-		Name       string  `json:"name"`
-		MaxRetries int     `json:"max_retries"`
-		MaxSteps   int     `json:"max_steps"`
-		States     []state `json:"states"`
-	}{Name: m.Name, MaxRetries: m.EffectiveMaxRetries(), MaxSteps: m.EffectiveMaxSteps(), States: []state{}}
+		Name          string  `json:"name"`
+		MaxRetries    int     `json:"max_retries"`
+		MaxSteps      int     `json:"max_steps"`
+		RetryDelay    int     `json:"retry_delay,omitempty"`
+		MaxRetryDelay int     `json:"max_retry_delay,omitempty"`
+		States        []state `json:"states"`
+	}{Name: m.Name, MaxRetries: m.EffectiveMaxRetries(), MaxSteps: m.EffectiveMaxSteps(),
+		RetryDelay:    nonDefault(m.EffectiveRetryDelay(), DefaultRetryDelay),
+		MaxRetryDelay: nonDefault(m.EffectiveMaxRetryDelay(), DefaultMaxRetryDelay), States: []state{}}
 	ref := func(a *ActionRef) string {
 		if a == nil {
 			return ""

@@ -36,7 +36,7 @@ func TestMachineHash(t *testing.T) {
 	want := hash(t, base)
 	same := map[string]string{
 		"comments and layout":  "# orders\n" + strings.ReplaceAll(base, "    - {target: B, event: ok}", "    # the happy path\n    - target: B\n      event: ok"),
-		"defaults written out": strings.Replace(base, "- name: M\n", "- name: M\n  max_retries: 5\n  max_steps: 10000\n", 1),
+		"defaults written out": strings.Replace(base, "- name: M\n", "- name: M\n  max_retries: 5\n  max_steps: 10000\n  retry_delay: 1\n  max_retry_delay: 60\n", 1),
 		"extension key":        strings.Replace(base, "- name: M\n", "- name: M\n  x-owner: team\n", 1),
 	}
 	for name, src := range same {
@@ -49,6 +49,8 @@ func TestMachineHash(t *testing.T) {
 		"transition order": strings.Replace(base, "    - {target: B, event: ok}\n    - {target: C, event: no}", "    - {target: C, event: no}\n    - {target: B, event: ok}", 1),
 		"local":            strings.Replace(base, "{target: B, event: ok}", "{target: B, event: ok, local: true}", 1),
 		"max_retries":      strings.Replace(base, "- name: M\n", "- name: M\n  max_retries: 0\n", 1),
+		"retry_delay":      strings.Replace(base, "- name: M\n", "- name: M\n  retry_delay: 2\n", 1),
+		"max_retry_delay":  strings.Replace(base, "- name: M\n", "- name: M\n  max_retry_delay: 3600\n", 1),
 		"final flag":       strings.Replace(base, "  - name: C\n    final: true\n", "  - name: C\n    final: true\n    exit_action: example.com/x.Bye\n", 1),
 	}
 	for name, src := range differs {

@@ -23,6 +23,18 @@ const DefaultMaxRetries = 5
 // DefaultMaxSteps caps the messages one execution may dispatch (runaway guard).
 const DefaultMaxSteps = 10000
 
+// Retry backoff: the delay before the retry numbered r (1 for the first) is
+// drawn uniformly from 0 to min(max_retry_delay, retry_delay * 2^r) seconds
+// ("full jitter"). The defaults are the Python framework's (1 s and 60 s).
+const (
+	DefaultRetryDelay    = 1
+	DefaultMaxRetryDelay = 60
+	// MaxRetryDelayLimit bounds max_retry_delay (and so retry_delay): a week.
+	// An execution that must wait longer between attempts is better parked
+	// in a state of its own (a timer, or waiting for an outside event).
+	MaxRetryDelayLimit = 7 * 24 * 3600
+)
+
 // Pos is a position in a source file: 1-based line and column, 0-based byte offset.
 type Pos struct {
 	Line   int `json:"line"`
@@ -104,7 +116,12 @@ type Machine struct {
 	MaxRetries *int
 	// MaxSteps is nil when the spec does not set it (DefaultMaxSteps applies).
 	MaxSteps *int
-	States   []*State
+	// RetryDelay and MaxRetryDelay (seconds) are nil when the spec does not
+	// set them (DefaultRetryDelay, DefaultMaxRetryDelay apply); left out of
+	// the JSON then, so that a project's generated code does not change.
+	RetryDelay    *int `json:",omitempty"`
+	MaxRetryDelay *int `json:",omitempty"`
+	States        []*State
 }
 
 // State returns the state with the given name, or nil.
@@ -141,6 +158,23 @@ func (m *Machine) EffectiveMaxSteps() int {
 		return *m.MaxSteps
 	}
 	return DefaultMaxSteps
+}
+
+// EffectiveRetryDelay is the machine's retry_delay or the default, in seconds.
+func (m *Machine) EffectiveRetryDelay() int {
+	if m.RetryDelay != nil {
+		return *m.RetryDelay
+	}
+	return DefaultRetryDelay
+}
+
+// EffectiveMaxRetryDelay is the machine's max_retry_delay or the default, in
+// seconds.
+func (m *Machine) EffectiveMaxRetryDelay() int {
+	if m.MaxRetryDelay != nil {
+		return *m.MaxRetryDelay
+	}
+	return DefaultMaxRetryDelay
 }
 
 // State is one state of a machine. Action fields are nil when the spec omits them.

@@ -16,7 +16,7 @@ import (
 // Keys of each mapping of the format, in the order the docs list them.
 var (
 	topKeys        = []string{"machines"}
-	machineKeys    = []string{"name", "max_retries", "max_steps", "states"}
+	machineKeys    = []string{"name", "max_retries", "max_steps", "retry_delay", "max_retry_delay", "states"}
 	importKeys     = []string{"import"}
 	stateKeys      = []string{"name", "initial", "final", "entry_action", "do_action", "exit_action", "transitions"}
 	transitionKeys = []string{"target", "event", "action", "local"}
@@ -444,6 +444,20 @@ func (p *parser) integer(kv *fields, key, what, code string, minimum int, hint s
 	return &n
 }
 
+// seconds reads an optional backoff in whole seconds, from 1 to
+// MaxRetryDelayLimit.
+func (p *parser) seconds(kv *fields, key, what, hint string) *int {
+	n := p.integer(kv, key, what, CodeInvalidRetryDelay, 1, hint)
+	if n == nil || *n <= MaxRetryDelayLimit {
+		return n
+	}
+	pr, v, _ := kv.optional(key)
+	p.add(diag(CodeInvalidRetryDelay, p.src.rangeOf(pr.val),
+		fmt.Sprintf("%s of %s must be at most %d seconds (7 days), not %s", key, what, MaxRetryDelayLimit, describe(v)), "",
+		"for a longer wait between attempts, park the execution in a state of its own (a timer with fsm.Context.Delay, or a waiting state an outside event ends)"))
+	return nil
+}
+
 // action reads an optional action reference.
 func (p *parser) action(kv *fields, key, what string) *ActionRef {
 	pr, v, ok := kv.optional(key)
@@ -508,6 +522,17 @@ func (p *parser) machine(n *yaml.Node) *Machine {
 		"write a whole number such as max_retries: 3 (0 means no retry), or remove the key for the default 5")
 	m.MaxSteps = p.integer(kv, "max_steps", what, CodeInvalidMaxSteps, 1,
 		"write a whole number of at least 1 such as max_steps: 1000, or remove the key for the default 10000")
+	m.RetryDelay = p.seconds(kv, "retry_delay", what,
+		"write a whole number of seconds such as retry_delay: 30, or remove the key for the default 1")
+	m.MaxRetryDelay = p.seconds(kv, "max_retry_delay", what,
+		"write a whole number of seconds such as max_retry_delay: 3600, or remove the key for the default 60")
+	if m.RetryDelay != nil && m.EffectiveRetryDelay() > m.EffectiveMaxRetryDelay() {
+		pr, _, _ := kv.optional("retry_delay")
+		p.add(diag(CodeInvalidRetryDelay, p.src.rangeOf(pr.val),
+			fmt.Sprintf("retry_delay of %s (%d s) is longer than its max_retry_delay (%d s), which caps every backoff", what, m.EffectiveRetryDelay(), m.EffectiveMaxRetryDelay()), "",
+			fmt.Sprintf("raise max_retry_delay to at least %d, or lower retry_delay", m.EffectiveRetryDelay())))
+		m.RetryDelay = nil
+	}
 	p.eachMapping(kv, "states", what, "state", "write each state as a list item starting with \"- name:\"",
 		"write a state as \"- name: ...\" followed by its keys", func(it *yaml.Node) {
 			m.States = append(m.States, p.state(it, what))

@@ -15,6 +15,7 @@ const (
 	CodeImportCycle           = "import-cycle"
 	CodeInvalidMaxRetries     = "invalid-max-retries"
 	CodeInvalidMaxSteps       = "invalid-max-steps"
+	CodeInvalidRetryDelay     = "invalid-retry-delay"
 	CodeDuplicateMachine      = "duplicate-machine"
 	CodeDuplicateState        = "duplicate-state"
 	CodeReservedName          = "reserved-name"
@@ -53,6 +54,7 @@ var rules = []Rule{
 	{CodeImportCycle, SeverityError, "a file imports itself, directly or through other files"},
 	{CodeInvalidMaxRetries, SeverityError, "max_retries is not a non-negative integer"},
 	{CodeInvalidMaxSteps, SeverityError, "max_steps is not an integer >= 1"},
+	{CodeInvalidRetryDelay, SeverityError, "retry_delay or max_retry_delay is not a whole number of seconds from 1 to 604800 (7 days), or retry_delay exceeds max_retry_delay"},
 	{CodeDuplicateMachine, SeverityError, "two machines have the same name, across all imported files"},
 	{CodeDuplicateState, SeverityError, "two states of one machine have the same name"},
 	{CodeReservedName, SeverityError, "pseudo_init or pseudo_final used as a state or event name"},

@@ -23,7 +23,11 @@ type ReceiveAPI interface {
 
 // Receive implements engine.Source with ReceiveMessage: at most 10
 // messages, the visibility and the long-poll wait in whole seconds (wait at
-// most 20 s). The client must also be a ReceiveAPI (*sqs.Client is).
+// most 20 s). The client must also be a ReceiveAPI (*sqs.Client is). A
+// message received before the due time of its chained delay (DueAttribute)
+// is not returned: it is sent again with the rest of its delay and then
+// deleted (if the send fails it stays, and comes back after the visibility
+// timeout).
 func (q *Queue) Receive(ctx context.Context, limit int, visibility, wait time.Duration) ([]engine.Delivery, error) {
 	rc, ok := q.c.(ReceiveAPI)
 	if !ok {
@@ -35,12 +39,21 @@ func (q *Queue) Receive(ctx context.Context, limit int, visibility, wait time.Du
 		VisibilityTimeout:           int32(math.Ceil(visibility.Seconds())),
 		WaitTimeSeconds:             int32(min(wait.Seconds(), 20)),
 		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount},
+		MessageAttributeNames:       []string{DueAttribute},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("receive from SQS queue %s: %w", q.url, err)
 	}
 	ds := make([]engine.Delivery, 0, len(out.Messages))
+	now := q.now()
 	for _, m := range out.Messages {
+		if wait := Early(aws.ToString(m.MessageAttributes[DueAttribute].StringValue), now); wait > 0 {
+			if err := q.Defer(ctx, aws.ToString(m.Body), wait); err != nil {
+				continue // it comes back after the visibility timeout
+			}
+			_ = q.Ack(ctx, aws.ToString(m.ReceiptHandle)) // if not deleted, it comes back and is deferred again
+			continue
+		}
 		n, _ := strconv.Atoi(m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
 		ds = append(ds, engine.Delivery{Payload: []byte(aws.ToString(m.Body)), Receipt: aws.ToString(m.ReceiptHandle), Attempts: max(n, 1)})
 	}
@@ -55,6 +68,20 @@ func (q *Queue) Ack(ctx context.Context, receipt string) error {
 	}
 	if _, err := rc.DeleteMessage(ctx, &awssqs.DeleteMessageInput{QueueUrl: &q.url, ReceiptHandle: &receipt}); err != nil {
 		return fmt.Errorf("delete from SQS queue %s: %w", q.url, err)
+	}
+	return nil
+}
+
+// Defer sends body again with the rest of its chained delay, wait (which
+// is chained again when still longer than MaxDelay): what a receiver does
+// with a message that came before its due time, before acknowledging it.
+func (q *Queue) Defer(ctx context.Context, body string, wait time.Duration) error {
+	in, err := q.input(engine.OutMessage{Payload: []byte(body), Delay: wait})
+	if err != nil {
+		return err
+	}
+	if _, err := q.c.SendMessage(ctx, in); err != nil {
+		return fmt.Errorf("send again to SQS queue %s (due in %s): %w", q.url, wait.Round(time.Second), err)
 	}
 	return nil
 }

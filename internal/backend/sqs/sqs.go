@@ -18,7 +18,15 @@ import (
 )
 
 // MaxDelay is the longest delay SQS can give one message (DelaySeconds 900).
+// A longer one is chained: the message is sent with MaxDelay and its due
+// time in DueAttribute, and whoever receives it before that time sends it
+// again with the rest of the delay (Early, Resend) instead of running it.
 const MaxDelay = 900 * time.Second
+
+// DueAttribute is the message attribute (Number, Unix milliseconds) that
+// carries the due time of a message delayed longer than MaxDelay. A
+// message without it is due when SQS delivers it.
+const DueAttribute = "lfsm_due"
 
 // MaxBatch is the number of messages one SendMessageBatch call takes.
 const MaxBatch = 10
@@ -41,6 +49,9 @@ type Options struct {
 	// batch of up to 10 (the first and the retries of its failed entries);
 	// 0 means 5.
 	BatchAttempts int
+	// Now tells the time a chained delay's due time is counted from, and
+	// Receive's check of it; nil means time.Now.
+	Now func() time.Time
 }
 
 // Queue sends messages to one SQS queue. It implements engine.Queue and
@@ -50,6 +61,7 @@ type Queue struct {
 	url      string
 	fifo     bool
 	attempts int
+	now      func() time.Time
 }
 
 var (
@@ -84,7 +96,11 @@ func New(ctx context.Context, o Options) (*Queue, error) {
 	if n <= 0 {
 		n = 5
 	}
-	return &Queue{c: o.Client, url: u, fifo: strings.HasSuffix(u, ".fifo"), attempts: n}, nil
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Queue{c: o.Client, url: u, fifo: strings.HasSuffix(u, ".fifo"), attempts: n, now: now}, nil
 }
 
 // URL returns the queue's URL.
@@ -107,22 +123,34 @@ func ParseARN(s string) (ARN, error) {
 	return ARN{Partition: p[1], Region: p[3], Account: p[4], Name: p[5]}, nil
 }
 
-// delaySeconds rounds d up to whole seconds, refusing what SQS cannot delay.
-func (q *Queue) delaySeconds(d time.Duration) (int32, error) {
+// delay is how a message's delay is sent: DelaySeconds (d rounded up to
+// whole seconds, at most 900) and, for a delay longer than MaxDelay, the
+// due time to put in DueAttribute (zero otherwise).
+func (q *Queue) delay(d time.Duration) (int32, time.Time, error) {
 	if d <= 0 {
-		return 0, nil
-	}
-	if d > MaxDelay {
-		return 0, fmt.Errorf("sqs: delay %s is longer than SQS's %s limit (DelaySeconds 900): use a retry store that can wait longer", d, MaxDelay)
+		return 0, time.Time{}, nil
 	}
 	if q.fifo {
-		return 0, fmt.Errorf("sqs: FIFO queue %s cannot delay one message (%s): use a standard queue for retries", q.url, d)
+		return 0, time.Time{}, fmt.Errorf("sqs: FIFO queue %s cannot delay one message (%s): use a standard queue for retries", q.url, d)
 	}
-	return int32(math.Ceil(d.Seconds())), nil
+	if d > MaxDelay {
+		return int32(MaxDelay / time.Second), q.now().Add(d), nil
+	}
+	return int32(math.Ceil(d.Seconds())), time.Time{}, nil
+}
+
+// dueValue is a due time as DueAttribute carries it: Unix milliseconds,
+// rounded up (never earlier than asked).
+func dueValue(due time.Time) string {
+	ms := due.UnixMilli()
+	if due.After(time.UnixMilli(ms)) {
+		ms++
+	}
+	return strconv.FormatInt(ms, 10)
 }
 
 func (q *Queue) input(m engine.OutMessage) (*awssqs.SendMessageInput, error) {
-	ds, err := q.delaySeconds(m.Delay)
+	ds, due, err := q.delay(m.Delay)
 	if err != nil {
 		return nil, err
 	}
@@ -130,10 +158,40 @@ func (q *Queue) input(m engine.OutMessage) (*awssqs.SendMessageInput, error) {
 	if ds > 0 {
 		in.DelaySeconds = ds
 	}
+	if !due.IsZero() {
+		in.MessageAttributes = map[string]types.MessageAttributeValue{
+			DueAttribute: {DataType: aws.String("Number"), StringValue: aws.String(dueValue(due))},
+		}
+	}
 	if q.fifo {
 		in.MessageGroupId = aws.String(m.Key)
 	}
 	return in, nil
+}
+
+// Due reads a received message's due time from the value of its
+// DueAttribute (empty: none); ok is false without one, or when it is not a
+// number (the message is then due: it is run rather than held for good).
+func Due(value string) (time.Time, bool) {
+	if value == "" {
+		return time.Time{}, false
+	}
+	ms, err := strconv.ParseInt(value, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}
+
+// Early returns how long a message received at now still has to wait: the
+// rest of a chained delay (due, from its DueAttribute, is later than now),
+// else zero.
+func Early(value string, now time.Time) time.Duration {
+	due, ok := Due(value)
+	if !ok || !due.After(now) {
+		return 0
+	}
+	return due.Sub(now)
 }
 
 // Send implements engine.Queue; the receipt is the SQS message id.
@@ -149,7 +207,8 @@ func (q *Queue) Send(ctx context.Context, m engine.OutMessage) (string, error) {
 	return aws.ToString(out.MessageId), nil
 }
 
-// ScheduleRetry implements engine.Retrier with DelaySeconds.
+// ScheduleRetry implements engine.Retrier with DelaySeconds (chained
+// beyond MaxDelay).
 func (q *Queue) ScheduleRetry(ctx context.Context, m engine.OutMessage) error {
 	_, err := q.Send(ctx, m)
 	return err
@@ -186,6 +245,7 @@ func (q *Queue) SendBatch(ctx context.Context, ms []engine.OutMessage) ([]string
 				byID[id] = i
 				entries = append(entries, types.SendMessageBatchRequestEntry{
 					Id: &id, MessageBody: in.MessageBody, DelaySeconds: in.DelaySeconds, MessageGroupId: in.MessageGroupId,
+					MessageAttributes: in.MessageAttributes,
 				})
 			}
 			if len(entries) == 0 {

@@ -107,13 +107,138 @@ func TestRetryDelay(t *testing.T) {
 		t.Errorf("received after the delay (-want +got):\n%s", diff)
 	}
 
-	err = q.ScheduleRetry(t.Context(), engine.OutMessage{Key: "c1", Payload: []byte("too late"), Delay: sqs.MaxDelay + time.Second})
-	if err == nil {
-		t.Fatalf("ScheduleRetry with a delay beyond 900 s succeeded")
+}
+
+// recorder keeps the SendMessage and SendMessageBatch inputs on their way to
+// the emulator.
+type recorder struct {
+	*awssqs.Client
+	mu    sync.Mutex
+	sends []*awssqs.SendMessageInput
+	batch []*awssqs.SendMessageBatchInput
+}
+
+func (r *recorder) SendMessage(ctx context.Context, in *awssqs.SendMessageInput, opts ...func(*awssqs.Options)) (*awssqs.SendMessageOutput, error) {
+	r.mu.Lock()
+	r.sends = append(r.sends, in)
+	r.mu.Unlock()
+	return r.Client.SendMessage(ctx, in, opts...)
+}
+
+func (r *recorder) SendMessageBatch(ctx context.Context, in *awssqs.SendMessageBatchInput, opts ...func(*awssqs.Options)) (*awssqs.SendMessageBatchOutput, error) {
+	r.mu.Lock()
+	r.batch = append(r.batch, in)
+	r.mu.Unlock()
+	return r.Client.SendMessageBatch(ctx, in, opts...)
+}
+
+func (r *recorder) last(t *testing.T) (delay int32, due string) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.sends) == 0 {
+		t.Fatal("nothing sent")
 	}
-	out, err = c.ReceiveMessage(t.Context(), &awssqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10})
-	if err != nil || len(out.Messages) != 0 {
-		t.Errorf("after a refused delay, ReceiveMessage = %d messages, %v; want none", len(out.Messages), err)
+	in := r.sends[len(r.sends)-1]
+	return in.DelaySeconds, aws.ToString(in.MessageAttributes[sqs.DueAttribute].StringValue)
+}
+
+// A delay longer than SQS's 900 s is chained: sent with DelaySeconds 900 and
+// its due time in the lfsm_due attribute; a receipt before the due time is
+// sent again with the rest of the delay (chained again while longer than
+// 900 s, then a plain delay) and deleted, never returned; at the due time
+// it is delivered. The clock is injected: the hops' 900 s are not waited
+// for; each hop's message is put on the queue as it would arrive.
+func TestChainedDelay(t *testing.T) {
+	c, url, arn := newQueue(t, nil)
+	rec := &recorder{Client: c}
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	now := t0
+	q, err := sqs.New(t.Context(), sqs.Options{Client: rec, ARN: arn, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := t0.Add(time.Hour)
+	wantDue := strconv.FormatInt(due.UnixMilli(), 10)
+	if err := q.ScheduleRetry(t.Context(), engine.OutMessage{Key: "c1", Payload: []byte("an hour"), Delay: time.Hour}); err != nil {
+		t.Fatalf("ScheduleRetry of an hour: %v", err)
+	}
+	if d, at := rec.last(t); d != 900 || at != wantDue {
+		t.Fatalf("first hop sent with DelaySeconds %d, %s %q; want 900 and the due time %q", d, sqs.DueAttribute, at, wantDue)
+	}
+	// A batch chains the same way.
+	if _, err := q.SendBatch(t.Context(), []engine.OutMessage{{Key: "c2", Payload: []byte("batched"), Delay: 2 * time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	if e := rec.batch[0].Entries[0]; e.DelaySeconds != 900 || aws.ToString(e.MessageAttributes[sqs.DueAttribute].StringValue) != strconv.FormatInt(t0.Add(2*time.Hour).UnixMilli(), 10) {
+		t.Errorf("batched entry DelaySeconds %d, attributes %v; want 900 and the due time in two hours", e.DelaySeconds, e.MessageAttributes)
+	}
+	// A delay SQS takes itself carries no due time.
+	if err := q.ScheduleRetry(t.Context(), engine.OutMessage{Key: "c3", Payload: []byte("short"), Delay: sqs.MaxDelay}); err != nil {
+		t.Fatal(err)
+	}
+	if d, at := rec.last(t); d != 900 || at != "" {
+		t.Errorf("a 900 s delay sent with DelaySeconds %d and due %q, want 900 and none", d, at)
+	}
+	sends := len(rec.sends)
+
+	// arrive puts the hop's message on the queue as SQS delivers it when its
+	// DelaySeconds are over, attribute and all.
+	arrive := func(body, at string) {
+		t.Helper()
+		in := &awssqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(body)}
+		if at != "" {
+			in.MessageAttributes = map[string]types.MessageAttributeValue{sqs.DueAttribute: {DataType: aws.String("Number"), StringValue: aws.String(at)}}
+		}
+		if _, err := c.SendMessage(t.Context(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receive := func() []engine.Delivery {
+		t.Helper()
+		ds, err := q.Receive(t.Context(), 10, time.Minute, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ds
+	}
+	// After the first hop (900 s): 45 minutes to go, more than SQS can
+	// delay: chained again with the same due time.
+	now = t0.Add(sqs.MaxDelay)
+	arrive("an hour", wantDue)
+	if ds := receive(); len(ds) != 0 {
+		t.Fatalf("received %d messages 45 minutes before their due time, want none", len(ds))
+	}
+	if len(rec.sends) != sends+1 {
+		t.Fatalf("%d sends after an early receipt, want one re-send", len(rec.sends)-sends)
+	}
+	if d, at := rec.last(t); d != 900 || at != wantDue {
+		t.Errorf("re-sent with DelaySeconds %d, due %q; want 900 and the same due time %q", d, at, wantDue)
+	}
+	// 10 minutes to go: re-sent with a plain delay of 600 s.
+	now = due.Add(-10 * time.Minute)
+	arrive("an hour", wantDue)
+	if ds := receive(); len(ds) != 0 {
+		t.Fatalf("received %d messages 10 minutes early, want none", len(ds))
+	}
+	if d, at := rec.last(t); d != 600 || at != "" {
+		t.Errorf("re-sent with DelaySeconds %d, due %q; want 600 and no due time", d, at)
+	}
+	// Each early receipt was deleted: nothing is left but the re-sends,
+	// which fauxqs holds as delayed.
+	attrs, err := c.GetQueueAttributes(t.Context(), &awssqs.GetQueueAttributesInput{QueueUrl: &url, AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameAll}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, nv := attrs.Attributes["ApproximateNumberOfMessages"], attrs.Attributes["ApproximateNumberOfMessagesNotVisible"]; v != "0" || nv != "0" {
+		t.Errorf("queue holds %s visible and %s in-flight messages after the early receipts, want none (deleted)", v, nv)
+	}
+	// At the due time it is delivered.
+	now = due
+	arrive("an hour", wantDue)
+	ds := receive()
+	if len(ds) != 1 || string(ds[0].Payload) != "an hour" {
+		t.Fatalf("at the due time received %v, want the message", ds)
 	}
 }
 
