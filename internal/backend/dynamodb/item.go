@@ -108,6 +108,11 @@ type record struct {
 	// restarted is the time of the last resume to running (unix ns, 0 for
 	// none): Acquire refuses messages restarted before it.
 	restarted int64
+	// ddbFence is the fence attribute as stored (Execution.Fence may show a
+	// lease cache's instead); epoch and carried are the lease cache's guard
+	// (ep, lf); lastStep is the last commit's step item (hk).
+	ddbFence, epoch, carried int64
+	lastStep                 string
 }
 
 func decodeExec(m map[string]av) record {
@@ -139,6 +144,10 @@ func decodeExec(m map[string]av) record {
 		hasCheckpoint: has,
 		tomb:          m[attrTomb] != nil,
 		restarted:     getN(m, "rs"),
+		ddbFence:      getN(m, "f"),
+		epoch:         getN(m, "ep"),
+		carried:       getN(m, "lf"),
+		lastStep:      getS(m, "hk"),
 	}
 }
 

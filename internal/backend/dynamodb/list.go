@@ -132,7 +132,11 @@ func (s *Store) listPartition(ctx context.Context, p partition, after *cursor, f
 			return nil, false, err
 		}
 		for _, id := range ids {
-			if e, ok := execs[id]; ok && matches(f, e.e) {
+			e, ok := execs[id]
+			if ok && s.cache != nil {
+				s.overlay(ctx, &e)
+			}
+			if ok && matches(f, e.e) {
 				got = append(got, e.e)
 			}
 		}

@@ -19,6 +19,9 @@ import (
 // then a write conditional on everything the rules read, retried if a
 // step's acquire or commit came in between.
 func (s *Store) SetStatus(ctx context.Context, id string, st engine.Status, reason string, now time.Time) error {
+	if s.cache != nil {
+		return s.setStatusCached(ctx, id, st, reason, now)
+	}
 	for range 8 {
 		r, err := s.get(ctx, id)
 		if errors.Is(err, engine.ErrNotFound) {
@@ -74,6 +77,9 @@ func (s *Store) SetStatus(ctx context.Context, id string, st engine.Status, reas
 // SwapStatus implements engine.Store: one conditional UpdateItem (after a
 // read for the machine, which the status index's key holds).
 func (s *Store) SwapStatus(ctx context.Context, w engine.StatusSwap) error {
+	if s.cache != nil {
+		return s.swapStatusCached(ctx, w)
+	}
 	r, err := s.get(ctx, w.CorrelationID)
 	if errors.Is(err, engine.ErrNotFound) {
 		return fmt.Errorf("swap status of %s: %w", w.CorrelationID, engine.ErrNotFound)

@@ -23,6 +23,9 @@ import (
 // Renew implements engine.Store: one conditional UpdateItem of the lease's
 // expiry (le), on the fence and a held lease.
 func (s *Store) Renew(ctx context.Context, r engine.LeaseRenewal) error {
+	if s.cache != nil {
+		return s.renewCached(ctx, r)
+	}
 	_, err := s.c.UpdateItem(ctx, &ddb.UpdateItemInput{
 		TableName: s.table, Key: key(r.CorrelationID, execSK),
 		ConditionExpression:       aws.String("attribute_exists(pk) AND f = :f AND le <> :zero"),
@@ -45,6 +48,9 @@ func (s *Store) Renew(ctx context.Context, r engine.LeaseRenewal) error {
 // step came in between. It applies SetStatus's resume rule, forgets failed
 // attempts and takeovers, and records the restart time for running.
 func (s *Store) Reopen(ctx context.Context, r engine.Reopen) error {
+	if s.cache != nil {
+		return s.reopenCached(ctx, r)
+	}
 	for range 8 {
 		x, err := s.get(ctx, r.CorrelationID)
 		if errors.Is(err, engine.ErrNotFound) {
@@ -138,6 +144,9 @@ func (s *Store) Stranded(ctx context.Context, q engine.StrandedQuery) ([]engine.
 				return nil, err
 			}
 			for _, r := range recs {
+				if s.cache != nil && r.e.Status == engine.StatusRunning {
+					s.overlay(ctx, &r)
+				}
 				du, le := unixNano(r.e.DueAt), unixNano(r.e.LeaseExpires)
 				if r.e.Status == engine.StatusRunning && du != 0 && du <= cutoff && (le == 0 || now >= le) && !r.tomb {
 					cands = append(cands, r)
@@ -164,7 +173,7 @@ func (s *Store) Stranded(ctx context.Context, q engine.StrandedQuery) ([]engine.
 			TableName: s.table, Key: key(r.e.CorrelationID, execSK),
 			ConditionExpression:       aws.String("st = :running AND du = :du AND f = :f"),
 			UpdateExpression:          aws.String("SET du = :now"),
-			ExpressionAttributeValues: map[string]av{":running": vs(string(engine.StatusRunning)), ":du": vn(unixNano(r.e.DueAt)), ":f": vn(r.e.Fence), ":now": vn(now)},
+			ExpressionAttributeValues: map[string]av{":running": vs(string(engine.StatusRunning)), ":du": vn(unixNano(r.e.DueAt)), ":f": vn(r.ddbFence), ":now": vn(now)},
 			ReturnConsumedCapacity:    capacity,
 		})
 		var ccf *types.ConditionalCheckFailedException

@@ -100,6 +100,9 @@ func (s *Store) pruneOne(ctx context.Context, rec record) (int, bool, error) {
 	if err != nil {
 		return 0, false, fmt.Errorf("prune %s in DynamoDB table %s: %w", id, *s.table, err)
 	}
+	if s.cache != nil {
+		s.forget(ctx, id) // a late message reseeds from the tombstone, which refuses it
+	}
 	var keys []map[string]av
 	in := &ddb.QueryInput{
 		TableName: s.table, ConsistentRead: aws.Bool(true),

@@ -49,7 +49,7 @@ func (s *Store) StartBatch(ctx context.Context, xs []engine.Execution, outs []en
 			}
 			x.DoneStep, x.LeaseStep, x.LeaseExpires = -1, -1, time.Time{}
 			pending[x.CorrelationID] = i
-			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: encodeNew(x)}})
+			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: s.newItem(x)}})
 		}
 		req := map[string][]types.WriteRequest{*s.table: reqs}
 		for attempt := 0; len(req) > 0 && attempt < batchAttempts; attempt++ {
@@ -89,6 +89,7 @@ func (s *Store) StartBatch(ctx context.Context, xs []engine.Execution, outs []en
 	for i := range xs {
 		if created[i] {
 			send, at = append(send, outs[i]), append(at, i)
+			s.seedNew(ctx, xs[i].CorrelationID)
 		}
 	}
 	if len(send) == 0 {

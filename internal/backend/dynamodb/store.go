@@ -16,6 +16,7 @@ import (
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/lfsm/lfsm/internal/backend/leasecache"
 	"github.com/lfsm/lfsm/internal/engine"
 )
 
@@ -49,6 +50,12 @@ type Options struct {
 	// DynamoDB-stream dispatch) commits are transactions anyway, with the
 	// message in them.
 	TransactCommit bool
+	// Cache, when set, keeps every execution's lease, fence and done marker
+	// (the acquire rule) on a cache server (Redis, Memcached) instead of the
+	// execution item, so that Acquire writes nothing to DynamoDB; status,
+	// checkpoint and history stay here, and the commit is guarded by the
+	// epoch kept on the execution item (docs/design.md, "Lease caches").
+	Cache leasecache.Cache
 	// hook, if set, is called at the named points of a write sequence, so
 	// that tests can interleave concurrent consumers deterministically.
 	hook func(point string, c engine.Commit)
@@ -62,13 +69,22 @@ type Store struct {
 	r       engine.Retrier
 	hook    func(string, engine.Commit)
 	txAll   bool
+	cache   leasecache.Cache
 	dropSeq atomic.Int64
+	stats   struct{ grants, reseeds, refused atomic.Int64 }
 
 	// prev remembers, per granted lease, the fence of the execution's last
 	// commit when it was granted (Acquire reads it for free with ALL_NEW),
 	// which the commit links its step item to.
 	mu   sync.Mutex
-	prev map[leaseKey]int64
+	prev map[leaseKey]grant
+}
+
+// grant is what a granted lease remembers for its commit: the fence of the
+// execution's last commit when it was granted, and its takeover count.
+type grant struct {
+	committed int64
+	takeovers int
 }
 
 type leaseKey struct {
@@ -91,7 +107,7 @@ func New(o Options) (*Store, error) {
 	if o.Client == nil || o.Table == "" {
 		return nil, errors.New("dynamodb store: no client or table")
 	}
-	s := &Store{c: o.Client, table: aws.String(o.Table), q: o.Queue, r: o.Retrier, hook: o.hook, txAll: o.TransactCommit, prev: map[leaseKey]int64{}}
+	s := &Store{c: o.Client, table: aws.String(o.Table), q: o.Queue, r: o.Retrier, hook: o.hook, txAll: o.TransactCommit, cache: o.Cache, prev: map[leaseKey]grant{}}
 	s.dropSeq.Store(time.Now().UnixNano())
 	return s, nil
 }
@@ -130,7 +146,7 @@ func (s *Store) Create(ctx context.Context, e engine.Execution) error {
 		e.UpdatedAt = e.CreatedAt
 	}
 	_, err := s.c.PutItem(ctx, &ddb.PutItemInput{
-		TableName: s.table, Item: encodeNew(e),
+		TableName: s.table, Item: s.newItem(e),
 		ConditionExpression:                 aws.String("attribute_not_exists(pk)"),
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		ReturnConsumedCapacity:              capacity,
@@ -142,6 +158,7 @@ func (s *Store) Create(ctx context.Context, e engine.Execution) error {
 	if err != nil {
 		return fmt.Errorf("create execution %s in DynamoDB table %s: %w", e.CorrelationID, *s.table, err)
 	}
+	s.seedNew(ctx, e.CorrelationID)
 	return nil
 }
 
@@ -159,6 +176,9 @@ const acquireCond = "attribute_exists(pk) AND attribute_not_exists(tomb) AND st 
 // retry), so a transition stays one call and only a takeover or a
 // duplicate pays a second.
 func (s *Store) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.Lease, error) {
+	if s.cache != nil {
+		return s.acquireCached(ctx, q)
+	}
 	v := acquireNewStep
 	if q.Retries > 0 {
 		v = acquireSameStepFree
@@ -169,7 +189,7 @@ func (s *Store) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.Le
 		switch {
 		case err == nil:
 			r := decodeExec(out.Attributes)
-			s.remember(q.CorrelationID, r.e.Fence, r.committed)
+			s.remember(q.CorrelationID, r.e.Fence, grant{r.committed, r.e.Takeovers})
 			return engine.Lease{Fence: r.e.Fence, Takeovers: r.e.Takeovers, Expires: q.Expires}, nil
 		case errors.As(err, &ccf) && len(ccf.Item) == 0:
 			ok, err := s.createLeased(ctx, q)
@@ -177,7 +197,7 @@ func (s *Store) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.Le
 				return engine.Lease{}, err
 			}
 			if ok {
-				s.remember(q.CorrelationID, 1, 0)
+				s.remember(q.CorrelationID, 1, grant{})
 				return engine.Lease{Fence: 1, Expires: q.Expires}, nil
 			}
 		case errors.As(err, &ccf):
@@ -332,16 +352,16 @@ func (s *Store) createLeased(ctx context.Context, q engine.AcquireRequest) (bool
 	return true, nil
 }
 
-func (s *Store) remember(id string, fence, committed int64) {
+func (s *Store) remember(id string, fence int64, g grant) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.prev) > 100_000 { // leases never committed (crashes, lost fences)
 		clear(s.prev)
 	}
-	s.prev[leaseKey{id, fence}] = committed
+	s.prev[leaseKey{id, fence}] = g
 }
 
-func (s *Store) recall(id string, fence int64) (int64, bool) {
+func (s *Store) recall(id string, fence int64) (grant, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := leaseKey{id, fence}
@@ -396,7 +416,15 @@ func lostFence(c engine.Commit) error {
 // already.
 func (s *Store) stepItem(ctx context.Context, c engine.Commit, out *engine.OutMessage, put *types.Put) (map[string]av, error) {
 	lost := lostFence(c)
-	prev, ok := s.recall(c.CorrelationID, c.Fence)
+	g, ok := s.recall(c.CorrelationID, c.Fence)
+	if s.cache != nil {
+		var err error
+		if g, err = s.precheck(ctx, c, g, ok); err != nil {
+			return nil, err
+		}
+		ok = true
+	}
+	prev := g.committed
 	if !ok {
 		// Acquired by another process (or forgotten): read the chain's head.
 		r, err := s.get(ctx, c.CorrelationID)
@@ -434,6 +462,9 @@ func (s *Store) stepItem(ctx context.Context, c engine.Commit, out *engine.OutMe
 			item["o"] = vb(out.Payload)
 		}
 		item["od"] = vn(int64(out.Delay))
+	}
+	if s.cache != nil {
+		item["to"] = vn(int64(g.takeovers)) // the grant's, for the execution item
 	}
 	return item, nil
 }
@@ -480,6 +511,21 @@ func (s *Store) updateExec(ctx context.Context, c engine.Commit, item map[string
 	if c.Error != "" || c.Outcome == engine.OutcomeRetry || c.Outcome == engine.OutcomeFailed {
 		str("err", c.Error)
 	}
+	// held is the condition that c's lease still holds: the fence on the
+	// execution item, or with a lease cache the guard (docs/design.md,
+	// "Lease caches"): the grant's epoch (or a lease an operator's stop
+	// carried over), the commit it followed, and the step not done yet.
+	held := "f = :f AND le <> :zero"
+	var attrNames map[string]string
+	if s.cache != nil {
+		held = cacheGuard
+		vals[":ep"] = vn(epochOf(c.Fence))
+		vals[":pf"] = vn(getN(item, "pf"))
+		vals[":to"] = vn(getN(item, "to"))
+		set = append(set, "f = :f", "ls = :step", "#to = :to")
+		remove = append(remove, "lf")
+		attrNames = map[string]string{"#to": "to"}
+	}
 	// The first round writes the status; if the condition fails only because
 	// an operator stopped the execution meanwhile (and the commit does not
 	// finish it), the second keeps the stop.
@@ -493,12 +539,12 @@ func (s *Store) updateExec(ctx context.Context, c engine.Commit, item map[string
 		var cond string
 		switch {
 		case keepStop:
-			cond = "f = :f AND le <> :zero AND st = :stopped"
+			cond = held + " AND st = :stopped"
 			v[":stopped"] = vals[":stopped"]
 		case finishes(c.Outcome):
-			cond = "f = :f AND le <> :zero"
+			cond = held
 		default:
-			cond = "f = :f AND le <> :zero AND st <> :stopped"
+			cond = held + " AND st <> :stopped"
 			v[":stopped"] = vals[":stopped"]
 		}
 		if !keepStop {
@@ -516,7 +562,7 @@ func (s *Store) updateExec(ctx context.Context, c engine.Commit, item map[string
 		in := &ddb.UpdateItemInput{
 			TableName: s.table, Key: key(c.CorrelationID, execSK),
 			ConditionExpression: aws.String(cond), UpdateExpression: aws.String(expr),
-			ExpressionAttributeValues:           v,
+			ExpressionAttributeValues: v, ExpressionAttributeNames: attrNames,
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 			ReturnConsumedCapacity:              capacity,
 		}
@@ -529,10 +575,17 @@ func (s *Store) updateExec(ctx context.Context, c engine.Commit, item map[string
 		var ccf *types.ConditionalCheckFailedException
 		switch {
 		case err == nil:
+			if s.cache != nil {
+				s.settle(ctx, c, keepStop || st == engine.StatusStopped)
+			}
 			return nil
 		case errors.As(err, &ccf):
 			r := decodeExec(ccf.Item)
-			if len(ccf.Item) == 0 || r.e.Fence != c.Fence || r.e.LeaseExpires.IsZero() {
+			if s.cache != nil && len(ccf.Item) > 0 {
+				if err := s.guardFailed(ctx, c, r, getN(item, "pf")); err != nil {
+					return err
+				}
+			} else if len(ccf.Item) == 0 || r.e.Fence != c.Fence || r.e.LeaseExpires.IsZero() {
 				return lost
 			}
 			if keepStop || r.e.Status != engine.StatusStopped || finishes(c.Outcome) {
@@ -711,6 +764,9 @@ func (s *Store) Get(ctx context.Context, id string) (engine.Execution, error) {
 	r, err := s.get(ctx, id)
 	if err != nil {
 		return engine.Execution{}, err
+	}
+	if s.cache != nil {
+		s.overlay(ctx, &r)
 	}
 	if !r.hasCheckpoint && r.checkpointSK != "" {
 		out, err := s.c.GetItem(ctx, &ddb.GetItemInput{TableName: s.table, Key: key(id, r.checkpointSK), ConsistentRead: aws.Bool(true),

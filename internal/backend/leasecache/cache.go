@@ -58,6 +58,11 @@ type Record struct {
 	Restarted time.Time `json:"rs"`
 	// CommitFence is the fence of the last settled commit (0 when none).
 	CommitFence int64 `json:"cf"`
+	// Retries and Granted are the attempt and the time of the last grant
+	// (what the durable store's Acquire would have written: inspect shows
+	// them while the step runs).
+	Retries int       `json:"rt,omitempty"`
+	Granted time.Time `json:"ga"`
 }
 
 // NewRecord is the record of an execution the durable store knows nothing
@@ -133,6 +138,8 @@ func Grant(rec *Record, q engine.AcquireRequest) (engine.Lease, error) {
 	rec.Fence++
 	rec.LeaseStep = q.Step
 	rec.LeaseExpires = q.Expires
+	rec.Retries = q.Retries
+	rec.Granted = q.Now
 	return engine.Lease{Fence: rec.Fence, Takeovers: rec.Takeovers, Expires: q.Expires}, nil
 }
 

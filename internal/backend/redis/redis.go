@@ -85,14 +85,14 @@ func (c *Cache) Close() error {
 func (c *Cache) key(id string) string { return c.prefix + "{" + id + "}" }
 
 // fields is the order in which the scripts return a record.
-var fields = []any{"ep", "f", "ds", "ls", "le", "fs", "fa", "to", "st", "rs", "cf"}
+var fields = []any{"ep", "f", "ds", "ls", "le", "fs", "fa", "to", "st", "rs", "cf", "rt", "ga"}
 
 // The scripts. A record is a hash of the fields above; times are
 // leasecache.FormatTime strings, compared as strings. Every script returns
 // {status, record...}, status "miss" when the hash does not exist.
 const readRecord = `
 local function read(k)
-  return redis.call('HMGET', k, 'ep','f','ds','ls','le','fs','fa','to','st','rs','cf')
+  return redis.call('HMGET', k, 'ep','f','ds','ls','le','fs','fa','to','st','rs','cf','rt','ga')
 end
 `
 
@@ -115,7 +115,7 @@ if refused then
 end
 if le ~= zero and ls == step then to = to + 1 elseif ls ~= step then to = 0 end
 redis.call('HINCRBY', k, 'f', 1)
-redis.call('HSET', k, 'ls', ARGV[1], 'le', ARGV[4], 'to', to)
+redis.call('HSET', k, 'ls', ARGV[1], 'le', ARGV[4], 'to', to, 'rt', ARGV[2], 'ga', ARGV[3])
 redis.call('EXPIRE', k, ARGV[6])
 r = read(k)
 table.insert(r, 1, 'ok')
@@ -160,8 +160,8 @@ return {'ok'}
 var seedScript = goredis.NewScript(readRecord + `
 local k = KEYS[1]
 if redis.call('EXISTS', k) == 0 then
-  redis.call('HSET', k, 'ep',ARGV[1],'f',ARGV[2],'ds',ARGV[3],'ls',ARGV[4],'le',ARGV[5],'fs',ARGV[6],'fa',ARGV[7],'to',ARGV[8],'st',ARGV[9],'rs',ARGV[10],'cf',ARGV[11])
-  redis.call('EXPIRE', k, ARGV[12])
+  redis.call('HSET', k, 'ep',ARGV[1],'f',ARGV[2],'ds',ARGV[3],'ls',ARGV[4],'le',ARGV[5],'fs',ARGV[6],'fa',ARGV[7],'to',ARGV[8],'st',ARGV[9],'rs',ARGV[10],'cf',ARGV[11],'rt',ARGV[12],'ga',ARGV[13])
+  redis.call('EXPIRE', k, ARGV[14])
 end
 local r = read(k)
 table.insert(r, 1, 'ok')
@@ -298,6 +298,7 @@ func encode(rec leasecache.Record) []any {
 		strconv.Itoa(rec.LeaseStep), leasecache.FormatTime(rec.LeaseExpires), strconv.Itoa(rec.FailedStep),
 		strconv.Itoa(rec.FailedAttempt), strconv.Itoa(rec.Takeovers), flag(rec.Stopped),
 		leasecache.FormatTime(rec.Restarted), strconv.FormatInt(rec.CommitFence, 10),
+		strconv.Itoa(rec.Retries), leasecache.FormatTime(rec.Granted),
 	}
 }
 
@@ -320,7 +321,13 @@ func decode(s []string) (leasecache.Record, error) {
 	small := []struct {
 		i int
 		p *int
-	}{{2, &rec.DoneStep}, {3, &rec.LeaseStep}, {5, &rec.FailedStep}, {6, &rec.FailedAttempt}, {7, &rec.Takeovers}}
+	}{{2, &rec.DoneStep}, {3, &rec.LeaseStep}, {5, &rec.FailedStep}, {6, &rec.FailedAttempt}, {7, &rec.Takeovers}, {11, &rec.Retries}}
+	if s[11] == "" {
+		s[11] = "0" // a record seeded before the field existed
+	}
+	if s[12] == "" {
+		s[12] = leasecache.ZeroTime
+	}
 	for _, f := range small {
 		if *f.p, err = strconv.Atoi(s[f.i]); err != nil {
 			return rec, fmt.Errorf("cached field %v: %w", fields[f.i], err)
@@ -330,6 +337,9 @@ func decode(s []string) (leasecache.Record, error) {
 		return rec, err
 	}
 	if rec.Restarted, err = leasecache.ParseTime(s[9]); err != nil {
+		return rec, err
+	}
+	if rec.Granted, err = leasecache.ParseTime(s[12]); err != nil {
 		return rec, err
 	}
 	rec.Stopped = s[8] == "1"

@@ -250,7 +250,7 @@ func testCacheSettle(t *testing.T, c leasecache.Cache) {
 		t.Errorf("second Settle = %v, want ErrFenceLost", err)
 	}
 	want := leasecache.NewRecord(0)
-	want.Fence, want.DoneStep, want.LeaseStep, want.CommitFence = l.Fence, 0, 0, l.Fence
+	want.Fence, want.DoneStep, want.LeaseStep, want.CommitFence, want.Granted = l.Fence, 0, 0, l.Fence, T0
 	if d := cmp.Diff(want, mustRecord(t, c, "c")); d != "" {
 		t.Errorf("record after Settle (-want +got):\n%s", d)
 	}
