@@ -142,3 +142,79 @@ func TestTransitionCostBatched(t *testing.T) {
 		})
 	}
 }
+
+// TestTransitionCostCached is TestTransitionCost and TestTransitionCostBatched
+// on the composite store (a lease cache in front of the table): the Acquire
+// is a cache call, so a transition is one DynamoDB write fewer, one write
+// unit fewer. The figures are logged for docs/benchmarks.md:
+//
+//	go test -v -run TestTransitionCost ./internal/backend/dynamodb
+func TestTransitionCostCached(t *testing.T) {
+	for _, lc := range caches {
+		for _, batch := range []int{1, 10} {
+			t.Run(fmt.Sprintf("%s batch %d", lc.name, batch), func(t *testing.T) {
+				const size = 1 << 10
+				m := &awsconfig.Meter{}
+				sc := awssqs.NewFromConfig(awstest.Config(t, "SQS", m))
+				qu, err := sc.CreateQueue(t.Context(), &awssqs.CreateQueueInput{QueueName: aws.String(awstest.Name("lfsm-cost"))})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() {
+					_, _ = sc.DeleteQueue(context.WithoutCancel(t.Context()), &awssqs.DeleteQueueInput{QueueUrl: qu.QueueUrl})
+				})
+				q, err := sqs.New(t.Context(), sqs.Options{Client: sc, URL: *qu.QueueUrl})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, table := newTable(t, m)
+				s := newStore(t, dynamodb.Options{Client: c, Table: table, Queue: q, Retrier: q, Cache: lc.new(t)})
+				msg := []byte(`{"version":"0.1","user_context":{"pad":"` + strings.Repeat("x", size) + `"}}`)
+				ids := make([]string, batch)
+				for i := range ids {
+					ids[i] = fmt.Sprintf("x%d", i)
+					if err := s.Create(t.Context(), engine.Execution{CorrelationID: ids[i], Machine: "M", State: "S0", Checkpoint: msg, CreatedAt: t0}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for i := range 2 {
+					m.Reset()
+					var steps []engine.StepCommit
+					for _, id := range ids {
+						l, err := s.Acquire(t.Context(), acq(id, i, 0, t0))
+						if err != nil {
+							t.Fatal(err)
+						}
+						cm, out := step(id, i, 0, l.Fence, t0)
+						cm.Checkpoint, out.Payload = msg, msg
+						steps = append(steps, engine.StepCommit{Commit: cm, Out: out})
+					}
+					for j, err := range s.CommitSteps(t.Context(), steps) {
+						if err != nil {
+							t.Fatalf("commit %d: %v", j, err)
+						}
+					}
+				}
+				calls := map[string]int64{}
+				var wcu float64
+				for op, u := range m.Usage() {
+					calls[op] = u.Calls
+					wcu += u.WriteUnits + u.CapacityUnits
+					t.Logf("%s: %d call(s), %.1f write units, %.1f read units, %.1f units", op, u.Calls, u.WriteUnits, u.ReadUnits, u.CapacityUnits)
+				}
+				want := map[string]int64{"DynamoDB.UpdateItem": 1, "DynamoDB.PutItem": 1, "SQS.SendMessage": 1}
+				if batch > 1 {
+					want = map[string]int64{"DynamoDB.UpdateItem": int64(batch), "DynamoDB.BatchWriteItem": 1, "SQS.SendMessageBatch": 1}
+				}
+				if diff := cmp.Diff(want, calls); diff != "" {
+					t.Errorf("AWS calls of %d transition(s) with the lease cache (-want +got):\n%s", batch, diff)
+				}
+				if got := s.CacheStats(); got.Reseeds != 0 {
+					t.Errorf("%d reseeds on the happy path, want 0", got.Reseeds)
+				}
+				t.Logf("%s, batch %d, 1 KB: %.1f AWS calls, %.1f capacity units per transition", lc.name, batch,
+					float64(m.Calls())/float64(batch), wcu/float64(batch))
+			})
+		}
+	}
+}
