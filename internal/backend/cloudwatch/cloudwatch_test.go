@@ -63,10 +63,10 @@ func TestFlushBatches(t *testing.T) {
 	if err != nil || calls != 1 {
 		t.Fatalf("Flush = %d calls, %v; want 1", calls, err)
 	}
-	want := []cwfake.Call{{Namespace: "lfsm", Data: []cwfake.Datum{
-		{Namespace: "lfsm", Name: "dispatch", Dimensions: "Machine=Example,State=A,Event=go", Value: 3, Unit: "Count", Timestamp: now},
-		{Namespace: "lfsm", Name: "done", Dimensions: "Machine=Example,State=End", Value: 1, Unit: "Count", Timestamp: now},
-		{Namespace: "lfsm", Name: "duplicate", Dimensions: "Machine=Example", Value: 2, Unit: "Count", Timestamp: now},
+	want := []cwfake.Call{{Region: "us-east-1", Namespace: "lfsm", Data: []cwfake.Datum{
+		{Region: "us-east-1", Namespace: "lfsm", Name: "dispatch", Dimensions: "Machine=Example,State=A,Event=go", Value: 3, Unit: "Count", Timestamp: now},
+		{Region: "us-east-1", Namespace: "lfsm", Name: "done", Dimensions: "Machine=Example,State=End", Value: 1, Unit: "Count", Timestamp: now},
+		{Region: "us-east-1", Namespace: "lfsm", Name: "duplicate", Dimensions: "Machine=Example", Value: 2, Unit: "Count", Timestamp: now},
 	}}}
 	if d := cmp.Diff(want, f.Calls()); d != "" {
 		t.Errorf("PutMetricData calls (-want +got):\n%s", d)

@@ -10,7 +10,10 @@
 // It keeps state: PutMetricData stores its data points, ListMetrics lists
 // the distinct metrics (namespace, name, dimensions) in pages, and
 // GetMetricData sums the points of MetricStat queries (Stat Sum only) per
-// period from StartTime, paged by NextToken as CloudWatch pages it.
+// period from StartTime, paged by NextToken as CloudWatch pages it. Like
+// CloudWatch it is regional: each request's region is read from its
+// signature's credential scope, and a region sees only its own points, so
+// one fake serves a primary and a secondary region.
 package cwfake
 
 import (
@@ -32,6 +35,8 @@ import (
 
 // Datum is one data point as the fake decoded it from PutMetricData.
 type Datum struct {
+	// Region is the region the call was signed for.
+	Region     string
 	Namespace  string
 	Name       string
 	Dimensions string // Name=Value,... in the order sent
@@ -42,6 +47,7 @@ type Datum struct {
 
 // Call is one PutMetricData the fake received (also those it failed).
 type Call struct {
+	Region    string
 	Namespace string
 	Data      []Datum
 	// Failed says the fake answered it with an error.
@@ -53,7 +59,7 @@ type Fake struct {
 	t testing.TB
 
 	mu     sync.Mutex
-	fail   int // calls left to fail; <0: every call
+	fail   map[string]int // by region ("": any); calls left to fail, <0: every call
 	calls  []Call
 	ops    []string
 	points []Datum
@@ -64,14 +70,45 @@ type Fake struct {
 }
 
 // New returns an empty fake that reports what it cannot decode to t.
-func New(t testing.TB) *Fake { return &Fake{t: t, PageSize: 500} }
+func New(t testing.TB) *Fake { return &Fake{t: t, PageSize: 500, fail: map[string]int{}} }
 
 // Fail makes the next n calls fail with a 500 InternalServiceFault; n < 0
 // makes every call fail until Fail(0).
-func (f *Fake) Fail(n int) {
+func (f *Fake) Fail(n int) { f.FailRegion("", n) }
+
+// FailRegion is Fail for the calls to one region only (an outage there).
+func (f *Fake) FailRegion(region string, n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.fail = n
+	f.fail[region] = n
+}
+
+// RegionSums is the sum of the stored points of region per "namespace name
+// dimensions".
+func (f *Fake) RegionSums(region string) map[string]float64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]float64{}
+	for _, p := range f.points {
+		if p.Region == region {
+			out[p.Namespace+" "+p.Name+" "+p.Dimensions] += p.Value
+		}
+	}
+	return out
+}
+
+// region is the region of a request, from its SigV4 credential scope
+// (Credential=KEY/DATE/REGION/monitoring/aws4_request).
+func region(r *http.Request) string {
+	_, cred, ok := strings.Cut(r.Header.Get("Authorization"), "Credential=")
+	if !ok {
+		return ""
+	}
+	parts := strings.Split(cred, "/")
+	if len(parts) < 4 {
+		return ""
+	}
+	return parts[2]
 }
 
 // Calls lists the PutMetricData calls received, in order.
@@ -88,7 +125,8 @@ func (f *Fake) Ops() []string {
 	return slices.Clone(f.ops)
 }
 
-// Sums is the sum of the stored points per "namespace name dimensions".
+// Sums is the sum of the stored points per "namespace name dimensions",
+// over every region.
 func (f *Fake) Sums() map[string]float64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -99,7 +137,8 @@ func (f *Fake) Sums() map[string]float64 {
 	return out
 }
 
-// Put stores data points as if PutMetricData had sent them.
+// Put stores data points as if PutMetricData had sent them (each in its
+// Region).
 func (f *Fake) Put(ds ...Datum) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -144,17 +183,24 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.fault(w, http.StatusBadRequest, "SerializationException", "not a map")
 		return
 	}
+	reg := region(r)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ops = append(f.ops, op)
-	failing := f.fail != 0
-	if f.fail > 0 {
-		f.fail--
+	failing := false
+	for _, k := range []string{"", reg} {
+		if n := f.fail[k]; n != 0 {
+			failing = true
+			if n > 0 {
+				f.fail[k] = n - 1
+			}
+			break
+		}
 	}
 	var out cbor.Map
 	switch op {
 	case "PutMetricData":
-		c, err := decodePut(in)
+		c, err := decodePut(in, reg)
 		if err != nil {
 			f.t.Errorf("cwfake: decode PutMetricData: %v", err)
 		}
@@ -165,9 +211,9 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		out = cbor.Map{}
 	case "ListMetrics":
-		out, err = f.listMetrics(in)
+		out, err = f.listMetrics(in, reg)
 	case "GetMetricData":
-		out, err = f.getMetricData(in)
+		out, err = f.getMetricData(in, reg)
 	default:
 		f.t.Errorf("cwfake: operation %s is not faked", op)
 		f.fault(w, http.StatusBadRequest, "InvalidAction", op+" is not faked")
@@ -219,8 +265,8 @@ func dims(v cbor.Value) (string, error) {
 	return strings.Join(ds, ","), nil
 }
 
-func decodePut(m cbor.Map) (Call, error) {
-	c := Call{Namespace: str(m["Namespace"])}
+func decodePut(m cbor.Map, region string) (Call, error) {
+	c := Call{Region: region, Namespace: str(m["Namespace"])}
 	list, ok := m["MetricData"].(cbor.List)
 	if !ok {
 		return c, fmt.Errorf("MetricData is %T", m["MetricData"])
@@ -230,7 +276,7 @@ func decodePut(m cbor.Map) (Call, error) {
 		if !ok {
 			return c, fmt.Errorf("datum is %T", e)
 		}
-		d := Datum{Namespace: c.Namespace, Name: str(dm["MetricName"]), Unit: str(dm["Unit"])}
+		d := Datum{Region: region, Namespace: c.Namespace, Name: str(dm["MetricName"]), Unit: str(dm["Unit"])}
 		var err error
 		if d.Value, err = cbor.AsFloat64(dm["Value"]); err != nil {
 			return c, fmt.Errorf("Value: %w", err)
@@ -275,13 +321,13 @@ func (f *Fake) page(in cbor.Map, n int) (from, to int, next string, err error) {
 	return from, to, next, nil
 }
 
-func (f *Fake) listMetrics(in cbor.Map) (cbor.Map, error) {
+func (f *Fake) listMetrics(in cbor.Map, region string) (cbor.Map, error) {
 	ns, name := str(in["Namespace"]), str(in["MetricName"])
 	seen := map[metric]bool{}
 	var ms []metric
 	for _, p := range f.points {
 		k := metric{p.Namespace, p.Name, p.Dimensions}
-		if (ns != "" && k.ns != ns) || (name != "" && k.name != name) || seen[k] {
+		if p.Region != region || (ns != "" && k.ns != ns) || (name != "" && k.name != name) || seen[k] {
 			continue
 		}
 		seen[k] = true
@@ -312,7 +358,7 @@ func epoch(t time.Time) cbor.Value {
 	return &cbor.Tag{ID: 1, Value: cbor.Float64(float64(t.UnixMilli()) / 1e3)}
 }
 
-func (f *Fake) getMetricData(in cbor.Map) (cbor.Map, error) {
+func (f *Fake) getMetricData(in cbor.Map, region string) (cbor.Map, error) {
 	start, err := cbor.AsTime(in["StartTime"])
 	if err != nil {
 		return nil, fmt.Errorf("StartTime: %w", err)
@@ -355,7 +401,7 @@ func (f *Fake) getMetricData(in cbor.Map) (cbor.Map, error) {
 		k := metric{str(mm["Namespace"]), str(mm["MetricName"]), d}
 		sums := map[int64]float64{}
 		for _, p := range f.points {
-			if (metric{p.Namespace, p.Name, p.Dimensions}) != k || p.Timestamp.Before(start) || !p.Timestamp.Before(end) {
+			if p.Region != region || (metric{p.Namespace, p.Name, p.Dimensions}) != k || p.Timestamp.Before(start) || !p.Timestamp.Before(end) {
 				continue
 			}
 			sums[int64(p.Timestamp.Sub(start)/time.Second)/period] += p.Value
