@@ -145,6 +145,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newStopCmd(f, nil),
 		newResumeCmd(f, nil),
 		newLsCmd(f, nil),
+		newMetricsCmd(f, nil),
 		newUICmd(f, nil),
 		newPruneCmd(f, nil),
 		newDeployCmd(f, nil),

@@ -74,6 +74,15 @@ func emulated() bool {
 // openAWS resolves a (from its stack's outputs when it names one) and opens
 // the store and the queue, each client in its resource's region.
 func openAWS(ctx context.Context, a config.AWS) (*awsStore, error) {
+	res, err := resolveAWS(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	return openResolved(ctx, res)
+}
+
+// resolveAWS resolves a, from its stack's outputs when it names one.
+func resolveAWS(ctx context.Context, a config.AWS) (config.Resources, error) {
 	if a.Stack != "" {
 		region := ""
 		if arn, err := config.ParseARN(a.Stack); err == nil {
@@ -81,21 +90,27 @@ func openAWS(ctx context.Context, a config.AWS) (*awsStore, error) {
 		}
 		cfg, err := awsconfig.Load(ctx, region, nil)
 		if err != nil {
-			return nil, err
+			return config.Resources{}, err
 		}
 		outs, err := cloudformation.Outputs(ctx, cfn.NewFromConfig(cfg), a.Stack)
 		if err != nil {
-			return nil, err
+			return config.Resources{}, err
 		}
 		a = a.WithOutputs(outs)
 	}
 	res, err := a.Resolve()
 	if err != nil {
 		if errors.Is(err, config.ErrNoAWSStore) {
-			return nil, usageErrorf("%w", err)
+			return res, usageErrorf("%w", err)
 		}
-		return nil, fmt.Errorf("aws settings: %w", err)
+		return res, fmt.Errorf("aws settings: %w", err)
 	}
+	return res, nil
+}
+
+// openResolved opens the store and the queue of res, each client in its
+// resource's region.
+func openResolved(ctx context.Context, res config.Resources) (*awsStore, error) {
 	dcfg, err := awsconfig.Load(ctx, res.StoreTable.Region, nil)
 	if err != nil {
 		return nil, err
