@@ -24,6 +24,7 @@ import (
 	"github.com/lfsm/lfsm/internal/build"
 	"github.com/lfsm/lfsm/internal/config"
 	"github.com/lfsm/lfsm/internal/deploy"
+	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/spec"
 )
 
@@ -72,9 +73,12 @@ type DeployOptions struct {
 	DetailedExitCode bool
 	Yes              bool
 	Force            bool
-	Emulators        bool
-	Output           string
-	Deploy           deployFlags
+	// Rename is the rename map's path (--rename): how the live executions
+	// of the deployed spec continue on this one.
+	Rename    string
+	Emulators bool
+	Output    string
+	Deploy    deployFlags
 	// Clients returns the AWS clients; nil uses the SDK's standard chain.
 	Clients func(context.Context) (*awsClients, error)
 	// Local returns the emulators' clients (--emulators); nil uses the
@@ -83,6 +87,10 @@ type DeployOptions struct {
 	// Store opens the deployed execution store for the in-flight check;
 	// nil opens the DynamoDB store of the table ARN.
 	Store func(ctx context.Context, tableARN string) (deploy.Lister, error)
+	// Queued opens the queued messages the in-flight check can read (the
+	// retry table, a DynamoDB-stream dispatch table) from the stack's
+	// outputs; nil opens them through the DynamoDB API.
+	Queued func(ctx context.Context, outputs map[string]string) ([]deploy.Messages, error)
 	// Wait pauses between polls (nil: 2 s).
 	Wait func(context.Context) error
 }
@@ -90,7 +98,7 @@ type DeployOptions struct {
 func newDeployCmd(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
 	opts := &DeployOptions{}
 	cmd := &cobra.Command{
-		Use:   "deploy [--plan [--detailed-exitcode]] [--stack NAME] [--bucket BUCKET] [--zip FILE] [--yes] [--force]",
+		Use:   "deploy [--plan [--detailed-exitcode]] [--stack NAME] [--bucket BUCKET] [--zip FILE] [--rename FILE] [--yes] [--force]",
 		Short: "Deploy the project to AWS through a CloudFormation change set",
 		Long: heredoc(`
 			Deploy the project to AWS: build the function's zip (as lfsm build
@@ -108,6 +116,15 @@ func newDeployCmd(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
 			empty) is refused, naming the property that causes it, unless
 			--force. The tables are retained when the stack is deleted.
 
+			Before the change set, deploy reads the live executions of the
+			deployed store (and the retries and messages it can read without
+			taking them) and refuses when the new spec cannot continue some of
+			them: their state is gone, or the event they are about to dispatch
+			has no transition. --rename FILE maps the deployed spec's state and
+			event names to the new ones (docs/deploy.md, "Renaming states"):
+			the function then renames those executions' messages as they
+			arrive. --force deploys anyway.
+
 			--plan stops after showing the change set and deletes it (and the
 			empty stack a plan for a new stack leaves); with --detailed-exitcode
 			it exits 3 when there are changes. Credentials and region come from
@@ -117,6 +134,7 @@ func newDeployCmd(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
 			lfsm deploy --plan
 			lfsm deploy --yes
 			lfsm deploy --plan --detailed-exitcode --output json
+			lfsm deploy --rename renames.yaml
 		`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -147,7 +165,8 @@ func newDeployCmd(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
 	fl.BoolVar(&opts.Plan, "plan", false, "show the change set and stop")
 	fl.BoolVar(&opts.DetailedExitCode, "detailed-exitcode", false, "with --plan: exit 3 when there are changes")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "apply without asking")
-	fl.BoolVar(&opts.Force, "force", false, "apply even a change that replaces a stateful table")
+	fl.BoolVar(&opts.Force, "force", false, "apply even a change that replaces a stateful table, or strands live executions")
+	fl.StringVar(&opts.Rename, "rename", "", "rename map `FILE`: the deployed spec's state and event names, mapped to the new spec's")
 	fl.BoolVar(&opts.Emulators, "emulators", false, "apply the model to the local AWS emulators instead (AWS_ENDPOINT_URL_<SERVICE>)")
 	fl.StringVar(&opts.Output, "output", outputText, "output `FORMAT`: text|json")
 	opts.Deploy.register(fl)
@@ -164,6 +183,9 @@ type DeployResult struct {
 	Applied       bool              `json:"applied"`
 	Artifact      *deploy.Artifact  `json:"artifact,omitempty"`
 	Outputs       map[string]string `json:"outputs,omitempty"`
+	// InFlight is what the check of the live executions found (absent
+	// for a new stack, and with --force).
+	InFlight *deploy.Report `json:"in_flight,omitempty"`
 }
 
 func runDeploy(ctx context.Context, opts *DeployOptions) error {
@@ -179,7 +201,17 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 		return err
 	}
 	if opts.Emulators {
+		if opts.Rename != "" {
+			return usageErrorf("--rename goes with a deploy to AWS: the emulators' tables hold no function to ship it to")
+		}
 		return runDeployEmulators(ctx, opts, m)
+	}
+	renames, err := loadRenames(opts, s)
+	if err != nil {
+		return err
+	}
+	if err := m.SetRenames(renames); err != nil {
+		return fmt.Errorf("--rename %s: %w", opts.Rename, err)
 	}
 	st := m.Settings
 	text := opts.Output != outputJSON
@@ -230,7 +262,8 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 			return err
 		}
 	}
-	if err := checkInFlight(ctx, opts, d, s, stack); err != nil {
+	report, err := checkInFlight(ctx, opts, d, s, stack, renames)
+	if err != nil {
 		return err
 	}
 	confirmed := false
@@ -251,7 +284,7 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 	if err != nil {
 		return deployFailure(ctx, opts, d, stack, err)
 	}
-	res := &DeployResult{FormatVersion: "1", Stack: stack, NewStack: plan.NewStack, HasChanges: plan.HasChanges(), Changes: plan.Changes}
+	res := &DeployResult{FormatVersion: "1", Stack: stack, NewStack: plan.NewStack, HasChanges: plan.HasChanges(), Changes: plan.Changes, InFlight: report}
 	if text {
 		writePlan(opts.IO.Out, plan)
 	}
@@ -321,37 +354,114 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 	return nil
 }
 
+// loadRenames reads and checks the rename map of --rename against the
+// from spec it names and the spec s about to be deployed; its diagnostics
+// go to stderr.
+func loadRenames(opts *DeployOptions, s *spec.Spec) ([]engine.Rename, error) {
+	if opts.Rename == "" {
+		return nil, nil
+	}
+	r, diags := spec.LoadRenames(opts.Rename, s)
+	if len(diags) > 0 {
+		if err := spec.WriteText(opts.IO.ErrOut, diags, opts.WorkDir); err != nil {
+			return nil, fmt.Errorf("write diagnostics: %w", err)
+		}
+	}
+	if r == nil {
+		return nil, errSilent
+	}
+	return deploy.EngineRenames(r, s), nil
+}
+
 // checkInFlight refuses a deploy whose spec would strand live executions of
-// the deployed store (unless --force): their machine or state is gone, or
-// the event they are about to dispatch has no transition any more.
-func checkInFlight(ctx context.Context, opts *DeployOptions, d *deploy.Deployer, s *spec.Spec, stack string) error {
+// the deployed store or messages queued for them (unless --force): their
+// machine or state is gone, or the event they are about to dispatch has no
+// transition any more, and the rename map does not carry them on. It
+// returns what it found (nil for a new stack or with --force).
+func checkInFlight(ctx context.Context, opts *DeployOptions, d *deploy.Deployer, s *spec.Spec, stack string, renames []engine.Rename) (*deploy.Report, error) {
 	if opts.Force {
-		return nil
+		return nil, nil
 	}
 	outs, err := d.Outputs(ctx, stack)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	table := outs[deploy.OutStoreTableARN]
 	if table == "" {
-		return nil // a new stack, or one without a store (Step Functions)
+		return nil, nil // a new stack, or one without a store (Step Functions)
 	}
 	open := opts.Store
 	if open == nil {
 		open = openDeployedStore
 	}
+	fail := func(err error) (*deploy.Report, error) {
+		return nil, fmt.Errorf("read the live executions of stack %s (--force skips this check): %w", stack, err)
+	}
 	store, err := open(ctx, table)
 	if err != nil {
-		return fmt.Errorf("read the live executions of stack %s (--force skips this check): %w", stack, err)
+		return fail(err)
 	}
-	stranded, err := deploy.InFlight(ctx, store, s)
+	queued := opts.Queued
+	if queued == nil {
+		queued = openQueued
+	}
+	qs, err := queued(ctx, outs)
 	if err != nil {
-		return fmt.Errorf("read the live executions of stack %s (--force skips this check): %w", stack, err)
+		return fail(err)
 	}
-	if len(stranded) > 0 {
-		return &deploy.InFlightError{Stack: stack, Stranded: stranded}
+	report, err := deploy.Check(ctx, deploy.CheckInput{Store: store, Spec: s, Renames: renames, Queued: qs})
+	if err != nil {
+		return fail(err)
 	}
-	return nil
+	if len(report.Stranded) > 0 {
+		return nil, &deploy.InFlightError{Stack: stack, Stranded: report.Stranded, WithRenames: len(renames) > 0}
+	}
+	if opts.Output != outputJSON && opts.Rename != "" {
+		w := opts.IO.ErrOut
+		n := 0
+		for _, g := range report.Renamed {
+			n += g.Count
+		}
+		if n == 0 {
+			fmt.Fprintf(w, "warning: the rename map %s carries no live execution of stack %s on: the function gets it anyway (a message of the deployed spec may still come)\n", opts.Rename, stack)
+		} else {
+			fmt.Fprintf(w, "Renamed: %d live execution(s) of stack %s continue on the new spec:\n", n, stack)
+			for _, g := range report.Renamed {
+				from, to := g.State, g.To
+				if g.Event != g.ToEvent {
+					from, to = g.State+" on "+g.Event, g.To+" on "+g.ToEvent
+				}
+				fmt.Fprintf(w, "  %s %s -> %s: %d, e.g. %s\n", g.Machine, from, to, g.Count, strings.Join(g.IDs, ", "))
+			}
+		}
+	}
+	return &report, nil
+}
+
+// openQueued opens the queued messages of a stack that can be read without
+// taking them: its retry table and its DynamoDB-stream dispatch table, and
+// their secondaries.
+func openQueued(ctx context.Context, outs map[string]string) ([]deploy.Messages, error) {
+	var out []deploy.Messages
+	for _, t := range []struct{ out, kind string }{
+		{deploy.OutRetryTableARN, "retry table"}, {deploy.OutDispatchTableARN, "dispatch table"},
+		{deploy.OutSecondaryRetryTableARN, "secondary retry table"}, {deploy.OutSecondaryDispatchTableARN, "secondary dispatch table"},
+	} {
+		arn := outs[t.out]
+		if arn == "" {
+			continue
+		}
+		a, err := config.ParseARN(arn)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", t.kind, arn, err)
+		}
+		cfg, err := awsconfig.Load(ctx, a.Region, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ddbstore.TableMessages{Client: dynamodb.NewFromConfig(cfg), Table: a.Name(), Kind: t.kind})
+	}
+	return out, nil
 }
 
 func openDeployedStore(ctx context.Context, tableARN string) (deploy.Lister, error) {

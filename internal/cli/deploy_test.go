@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -99,6 +100,9 @@ func (e *deployEnv) run(args ...string) (string, string, int) {
 	replaceCmd(root, newDeployCmd(f, func(o *DeployOptions) error {
 		o.Clients, o.Wait = clients, wait
 		o.Store = func(context.Context, string) (deploy.Lister, error) { return e.store, nil }
+		// The queued messages the check reads are tested in internal/deploy
+		// on DynamoDB Local; the fake's stack has no tables behind it.
+		o.Queued = func(context.Context, map[string]string) ([]deploy.Messages, error) { return nil, nil }
 		return runDeploy(e.t.Context(), o)
 	}))
 	replaceCmd(root, newDestroyCmd(f, func(o *DestroyOptions) error {
@@ -490,5 +494,187 @@ func TestDeployAsksOnATerminal(t *testing.T) {
 		"Delete the failed stack "+e.stack+" now (its tables are kept)? [y/N]", "Deleted stack "+e.stack+": deploy again when the cause is fixed.")
 	if st := e.fake.StackStatus(e.stack); st != "" {
 		t.Errorf("stack after the offered delete: %s", st)
+	}
+}
+
+const (
+	renameV1 = `machines:
+- name: Order
+  states:
+  - name: New
+    initial: true
+    do_action: example.com/shop.New
+    transitions:
+    - {target: Packing, event: go}
+  - name: Packing
+    do_action: example.com/shop.Pack
+    transitions:
+    - {target: Shipped, event: packed}
+  - name: Shipped
+    final: true
+`
+	renameV2 = `machines:
+- name: Order
+  states:
+  - name: New
+    initial: true
+    do_action: example.com/shop.New
+    transitions:
+    - {target: Boxing, event: proceed}
+  - name: Boxing
+    do_action: example.com/shop.Pack
+    transitions:
+    - {target: Shipped, event: packed}
+  - name: Shipped
+    final: true
+`
+)
+
+// TestDeployRename: the change-set flow with executions of the deployed
+// spec in flight (the memory store stands for the deployed one). A spec
+// that renames their state and event is refused; a rename map with a
+// mistake is reported at file:line:col and nothing is planned; the right
+// map lets the deploy through, says what it carries on, and ships the map
+// in the function's environment; a later deploy without it is refused
+// again while they are still in flight, and --force deploys anyway.
+func TestDeployRename(t *testing.T) {
+	e := newDeployEnv(t)
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	e.spec = write("fsm.v1.yaml", renameV1)
+	if _, errOut, code := e.deploy("--yes"); code != 0 {
+		t.Fatalf("first deploy: exit %d\n%s", code, errOut)
+	}
+	v1, diags := spec.Load(e.spec)
+	if diags.HasErrors() {
+		t.Fatal(diags.Err())
+	}
+	mc, err := engine.Compile(v1.Machines[0], engine.SimulateActions(v1.Machines[0], engine.SimulateOptions{Events: []string{"go", "go", ""}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.Options{Machines: []*engine.Machine{mc}, Store: e.store, Queue: e.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"parked", "queued"} {
+		if _, err := eng.Start(t.Context(), engine.StartRequest{Machine: "Order", CorrelationID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// parked's start (go), queued's start (go), parked's go: waits in Packing.
+	for range 3 {
+		ds, err := e.store.Receive(t.Context(), 1, time.Minute, 0)
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("receive: %v %v", ds, err)
+		}
+		if _, err := eng.HandleDelivery(t.Context(), e.store, ds[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	e.spec = write("fsm.yaml", renameV2)
+	e.writeZip("version 2")
+	_, errOut, code := e.deploy("--yes")
+	if code != ExitFailure {
+		t.Fatalf("deploy stranding executions: exit %d\n%s", code, errOut)
+	}
+	mustContain(t, "refusal", errOut, "2 live execution(s) would be stranded",
+		"Order in state New about to dispatch go: 1 (event has no transition from this state in the new spec), e.g. queued",
+		"Order in state Packing: 1 (state is not in the new spec), e.g. parked", "--rename FILE", "--force")
+
+	bad := write("bad.yaml", "from: fsm.v1.yaml\nmachines:\n  Order:\n    states: {Packing: Boxed}\n")
+	_, errOut, code = e.deploy("--yes", "--rename", bad)
+	if code != ExitFailure {
+		t.Fatalf("deploy with a bad map: exit %d\n%s", code, errOut)
+	}
+	mustContain(t, "bad map", errOut, bad+`:4:23: error: state "Boxed" is not in machine "Order" of the new spec`, "[rename-unknown-target]", `did you mean "Boxing"?`)
+
+	// A map that renames the state only still strands the one about to
+	// dispatch go.
+	half := write("half.yaml", "from: fsm.v1.yaml\nmachines:\n  Order:\n    states: {Packing: Boxing}\n")
+	_, errOut, code = e.deploy("--yes", "--rename", half)
+	if code != ExitFailure {
+		t.Fatalf("deploy with half a map: exit %d\n%s", code, errOut)
+	}
+	mustContain(t, "half a map", errOut, "1 live execution(s) would be stranded by the new spec even with the rename map", "e.g. queued")
+
+	good := write("renames.yaml", "from: fsm.v1.yaml\nmachines:\n  Order:\n    states:\n      Packing: Boxing\n    events:\n      go: proceed\n")
+	out, errOut, code := e.deploy("--yes", "--rename", good)
+	if code != 0 {
+		t.Fatalf("deploy with the map: exit %d\n%s", code, errOut)
+	}
+	mustContain(t, "renamed", errOut, "Renamed: 2 live execution(s) of stack "+e.stack+" continue on the new spec:",
+		"Order New on go -> New on proceed: 1, e.g. queued", "Order Packing -> Boxing: 1, e.g. parked")
+	mustContain(t, "applied", out, "Stack "+e.stack+" is deployed")
+	envOf := func() map[string]any {
+		env, _ := e.fake.Property(e.stack, deploy.IDFunction, "Environment").(map[string]any)
+		vars, _ := env["Variables"].(map[string]any)
+		return vars
+	}
+	rs, err := engine.DecodeRenames([]byte(envOf()[deploy.EnvRenames].(string)))
+	if err != nil || len(rs) != 1 || rs[0].From[0] != mc.SpecHash() || rs[0].States["Packing"] != "Boxing" || rs[0].Events["go"] != "proceed" {
+		t.Fatalf("the function's renames: %+v (%v)", rs, err)
+	}
+
+	// JSON says what the check found.
+	out, errOut, code = e.deploy("--plan", "--rename", good, "--output", "json")
+	if code != 0 {
+		t.Fatalf("plan with the map: exit %d\n%s", code, errOut)
+	}
+	var res DeployResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if res.InFlight == nil || res.InFlight.Executions != 2 || len(res.InFlight.Renamed) != 2 || len(res.InFlight.Stranded) != 0 {
+		t.Errorf("in_flight: %+v", res.InFlight)
+	}
+
+	// Without the map again, while they are in flight: refused; --force
+	// deploys (and the function loses the map).
+	e.writeZip("version 3")
+	if _, errOut, code := e.deploy("--yes"); code != ExitFailure {
+		t.Fatalf("deploy dropping the map: exit %d\n%s", code, errOut)
+	}
+	if _, errOut, code := e.deploy("--yes", "--force"); code != 0 {
+		t.Fatalf("--force: exit %d\n%s", code, errOut)
+	}
+	if _, ok := envOf()[deploy.EnvRenames]; ok {
+		t.Error("the map stayed in the function's environment")
+	}
+}
+
+// The check reads the retry and dispatch tables the stack's outputs name,
+// and nothing for a queue.
+func TestOpenQueued(t *testing.T) {
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+	qs, err := openQueued(t.Context(), map[string]string{
+		deploy.OutRetryTableARN:          "arn:aws:dynamodb:eu-west-1:123456789012:table/shop-retries",
+		deploy.OutDispatchTableARN:       "arn:aws:dynamodb:eu-west-1:123456789012:table/shop-dispatch",
+		deploy.OutSecondaryRetryTableARN: "arn:aws:dynamodb:eu-west-2:123456789012:table/shop-retries-2",
+		deploy.OutDispatchARN:            "arn:aws:sqs:eu-west-1:123456789012:shop",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, q := range qs {
+		names = append(names, q.Name())
+	}
+	if want := []string{"retry table shop-retries", "dispatch table shop-dispatch", "secondary retry table shop-retries-2"}; !slices.Equal(names, want) {
+		t.Errorf("queued = %v, want %v", names, want)
+	}
+	if qs, err := openQueued(t.Context(), map[string]string{deploy.OutDispatchARN: "arn:aws:sqs:eu-west-1:1:shop"}); err != nil || len(qs) != 0 {
+		t.Errorf("an SQS stack: %v %v", qs, err)
+	}
+	if _, err := openQueued(t.Context(), map[string]string{deploy.OutRetryTableARN: "shop-retries"}); err == nil {
+		t.Error("a bad ARN: no error")
 	}
 }

@@ -103,8 +103,8 @@ func TestInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Stranded{
-		{Machine: "Order", State: "New", Event: "go", Reason: "event has no transition from this state in the new spec", Count: 1, IDs: []string{"b"}},
-		{Machine: "Order", State: "Packing", Reason: "state is not in the new spec", Count: 1, IDs: []string{"a"}},
+		{Machine: "Order", State: "New", Event: "go", Reason: "event has no transition from this state in the new spec", Where: "store", Count: 1, IDs: []string{"b"}},
+		{Machine: "Order", State: "Packing", Reason: "state is not in the new spec", Where: "store", Count: 1, IDs: []string{"a"}},
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("stranded (-want +got):\n%s", d)

@@ -170,6 +170,9 @@ type Model struct {
 	StateMachines []StateMachine
 	// Endpoints are the VPC endpoints of a deployment in a VPC.
 	Endpoints []Endpoint
+	// Renames is the deploy's rename map as the function reads it
+	// (EnvRenames, engine.EncodeRenames); empty for none. SetRenames sets it.
+	Renames string
 }
 
 // SQS and stream limits and the values lfsm chooses within them.

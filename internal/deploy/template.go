@@ -455,6 +455,9 @@ func (r *renderer) function() {
 				env[EnvSecondaryRetryTableARN] = GetAtt(IDSecondaryRetriesTable, "Arn")
 			}
 		}
+		if r.m.Renames != "" {
+			env[EnvRenames] = r.m.Renames
+		}
 	} else {
 		env[EnvDispatch] = string(ModeStepFunctions)
 	}

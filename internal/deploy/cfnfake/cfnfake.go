@@ -206,6 +206,18 @@ func (f *Fake) SetProperty(stackName, logicalID, prop string, v any) {
 	s.resources[logicalID] = r
 }
 
+// Property returns a property of a live stack's resource as the last
+// executed change set left it (nil when there is none).
+func (f *Fake) Property(stackName, logicalID, prop string) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.stacks[stackName]
+	if s == nil {
+		return nil
+	}
+	return s.resources[logicalID].Props[prop]
+}
+
 // ChangeSets returns the names of the stack's change sets.
 func (f *Fake) ChangeSets(name string) []string {
 	f.mu.Lock()
