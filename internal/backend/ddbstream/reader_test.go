@@ -426,3 +426,47 @@ func TestRepairResendIsAnInsert(t *testing.T) {
 		t.Errorf("%d INSERTs of %s's start message, want 2 (the start and the repair's re-send): %q", inserts, id, rec.batches)
 	}
 }
+
+// TestReaderEmptyShardThenRecords: a reader that polled a table while it
+// was empty reads the records that arrive later. DynamoDB Local answers the
+// iterator it took on the empty shard with TrimmedDataAccessException once
+// records are there (seen with a failover's secondary table, empty until the
+// primary failed): the reader takes a new iterator instead of failing every
+// poll.
+func TestReaderEmptyShardThenRecords(t *testing.T) {
+	c, sc := clients(t, nil)
+	name, arn := streamTable(t, c)
+	q, err := dynamodb.NewStreamQueue(dynamodb.StreamOptions{Client: c, Table: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	rd, err := ddbstream.New(ddbstream.Options{Client: sc, StreamARN: arn, Invoker: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if n, err := rd.Poll(t.Context()); err != nil || n != 0 {
+			t.Fatalf("poll of the empty table: %d records, %v", n, err)
+		}
+	}
+	if _, err := q.Send(t.Context(), engine.OutMessage{Key: "c1", Payload: []byte("late")}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, err := rd.Poll(t.Context())
+		if err != nil {
+			t.Fatalf("poll after the record arrived: %v", err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the record sent after the empty polls was not read in 30 s")
+		}
+	}
+	if diff := cmp.Diff([][]string{{"INSERT late"}}, rec.batches); diff != "" {
+		t.Errorf("batches (-want +got):\n%s", diff)
+	}
+}
