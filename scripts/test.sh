@@ -45,7 +45,7 @@ emulated=(
 	./internal/backend/sqs ./internal/backend/sns ./internal/backend/kinesis
 	./internal/backend/ddbstream ./internal/backend/redis ./internal/backend/memcached
 	./internal/backend/dynamodb ./internal/backend/failover ./internal/deploy
-	./internal/ui ./internal/esm ./internal/cli ./internal/dispatch
+	./internal/ui ./internal/esm ./internal/cli ./internal/dispatch ./fsm/host
 )
 mapfile -t others < <(go list ./... | grep -v -x -F -f <(for p in "${emulated[@]}"; do go list "$p"; done))
 

@@ -39,6 +39,10 @@ const (
 	envStoreTableARN = "LFSM_AWS_STORE_TABLE_ARN"
 	envRetryTableARN = "LFSM_AWS_RETRY_TABLE_ARN"
 	envLeaseTimeout  = "LFSM_LEASE_TIMEOUT"
+	// The secondaries, when the stack has them: sends and retries fail over
+	// to them (docs/design.md, "Failover").
+	envSecondaryDispatchARN   = "LFSM_AWS_SECONDARY_DISPATCH_ARN"
+	envSecondaryRetryTableARN = "LFSM_AWS_SECONDARY_RETRY_TABLE_ARN"
 	// envRenames holds the rename map of the deploy (engine.EncodeRenames):
 	// how messages of the deployed spec's versions continue on this one.
 	envRenames = "LFSM_RENAMES"
@@ -83,6 +87,19 @@ func parseTableARN(s string) (region, table string, err error) {
 	return p[3], strings.TrimPrefix(p[5], "table/"), nil
 }
 
+// dispatchHook, if set (by tests), adjusts the dispatch's options before it
+// is opened: chaos on the primary alone, a fake clock for the breaker.
+var dispatchHook func(*awsdispatch.Options)
+
+// dispatchOptions are the dispatch's options as the environment getenv
+// reads names them: the dispatch, its retry table and their secondaries.
+func dispatchOptions(getenv func(string) string, meter *awsconfig.Meter) awsdispatch.Options {
+	o := awsdispatch.Options{Kind: strings.ToLower(strings.TrimSpace(getenv(envDispatch))), ARN: getenv(envDispatchARN),
+		RetryTableARN: getenv(envRetryTableARN), Meter: meter,
+		SecondaryARN: getenv(envSecondaryDispatchARN), SecondaryRetryTableARN: getenv(envSecondaryRetryTableARN)}
+	return o
+}
+
 // awsHandler builds the Lambda handler from the environment getenv reads.
 func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, getenv func(string) string,
 	logger *slog.Logger, metrics *lambda.EMF, meter *awsconfig.Meter) (*lambda.Handler, error) {
@@ -116,7 +133,16 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 	if dispatchARN == "" {
 		return nil, fmt.Errorf("%s is not set: it names the %s dispatch's queue, topic, stream or table by ARN", envDispatchARN, dispatch)
 	}
-	d, err := awsdispatch.Open(ctx, awsdispatch.Options{Kind: dispatch, ARN: dispatchARN, RetryTableARN: getenv(envRetryTableARN), Meter: meter})
+	do := dispatchOptions(getenv, meter)
+	do.Kind = dispatch
+	if metrics != nil { // a nil *EMF in the interface would be called
+		do.Failover.Metrics = metrics
+	}
+	do.Failover.Logger = logger
+	if dispatchHook != nil {
+		dispatchHook(&do)
+	}
+	d, err := awsdispatch.Open(ctx, do)
 	if err != nil {
 		return nil, fmt.Errorf("%s=%s, %s: %w", envDispatch, dispatch, envDispatchARN, err)
 	}
@@ -161,7 +187,11 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 	}
 	opts.Poller = lambda.RepairPoller{Engine: eng}
 	if d.Retries != nil {
-		opts.Poller = retryPoller{retries: d.Retries, repair: opts.Poller}
+		tables := []*dynamodb.RetryTable{d.Retries}
+		if d.SecondaryRetries != nil {
+			tables = append(tables, d.SecondaryRetries)
+		}
+		opts.Poller = retryPoller{retries: tables, repair: opts.Poller}
 	}
 	return lambda.New(opts)
 }
@@ -189,20 +219,31 @@ func newPublisher(ctx context.Context, getenv func(string) string, meter *awscon
 }
 
 // retryPoller is the scheduled poll of a dispatch with a retry table: the
-// due retries first (one Query when none is due), then the repair.
+// due retries first (one Query when none is due; the secondary table's
+// too, where retries failed over to), then the repair.
 type retryPoller struct {
-	retries *dynamodb.RetryTable
+	retries []*dynamodb.RetryTable
 	repair  lambda.Poller
 }
 
 func (p retryPoller) Poll(ctx context.Context, now time.Time) (lambda.PollResult, error) {
-	r, err := p.retries.Poll(ctx, now)
-	if err != nil {
-		return lambda.PollResult{Retried: r.Sent}, err
+	var sent int
+	more := false
+	var errs []error
+	for _, t := range p.retries {
+		r, err := t.Poll(ctx, now)
+		sent += r.Sent
+		more = more || r.More
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return lambda.PollResult{Retried: sent}, err
 	}
 	res, err := p.repair.Poll(ctx, now)
-	res.Retried += r.Sent
-	res.More = res.More || r.More
+	res.Retried += sent
+	res.More = res.More || more
 	return res, err
 }
 

@@ -18,6 +18,8 @@ func TestEnvironmentContract(t *testing.T) {
 		{envStoreTableARN, deploy.EnvStoreTableARN},
 		{envRetryTableARN, deploy.EnvRetryTableARN},
 		{envLeaseTimeout, deploy.EnvLeaseTimeout},
+		{envSecondaryDispatchARN, deploy.EnvSecondaryDispatchARN},
+		{envSecondaryRetryTableARN, deploy.EnvSecondaryRetryTableARN},
 		{envRenames, deploy.EnvRenames},
 		{envMetricsCloudWatch, deploy.EnvMetricsCloudWatch},
 		{envMetricsNamespace, deploy.EnvMetricsNamespace},

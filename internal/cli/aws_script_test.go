@@ -60,12 +60,13 @@ func rieDir() string {
 //	awstarget
 //	awstarget kinesis    # a Kinesis stream (kinesalite) and a retry table instead
 //	awstarget dynamodb   # a DynamoDB-stream dispatch table and a retry table instead
+//	awstarget secondary  # and a secondary queue (aws.secondary.dispatch-arn; $SECONDARY_ARN)
 //
 // Scripts guard it with [!aws] skip (see awsCondition), and the stream
 // dispatches with [!kinesis] skip.
 func cmdAWSTarget(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) > 1 || (len(args) == 1 && args[0] != "kinesis" && args[0] != "dynamodb") {
-		ts.Fatalf("usage: awstarget [kinesis|dynamodb]")
+	if neg || len(args) > 1 || (len(args) == 1 && args[0] != "kinesis" && args[0] != "dynamodb" && args[0] != "secondary") {
+		ts.Fatalf("usage: awstarget [kinesis|dynamodb|secondary]")
 	}
 	ctx := context.Background()
 	cfg, err := awsconfig.Load(ctx, "us-east-1", nil)
@@ -88,6 +89,19 @@ func cmdAWSTarget(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("LFSM_AWS_DISPATCH_ARN", attrs.Attributes[string(types.QueueAttributeNameQueueArn)])
 	ts.Setenv("QUEUE_URL", aws.ToString(q.QueueUrl))
 	if len(args) == 0 {
+		return
+	}
+	if args[0] == "secondary" {
+		q2, err := sc.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String(awstest.Name("lfsm-script-secondary"))})
+		ts.Check(err)
+		ts.Defer(func() { _, _ = sc.DeleteQueue(ctx, &awssqs.DeleteQueueInput{QueueUrl: q2.QueueUrl}) })
+		attrs, err := sc.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{QueueUrl: q2.QueueUrl,
+			AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn}})
+		ts.Check(err)
+		arn := attrs.Attributes[string(types.QueueAttributeNameQueueArn)]
+		ts.Setenv("LFSM_AWS_SECONDARY_DISPATCH_ARN", arn)
+		ts.Setenv("SECONDARY_ARN", arn)
+		ts.Setenv("PRIMARY_ARN", ts.Getenv("LFSM_AWS_DISPATCH_ARN"))
 		return
 	}
 	retries := awstest.Name("lfsm-script-retry")

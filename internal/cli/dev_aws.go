@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -63,6 +64,12 @@ func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
 	if res.RetryTable != nil {
 		env = append(env, "LFSM_AWS_RETRY_TABLE_ARN="+res.RetryTable.String())
 	}
+	if res.SecondaryDispatch != nil {
+		env = append(env, "LFSM_AWS_SECONDARY_DISPATCH_ARN="+res.SecondaryDispatch.String())
+	}
+	if res.SecondaryRetryTable != nil {
+		env = append(env, "LFSM_AWS_SECONDARY_RETRY_TABLE_ARN="+res.SecondaryRetryTable.String())
+	}
 	if opts.LeaseTimeout > 0 {
 		env = append(env, "LFSM_LEASE_TIMEOUT="+opts.LeaseTimeout.String())
 	}
@@ -102,36 +109,78 @@ func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
 	if res.Dispatch == awsdispatch.Kinesis || res.Dispatch == awsdispatch.DynamoDB {
 		return devStream(ctx, opts, res, cfg, fn, lines)
 	}
-	qc := awssqs.NewFromConfig(cfg)
-	m, err := esm.New(ctx, esm.Options{Client: qc, QueueARN: res.DispatchARN.String(), Invoker: fn, Wait: 2 * time.Second, Visibility: opts.Visibility,
-		OnBatch: lines.batch, Logger: opts.Log.logger(opts.IO)})
-	if err != nil {
-		return err
-	}
 	how := "the project binary"
 	if opts.RIE {
 		how = "the Lambda bootstrap under aws-lambda-rie"
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "dev: reading %s into %s (store %s)\n", res.DispatchARN, how, res.StoreTable)
-	for ctx.Err() == nil {
-		n, err := m.Poll(ctx)
-		if err != nil && ctx.Err() == nil {
-			fmt.Fprintf(opts.IO.ErrOut, "dev: %v\n", err)
-			continue
-		}
-		if n == 0 && opts.UntilIdle {
-			idle, err := m.Idle(ctx)
-			if err != nil {
+	// One mapping per queue, the secondary's too (a message failed over to
+	// it must run), each polled on its own as Lambda's mappings are; the
+	// invoker serialises their invocations.
+	queues := []config.ARN{res.DispatchARN}
+	if res.SecondaryDispatch != nil {
+		queues = append(queues, *res.SecondaryDispatch)
+	}
+	var mappings []*esm.Mapping
+	for _, q := range queues {
+		qcfg := cfg
+		if q.Region != res.DispatchARN.Region {
+			if qcfg, err = awsconfig.Load(ctx, q.Region, nil); err != nil {
 				return err
 			}
-			if idle {
-				lines.flush()
-				fmt.Fprintln(opts.IO.ErrOut, "dev: queue empty, exiting")
-				return nil
+		}
+		m, err := esm.New(ctx, esm.Options{Client: awssqs.NewFromConfig(qcfg), QueueARN: q.String(), Invoker: fn, Wait: 2 * time.Second, Visibility: opts.Visibility,
+			OnBatch: lines.batch, Logger: opts.Log.logger(opts.IO)})
+		if err != nil {
+			return err
+		}
+		mappings = append(mappings, m)
+		fmt.Fprintf(opts.IO.ErrOut, "dev: reading %s into %s (store %s)\n", q, how, res.StoreTable)
+	}
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	idle := func() (bool, error) {
+		for _, m := range mappings {
+			if ok, err := m.Idle(pctx); err != nil || !ok {
+				return false, err
 			}
 		}
+		return true, nil
 	}
+	var wg sync.WaitGroup
+	var once sync.Once
+	var idleErr error
+	emptied := false
+	for _, m := range mappings {
+		wg.Go(func() {
+			for pctx.Err() == nil {
+				n, err := m.Poll(pctx)
+				if err != nil && pctx.Err() == nil {
+					fmt.Fprintf(opts.IO.ErrOut, "dev: %v\n", err)
+					continue
+				}
+				if n == 0 && opts.UntilIdle {
+					ok, err := idle()
+					if err != nil && pctx.Err() == nil {
+						once.Do(func() { idleErr = err; stop() })
+						return
+					}
+					if ok {
+						once.Do(func() { emptied = true; stop() })
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
 	lines.flush()
+	switch {
+	case idleErr != nil:
+		return idleErr
+	case emptied:
+		fmt.Fprintln(opts.IO.ErrOut, "dev: queue empty, exiting")
+		return nil
+	}
 	fmt.Fprintln(opts.IO.ErrOut, "dev: stopped; the batch in flight finished")
 	return ctx.Err()
 }
@@ -149,60 +198,55 @@ const scheduledEvent = `{"version":"0","id":"lfsm-dev","detail-type":"Scheduled 
 // the dispatch's shards read as Lambda's mapping reads them (each in order,
 // one batch at a time), and the scheduled invocation every tickEvery.
 func devStream(ctx context.Context, opts *DevOptions, res config.Resources, cfg aws.Config, fn esm.Invoker, lines *lambdaLines) error {
-	var poll func(context.Context) (int, error)
-	logger := opts.Log.logger(opts.IO)
-	switch res.Dispatch {
-	case awsdispatch.Kinesis:
-		r, err := kinesis.NewReader(kinesis.ReaderOptions{Client: awskinesis.NewFromConfig(cfg), ARN: res.DispatchARN.String(), Invoker: fn,
-			Logger: logger, OnBatch: func(_ string, recs []events.KinesisEventRecord, from string, err error) {
-				msgs := make([]events.SQSMessage, len(recs))
-				failed := map[string]bool{}
-				for i, r := range recs {
-					msgs[i] = events.SQSMessage{MessageId: r.Kinesis.SequenceNumber, Body: string(r.Kinesis.Data)}
-					failed[r.Kinesis.SequenceNumber] = from != "" && (failed[recs[max(i-1, 0)].Kinesis.SequenceNumber] || r.Kinesis.SequenceNumber == from)
-				}
-				lines.batch(msgs, failed, err)
-			}})
-		if err != nil {
-			return err
-		}
-		poll = r.Poll
-	case awsdispatch.DynamoDB:
-		dc := ddb.NewFromConfig(cfg, func(o *ddb.Options) { o.DisableValidateResponseChecksum = emulated() })
-		out, err := dc.DescribeTable(ctx, &ddb.DescribeTableInput{TableName: aws.String(res.DispatchARN.Name())})
-		if err != nil {
-			return fmt.Errorf("find the stream of dispatch table %s: %w", res.DispatchARN, err)
-		}
-		streamARN := aws.ToString(out.Table.LatestStreamArn)
-		if streamARN == "" {
-			return fmt.Errorf("dispatch table %s has no stream: enable one with NEW_IMAGE (lfsm deploy does)", res.DispatchARN)
-		}
-		r, err := ddbstream.New(ddbstream.Options{Client: streams.NewFromConfig(cfg), StreamARN: streamARN, Invoker: fn,
-			Logger: logger, OnBatch: func(_ string, recs []events.DynamoDBEventRecord, from string, err error) {
-				msgs := make([]events.SQSMessage, len(recs))
-				failed := map[string]bool{}
-				for i, r := range recs {
-					seq := r.Change.SequenceNumber
-					msgs[i] = events.SQSMessage{MessageId: seq, Body: r.Change.NewImage["payload"].String()}
-					failed[seq] = from != "" && (failed[recs[max(i-1, 0)].Change.SequenceNumber] || seq == from)
-				}
-				lines.batch(msgs, failed, err)
-			}})
-		if err != nil {
-			return err
-		}
-		poll = r.Poll
+	// The primary's shards and, with a secondary, the secondary's too (a
+	// message failed over to it must run), read in turn.
+	polls := []func(context.Context) (int, error){}
+	p, err := streamPoll(ctx, opts, res.Dispatch, res.DispatchARN, cfg, fn, lines)
+	if err != nil {
+		return err
 	}
-	var retries *dynamodb.RetryTable
-	if res.RetryTable != nil {
-		rc, err := awsconfig.Load(ctx, res.RetryTable.Region, nil)
+	polls = append(polls, p)
+	if s := res.SecondaryDispatch; s != nil {
+		scfg := cfg
+		if s.Region != res.DispatchARN.Region {
+			if scfg, err = awsconfig.Load(ctx, s.Region, nil); err != nil {
+				return err
+			}
+		}
+		p, err := streamPoll(ctx, opts, res.Dispatch, *s, scfg, fn, lines)
+		if err != nil {
+			return fmt.Errorf("secondary: %w", err)
+		}
+		polls = append(polls, p)
+		fmt.Fprintf(opts.IO.ErrOut, "dev: reading %s (secondary) too\n", s)
+	}
+	poll := func(ctx context.Context) (int, error) {
+		n := 0
+		var errs []error
+		for _, p := range polls {
+			k, err := p(ctx)
+			n += k
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return n, errors.Join(errs...)
+	}
+	var tables []*dynamodb.RetryTable
+	for _, t := range []*config.ARN{res.RetryTable, res.SecondaryRetryTable} {
+		if t == nil {
+			continue
+		}
+		rc, err := awsconfig.Load(ctx, t.Region, nil)
 		if err != nil {
 			return err
 		}
 		dc := ddb.NewFromConfig(rc, func(o *ddb.Options) { o.DisableValidateResponseChecksum = emulated() })
-		if retries, err = dynamodb.NewRetryTable(dynamodb.RetryOptions{Client: dc, Table: res.RetryTable.Name(), Queue: unsupportedDispatch("")}); err != nil {
+		r, err := dynamodb.NewRetryTable(dynamodb.RetryOptions{Client: dc, Table: t.Name(), Queue: unsupportedDispatch("")})
+		if err != nil {
 			return err
 		}
+		tables = append(tables, r)
 	}
 	fmt.Fprintf(opts.IO.ErrOut, "dev: reading %s into %s (store %s)\n", res.DispatchARN, devHow(opts), res.StoreTable)
 	var lastTick time.Time
@@ -222,10 +266,12 @@ func devStream(ctx context.Context, opts *DevOptions, res config.Resources, cfg 
 		}
 		if opts.UntilIdle {
 			pending := false
-			if retries != nil {
-				if pending, err = retries.Pending(ctx); err != nil {
+			for _, r := range tables {
+				p, err := r.Pending(ctx)
+				if err != nil {
 					return err
 				}
+				pending = pending || p
 			}
 			if !pending {
 				lines.flush()
@@ -241,6 +287,55 @@ func devStream(ctx context.Context, opts *DevOptions, res config.Resources, cfg 
 	lines.flush()
 	fmt.Fprintln(opts.IO.ErrOut, "dev: stopped; the batch in flight finished")
 	return ctx.Err()
+}
+
+// streamPoll is one stream's (or dispatch table's) mapping: each shard in
+// order, one batch at a time.
+func streamPoll(ctx context.Context, opts *DevOptions, kind string, arn config.ARN, cfg aws.Config, fn esm.Invoker, lines *lambdaLines) (func(context.Context) (int, error), error) {
+	logger := opts.Log.logger(opts.IO)
+	switch kind {
+	case awsdispatch.Kinesis:
+		r, err := kinesis.NewReader(kinesis.ReaderOptions{Client: awskinesis.NewFromConfig(cfg), ARN: arn.String(), Invoker: fn,
+			Logger: logger, OnBatch: func(_ string, recs []events.KinesisEventRecord, from string, err error) {
+				msgs := make([]events.SQSMessage, len(recs))
+				failed := map[string]bool{}
+				for i, r := range recs {
+					msgs[i] = events.SQSMessage{MessageId: r.Kinesis.SequenceNumber, Body: string(r.Kinesis.Data)}
+					failed[r.Kinesis.SequenceNumber] = from != "" && (failed[recs[max(i-1, 0)].Kinesis.SequenceNumber] || r.Kinesis.SequenceNumber == from)
+				}
+				lines.batch(msgs, failed, err)
+			}})
+		if err != nil {
+			return nil, err
+		}
+		return r.Poll, nil
+	case awsdispatch.DynamoDB:
+		dc := ddb.NewFromConfig(cfg, func(o *ddb.Options) { o.DisableValidateResponseChecksum = emulated() })
+		out, err := dc.DescribeTable(ctx, &ddb.DescribeTableInput{TableName: aws.String(arn.Name())})
+		if err != nil {
+			return nil, fmt.Errorf("find the stream of dispatch table %s: %w", arn, err)
+		}
+		streamARN := aws.ToString(out.Table.LatestStreamArn)
+		if streamARN == "" {
+			return nil, fmt.Errorf("dispatch table %s has no stream: enable one with NEW_IMAGE (lfsm deploy does)", arn)
+		}
+		r, err := ddbstream.New(ddbstream.Options{Client: streams.NewFromConfig(cfg), StreamARN: streamARN, Invoker: fn,
+			Logger: logger, OnBatch: func(_ string, recs []events.DynamoDBEventRecord, from string, err error) {
+				msgs := make([]events.SQSMessage, len(recs))
+				failed := map[string]bool{}
+				for i, r := range recs {
+					seq := r.Change.SequenceNumber
+					msgs[i] = events.SQSMessage{MessageId: seq, Body: r.Change.NewImage["payload"].String()}
+					failed[seq] = from != "" && (failed[recs[max(i-1, 0)].Change.SequenceNumber] || seq == from)
+				}
+				lines.batch(msgs, failed, err)
+			}})
+		if err != nil {
+			return nil, err
+		}
+		return r.Poll, nil
+	}
+	return nil, fmt.Errorf("dispatch %s has no stream", kind)
 }
 
 func devHow(opts *DevOptions) string {

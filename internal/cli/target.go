@@ -122,7 +122,15 @@ func openResolved(ctx context.Context, res config.Resources) (*awsStore, error) 
 		if res.RetryTable != nil {
 			retryARN = res.RetryTable.String()
 		}
-		d, err := awsdispatch.Open(ctx, awsdispatch.Options{Kind: res.Dispatch, ARN: res.DispatchARN.String(), RetryTableARN: retryARN})
+		do := awsdispatch.Options{Kind: res.Dispatch, ARN: res.DispatchARN.String(), RetryTableARN: retryARN}
+		// start, send and resume fail over as the function does.
+		if res.SecondaryDispatch != nil {
+			do.SecondaryARN = res.SecondaryDispatch.String()
+		}
+		if res.SecondaryRetryTable != nil {
+			do.SecondaryRetryTableARN = res.SecondaryRetryTable.String()
+		}
+		d, err := awsdispatch.Open(ctx, do)
 		if err != nil {
 			return nil, fmt.Errorf("aws.dispatch %s: %w", res.Dispatch, err)
 		}

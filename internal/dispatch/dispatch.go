@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/lfsm/lfsm/internal/backend/awsconfig"
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
+	"github.com/lfsm/lfsm/internal/backend/failover"
 	"github.com/lfsm/lfsm/internal/backend/kinesis"
 	"github.com/lfsm/lfsm/internal/backend/sns"
 	"github.com/lfsm/lfsm/internal/backend/sqs"
@@ -60,6 +62,22 @@ type Options struct {
 	RetryTableARN string
 	// Meter, if set, meters every client.
 	Meter *awsconfig.Meter
+	// SecondaryARN, if set, is the dispatch's secondary, of the same kind
+	// and in any region: a send that fails on the primary is made there
+	// (failover.Queue), and the function consumes it too.
+	SecondaryARN string
+	// SecondaryRetryTableARN, if set, is the retry table's secondary (the
+	// dispatches that cannot delay). With sqs the secondary queue is the
+	// secondary retrier.
+	SecondaryRetryTableARN string
+	// Failover tunes the pairs' breaker (failover.Options); its Metrics
+	// counts the calls the secondaries served.
+	Failover failover.Options
+	// WrapQueue and WrapRetrier, if set, wrap each side's queue and
+	// retrier before they are paired (secondary says which side): chaos on
+	// the primary alone, in tests and lfsm dev.
+	WrapQueue   func(secondary bool, q engine.Queue) engine.Queue
+	WrapRetrier func(secondary bool, r engine.Retrier) engine.Retrier
 }
 
 // Dispatch is an open dispatch.
@@ -70,15 +88,26 @@ type Dispatch struct {
 	// Retrier puts a message off: the queue itself on SQS, else Retries.
 	Retrier engine.Retrier
 	// Retries is the retry table (nil on SQS), which the scheduled
-	// invocation polls.
-	Retries *dynamodb.RetryTable
+	// invocation polls; SecondaryRetries is its secondary (nil: none),
+	// polled too. Both send due retries through Queue.
+	Retries, SecondaryRetries *dynamodb.RetryTable
+	// Secondary reports whether the dispatch has a secondary (Queue is then
+	// a failover.Queue).
+	Secondary bool
 	// Visibility changes bounced SQS messages' visibility (nil unless the
-	// function is fed by an SQS queue).
-	Visibility *sqs.Visibility
+	// function is fed by an SQS queue), on the primary or the secondary
+	// queue, whichever the record came from.
+	Visibility VisibilityChanger
 	// MaxMessageBytes is the smallest of the dispatch's own limit, Lambda's
 	// event payload and the store's checkpoint item: the engine's
 	// Options.MaxMessageBytes.
 	MaxMessageBytes int
+}
+
+// VisibilityChanger changes an SQS message's visibility on the queue the
+// record names (lambda.VisibilityChanger).
+type VisibilityChanger interface {
+	ChangeVisibility(ctx context.Context, queueARN, receiptHandle string, timeout time.Duration) error
 }
 
 // emulated reports whether the SDK is pointed at emulators: DynamoDB Local's
@@ -120,9 +149,10 @@ func ddbClient(ctx context.Context, arn string, m *awsconfig.Meter) (*ddb.Client
 	return ddb.NewFromConfig(cfg, func(o *ddb.Options) { o.DisableValidateResponseChecksum = emulated() }), name, nil
 }
 
-// Open connects the dispatch o names and its retry source. Only New-time
-// calls are made: Kinesis reads the stream's record limit once; SQS looks
-// the queue's URL up.
+// Open connects the dispatch o names and its retry source, and with a
+// secondary pairs each with its secondary (docs/design.md, "Failover"). Only
+// New-time calls are made: Kinesis reads the stream's record limit once; SQS
+// looks the queue's URL up.
 func Open(ctx context.Context, o Options) (*Dispatch, error) {
 	kind := strings.ToLower(strings.TrimSpace(o.Kind))
 	if kind == "" {
@@ -137,68 +167,169 @@ func Open(ctx context.Context, o Options) (*Dispatch, error) {
 	if !CanDelay(kind) && o.RetryTableARN == "" {
 		return nil, ErrNoRetryTable
 	}
-	d := &Dispatch{Kind: kind}
-	limit := 0
-	switch kind {
-	case SQS, SNSSQS:
-		cfg, err := awsconfig.Load(ctx, regionOf(o.ARN), o.Meter)
-		if err != nil {
-			return nil, err
-		}
-		c := awssqs.NewFromConfig(cfg)
-		q, err := sqs.New(ctx, sqs.Options{Client: c, ARN: o.ARN})
-		if err != nil {
-			return nil, err
-		}
-		d.Queue, d.Retrier, d.Visibility = q, q, sqs.NewVisibility(c)
-		limit = 1 << 20 // the queue's default MaximumMessageSize
-		if kind == SNSSQS {
-			limit = sns.MaxMessageBytes // other publishers go through the topic
-		}
-	case SNS:
-		cfg, err := awsconfig.Load(ctx, regionOf(o.ARN), o.Meter)
-		if err != nil {
-			return nil, err
-		}
-		t, err := sns.New(ctx, sns.Options{Client: awssns.NewFromConfig(cfg), ARN: o.ARN})
-		if err != nil {
-			return nil, err
-		}
-		d.Queue, limit = t, t.MaxMessageBytes()
-	case Kinesis:
-		cfg, err := awsconfig.Load(ctx, regionOf(o.ARN), o.Meter)
-		if err != nil {
-			return nil, err
-		}
-		s, err := kinesis.New(ctx, kinesis.Options{Client: awskinesis.NewFromConfig(cfg), ARN: o.ARN})
-		if err != nil {
-			return nil, err
-		}
-		d.Queue, limit = s, s.MaxMessageBytes()
-	case DynamoDB:
-		c, name, err := ddbClient(ctx, o.ARN, o.Meter)
-		if err != nil {
-			return nil, fmt.Errorf("dispatch table: %w", err)
-		}
-		q, err := dynamodb.NewStreamQueue(dynamodb.StreamOptions{Client: c, Table: name})
-		if err != nil {
-			return nil, err
-		}
-		d.Queue, limit = q, q.MaxMessageBytes()
+	if o.SecondaryARN == o.ARN && o.ARN != "" {
+		return nil, fmt.Errorf("dispatch %s: the secondary %s is the primary; name another %s", kind, o.ARN, resource(kind))
 	}
-	if d.Retrier == nil {
-		c, name, err := ddbClient(ctx, o.RetryTableARN, o.Meter)
+	if o.SecondaryRetryTableARN != "" && o.SecondaryRetryTableARN == o.RetryTableARN {
+		return nil, fmt.Errorf("retry table: the secondary %s is the primary; name another table", o.RetryTableARN)
+	}
+	wrapQ := func(secondary bool, q engine.Queue) engine.Queue {
+		if o.WrapQueue != nil {
+			return o.WrapQueue(secondary, q)
+		}
+		return q
+	}
+	wrapR := func(secondary bool, r engine.Retrier) engine.Retrier {
+		if o.WrapRetrier != nil {
+			return o.WrapRetrier(secondary, r)
+		}
+		return r
+	}
+	p, err := open(ctx, kind, o.ARN, o.Meter)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dispatch{Kind: kind, Queue: wrapQ(false, p.queue), MaxMessageBytes: p.limit}
+	var retriers [2]engine.Retrier
+	if p.retrier != nil {
+		retriers[0] = wrapR(false, p.retrier)
+	}
+	var vis []*sqsSide
+	if p.visibility != nil {
+		vis = append(vis, &sqsSide{region: regionOf(o.ARN), v: p.visibility})
+	}
+	if o.SecondaryARN != "" {
+		s, err := open(ctx, kind, o.SecondaryARN, o.Meter)
+		if err != nil {
+			return nil, fmt.Errorf("secondary: %w", err)
+		}
+		d.Queue = failover.NewQueue(d.Queue, wrapQ(true, s.queue), o.Failover)
+		d.Secondary = true
+		d.MaxMessageBytes = min(d.MaxMessageBytes, s.limit)
+		if s.retrier != nil {
+			retriers[1] = wrapR(true, s.retrier)
+		}
+		if s.visibility != nil && regionOf(o.SecondaryARN) != regionOf(o.ARN) {
+			vis = append(vis, &sqsSide{region: regionOf(o.SecondaryARN), v: s.visibility})
+		}
+	}
+	if retriers[0] == nil {
+		// Retries wait in the retry table, whose poll sends them through
+		// the (paired) dispatch.
+		r, err := retryTable(ctx, o.RetryTableARN, d.Queue, o.Meter)
 		if err != nil {
 			return nil, fmt.Errorf("retry table: %w", err)
 		}
-		r, err := dynamodb.NewRetryTable(dynamodb.RetryOptions{Client: c, Table: name, Queue: d.Queue})
-		if err != nil {
-			return nil, err
+		d.Retries, retriers[0] = r, wrapR(false, r)
+		if o.SecondaryRetryTableARN != "" {
+			r, err := retryTable(ctx, o.SecondaryRetryTableARN, d.Queue, o.Meter)
+			if err != nil {
+				return nil, fmt.Errorf("secondary retry table: %w", err)
+			}
+			d.SecondaryRetries, retriers[1] = r, wrapR(true, r)
 		}
-		d.Retrier, d.Retries = r, r
 	}
-	d.MaxMessageBytes = min(limit, LambdaMaxPayloadBytes, dynamodb.MaxCheckpointBytes)
+	d.Retrier = retriers[0]
+	if retriers[1] != nil {
+		d.Retrier = failover.NewRetrier(retriers[0], retriers[1], o.Failover)
+	}
+	switch len(vis) {
+	case 1:
+		d.Visibility = vis[0].v // one client serves every queue of its region
+	case 2:
+		d.Visibility = regionVisibility(vis)
+	}
+	d.MaxMessageBytes = min(d.MaxMessageBytes, LambdaMaxPayloadBytes, dynamodb.MaxCheckpointBytes)
 	return d, nil
+}
+
+// side is one opened dispatch resource: its queue, its own retrier (SQS
+// delays; the others have none), its visibility changer (SQS) and limit.
+type side struct {
+	queue      engine.Queue
+	retrier    engine.Retrier
+	visibility *sqs.Visibility
+	limit      int
+}
+
+func open(ctx context.Context, kind, arn string, m *awsconfig.Meter) (side, error) {
+	var sd side
+	switch kind {
+	case SQS, SNSSQS:
+		cfg, err := awsconfig.Load(ctx, regionOf(arn), m)
+		if err != nil {
+			return sd, err
+		}
+		c := awssqs.NewFromConfig(cfg)
+		q, err := sqs.New(ctx, sqs.Options{Client: c, ARN: arn})
+		if err != nil {
+			return sd, err
+		}
+		sd.queue, sd.retrier, sd.visibility = q, q, sqs.NewVisibility(c)
+		sd.limit = 1 << 20 // the queue's default MaximumMessageSize
+		if kind == SNSSQS {
+			sd.limit = sns.MaxMessageBytes // other publishers go through the topic
+		}
+	case SNS:
+		cfg, err := awsconfig.Load(ctx, regionOf(arn), m)
+		if err != nil {
+			return sd, err
+		}
+		t, err := sns.New(ctx, sns.Options{Client: awssns.NewFromConfig(cfg), ARN: arn})
+		if err != nil {
+			return sd, err
+		}
+		sd.queue, sd.limit = t, t.MaxMessageBytes()
+	case Kinesis:
+		cfg, err := awsconfig.Load(ctx, regionOf(arn), m)
+		if err != nil {
+			return sd, err
+		}
+		s, err := kinesis.New(ctx, kinesis.Options{Client: awskinesis.NewFromConfig(cfg), ARN: arn})
+		if err != nil {
+			return sd, err
+		}
+		sd.queue, sd.limit = s, s.MaxMessageBytes()
+	case DynamoDB:
+		c, name, err := ddbClient(ctx, arn, m)
+		if err != nil {
+			return sd, fmt.Errorf("dispatch table: %w", err)
+		}
+		q, err := dynamodb.NewStreamQueue(dynamodb.StreamOptions{Client: c, Table: name})
+		if err != nil {
+			return sd, err
+		}
+		sd.queue, sd.limit = q, q.MaxMessageBytes()
+	}
+	return sd, nil
+}
+
+func retryTable(ctx context.Context, arn string, q engine.Queue, m *awsconfig.Meter) (*dynamodb.RetryTable, error) {
+	c, name, err := ddbClient(ctx, arn, m)
+	if err != nil {
+		return nil, err
+	}
+	return dynamodb.NewRetryTable(dynamodb.RetryOptions{Client: c, Table: name, Queue: q})
+}
+
+// sqsSide is the visibility changer of one region's queues.
+type sqsSide struct {
+	region string
+	v      *sqs.Visibility
+}
+
+// regionVisibility changes a message's visibility with the client of its
+// queue's region (a secondary queue in another region).
+type regionVisibility []*sqsSide
+
+func (r regionVisibility) ChangeVisibility(ctx context.Context, queueARN, receiptHandle string, timeout time.Duration) error {
+	region := regionOf(queueARN)
+	for _, s := range r {
+		if s.region == region {
+			return s.v.ChangeVisibility(ctx, queueARN, receiptHandle, timeout)
+		}
+	}
+	return fmt.Errorf("change visibility: queue %s is neither the dispatch's nor its secondary's region", queueARN)
 }
 
 func resource(kind string) string {

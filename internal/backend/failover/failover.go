@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lfsm/lfsm/internal/backend/sendbatch"
 	"github.com/lfsm/lfsm/internal/engine"
 )
 
@@ -154,6 +155,121 @@ func (q *Queue) Send(ctx context.Context, m engine.OutMessage) (string, error) {
 	return call(ctx, q.b, "Send",
 		func() (string, error) { return q.p.Send(ctx, m) },
 		func() (string, error) { return q.s.Send(ctx, m) })
+}
+
+// batchSender is a queue that sends many messages in one call (SQS, Kinesis
+// and SNS; the DynamoDB store's batched commit uses it when its queue has it).
+type batchSender interface {
+	SendBatch(ctx context.Context, ms []engine.OutMessage) ([]string, error)
+}
+
+// batchFailures is a batched send's error naming the messages not sent.
+type batchFailures interface {
+	FailedIndexes() map[int]error
+}
+
+// SendBatch sends ms in one call to the primary (each message on its own
+// when the primary has no SendBatch) and the messages it did not take to the
+// secondary, so that the DynamoDB store's batched commit keeps its one send
+// per batch with a secondary. What neither took is a *sendbatch.Error by
+// index. A batch any of whose messages the primary refused counts as one
+// failure of the primary.
+func (q *Queue) SendBatch(ctx context.Context, ms []engine.OutMessage) ([]string, error) {
+	receipts := make([]string, len(ms))
+	todo := make([]int, len(ms))
+	for i := range todo {
+		todo[i] = i
+	}
+	var perr error
+	if q.b.tryPrimary() {
+		r, err := sendBatch(ctx, q.p, ms)
+		failed := failedOf(err, r, len(ms))
+		copyReceipts(receipts, r, todo, failed)
+		if len(failed) == 0 {
+			q.b.record("SendBatch", nil)
+			return receipts, nil
+		}
+		if ctx.Err() != nil {
+			return receipts, err
+		}
+		q.b.record("SendBatch", err)
+		perr = err
+		todo = todo[:0]
+		for i := range ms {
+			if _, bad := failed[i]; bad {
+				todo = append(todo, i)
+			}
+		}
+	}
+	sub := make([]engine.OutMessage, len(todo))
+	for j, i := range todo {
+		sub[j] = ms[i]
+	}
+	r, err := sendBatch(ctx, q.s, sub)
+	failed := failedOf(err, r, len(sub))
+	copyReceipts(receipts, r, todo, failed)
+	if q.b.metrics != nil && len(sub) > len(failed) {
+		q.b.metrics.Add(engine.MetricKey{Name: MetricFailover, Event: "Send"}, int64(len(sub)-len(failed)))
+	}
+	if len(failed) == 0 {
+		return receipts, nil
+	}
+	out := &sendbatch.Error{Op: "send to the primary and the secondary", Failed: map[int]error{}}
+	for j, ferr := range failed {
+		if perr != nil {
+			ferr = errors.Join(fmt.Errorf("primary: %w", perr), fmt.Errorf("secondary: %w", ferr))
+		}
+		out.Failed[todo[j]] = ferr
+	}
+	return receipts, out
+}
+
+// sendBatch sends ms to q in one call if it can, else one by one.
+func sendBatch(ctx context.Context, q engine.Queue, ms []engine.OutMessage) ([]string, error) {
+	if bq, ok := q.(batchSender); ok {
+		return bq.SendBatch(ctx, ms)
+	}
+	receipts := make([]string, len(ms))
+	failed := map[int]error{}
+	for i, m := range ms {
+		r, err := q.Send(ctx, m)
+		if err != nil {
+			failed[i] = err
+			continue
+		}
+		receipts[i] = r
+	}
+	if len(failed) > 0 {
+		return receipts, &sendbatch.Error{Op: "send", Failed: failed}
+	}
+	return receipts, nil
+}
+
+// failedOf is the messages a batched send did not take: those its error
+// names, or, for an error that names none, every one without a receipt.
+func failedOf(err error, receipts []string, n int) map[int]error {
+	failed := map[int]error{}
+	if err == nil {
+		return failed
+	}
+	var bf batchFailures
+	if errors.As(err, &bf) {
+		return bf.FailedIndexes()
+	}
+	for i := range n {
+		if i >= len(receipts) || receipts[i] == "" {
+			failed[i] = err
+		}
+	}
+	return failed
+}
+
+func copyReceipts(dst, src []string, at []int, failed map[int]error) {
+	for j, i := range at {
+		if _, bad := failed[j]; !bad && j < len(src) {
+			dst[i] = src[j]
+		}
+	}
 }
 
 // Retrier is an engine.Retrier that schedules on the secondary when the

@@ -21,6 +21,7 @@ import (
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
 	"github.com/lfsm/lfsm/internal/backend/failover"
 	"github.com/lfsm/lfsm/internal/backend/memory"
+	"github.com/lfsm/lfsm/internal/backend/sendbatch"
 	"github.com/lfsm/lfsm/internal/backend/sqs"
 	"github.com/lfsm/lfsm/internal/backend/storetest"
 	"github.com/lfsm/lfsm/internal/engine"
@@ -171,6 +172,98 @@ func TestRetrier(t *testing.T) {
 	}
 	if n, _ := secondary.Pending(t.Context(), "c"); n != 1 {
 		t.Errorf("secondary holds %d retries, want 1", n)
+	}
+}
+
+// partial is a batch sender that refuses the messages whose key is in bad,
+// naming them by index as the SQS, Kinesis and SNS backends do.
+type partial struct {
+	q     *memory.Backend
+	bad   map[string]bool
+	calls atomic.Int64
+}
+
+func (p *partial) Send(ctx context.Context, m engine.OutMessage) (string, error) {
+	return p.q.Send(ctx, m)
+}
+
+func (p *partial) SendBatch(ctx context.Context, ms []engine.OutMessage) ([]string, error) {
+	p.calls.Add(1)
+	receipts := make([]string, len(ms))
+	failed := map[int]error{}
+	for i, m := range ms {
+		if p.bad[m.Key] {
+			failed[i] = errors.New("throttled")
+			continue
+		}
+		r, err := p.q.Send(ctx, m)
+		if err != nil {
+			return receipts, err
+		}
+		receipts[i] = r
+	}
+	if len(failed) > 0 {
+		return receipts, &sendbatch.Error{Op: "test", Failed: failed}
+	}
+	return receipts, nil
+}
+
+// TestSendBatch: a batch goes to the primary in one call; the messages it
+// refused (by index) go to the secondary in one more; what neither took is
+// named by its index in the caller's batch; a primary without SendBatch is
+// sent one message at a time.
+func TestSendBatch(t *testing.T) {
+	ctx := t.Context()
+	msgs := func(keys ...string) []engine.OutMessage {
+		var ms []engine.OutMessage
+		for _, k := range keys {
+			ms = append(ms, engine.OutMessage{Key: k, Payload: []byte(k)})
+		}
+		return ms
+	}
+	pm, sm := memory.New(memory.Options{}), memory.New(memory.Options{})
+	p := &partial{q: pm, bad: map[string]bool{"b": true, "d": true}}
+	s := &partial{q: sm, bad: map[string]bool{"d": true}}
+	m := &counter{}
+	q := failover.NewQueue(p, s, failover.Options{Metrics: m})
+	receipts, err := q.SendBatch(ctx, msgs("a", "b", "c", "d"))
+	var be *sendbatch.Error
+	if !errors.As(err, &be) || len(be.Failed) != 1 || be.Failed[3] == nil {
+		t.Fatalf("SendBatch = %v, want message 3 (d) failed alone", err)
+	}
+	if !contains(be.Failed[3].Error(), "primary: ") || !contains(be.Failed[3].Error(), "secondary: ") {
+		t.Errorf("failure of d %q does not name both sides", be.Failed[3])
+	}
+	for i, r := range receipts {
+		if (r == "") != (i == 3) {
+			t.Errorf("receipt %d = %q", i, r)
+		}
+	}
+	if p.calls.Load() != 1 || s.calls.Load() != 1 {
+		t.Errorf("primary %d calls, secondary %d; want one each", p.calls.Load(), s.calls.Load())
+	}
+	for _, c := range []struct {
+		b    *memory.Backend
+		key  string
+		want int
+	}{{pm, "a", 1}, {pm, "c", 1}, {pm, "b", 0}, {sm, "b", 1}, {sm, "d", 0}} {
+		if n, _ := c.b.Pending(ctx, c.key); n != c.want {
+			t.Errorf("%s pending %d, want %d", c.key, n, c.want)
+		}
+	}
+	if got := m.get(failover.MetricFailover + "/Send"); got != 1 {
+		t.Errorf("failover counted %d, want 1 (b)", got)
+	}
+	// A primary that has no SendBatch, failing every send: each message on
+	// its own, then the whole batch to the secondary.
+	inj := chaos.New(chaos.Config{Ops: map[string]float64{chaos.OpSend: 1}})
+	s2 := &partial{q: memory.New(memory.Options{})}
+	q = failover.NewQueue(inj.Queue(memory.New(memory.Options{})), s2, failover.Options{})
+	if _, err := q.SendBatch(ctx, msgs("x", "y")); err != nil {
+		t.Fatal(err)
+	}
+	if calls, _ := inj.Stats(); calls[chaos.OpSend] != 2 || s2.calls.Load() != 1 {
+		t.Errorf("primary tried %d sends, secondary %d batches; want 2 and 1", calls[chaos.OpSend], s2.calls.Load())
 	}
 }
 
