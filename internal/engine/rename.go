@@ -174,19 +174,18 @@ func (r *Renamer) translate(s *SystemContext) bool {
 	return ok
 }
 
-// stamp sets s's spec hash to m's when the message can run on m as it is
-// written: after a rename, or when m knows its state. A message of an older
-// version whose state m does not know keeps its hash, so that a handler
-// that has the rename (the deployed function) still recognises it.
+// stamp renames s when a rename applies, and otherwise gives a message
+// with no spec hash (another producer's) m's. A message of another version
+// keeps its hash: its names are that version's, and the handler that runs
+// it (the deployed function, which may have the rename this engine lacks,
+// as an operator's lfsm does) must still recognise it. Stamping m's hash on
+// it would make an old name, or a name the versions give to different
+// states, pass for m's.
 func (e *Engine) stamp(m *Machine, s *SystemContext) {
 	if e.renamer.translate(s) {
 		return
 	}
-	if s.CurrentState == "" || s.CurrentState == spec.PseudoInit {
-		s.SpecHash = m.hash
-		return
-	}
-	if _, ok := m.state(s.CurrentState); ok {
+	if s.SpecHash == "" {
 		s.SpecHash = m.hash
 	}
 }

@@ -112,6 +112,8 @@ func TestRenameInFlight(t *testing.T) {
 			steps(2) // a retry of (New, go) in backoff
 			start("parked", "wait")
 			steps(2) // waiting in Packing
+			start("parked2", "wait")
+			steps(2) // waiting in Packing too
 			start("packing", "ok")
 			steps(2)                    // (Packing, packed) queued
 			if _, ok := h.next(); !ok { // hidden for an hour, as a message in flight
@@ -139,6 +141,18 @@ func TestRenameInFlight(t *testing.T) {
 			h.eng = e2
 			h.clock.Advance(2 * time.Hour)
 			sendErr := e2.Send(ctx, "parked", "packed")
+			// An operator's lfsm on v2 has no rename map: its send keeps the
+			// message's v1 hash, so the engine that has the map renames it.
+			bare, err := engine.New(engine.Options{Machines: []*engine.Machine{v2}, Store: h.mem, Queue: h.mem, Clock: h.clock})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := bare.Send(ctx, "parked2", "packed"); err != nil {
+				t.Fatal(err)
+			}
+			if m, err := engine.DecodeMessage(h.get("parked2").Checkpoint); err != nil || m.System.SpecHash != v1.SpecHash() || m.System.CurrentState != "Packing" {
+				t.Fatalf("the bare send's message: %+v %v", m.System, err)
+			}
 			resumeErr := e2.Resume(ctx, "fatal")
 			h.drain()
 
@@ -154,7 +168,7 @@ func TestRenameInFlight(t *testing.T) {
 			if sendErr != nil || resumeErr != nil {
 				t.Fatalf("send: %v, resume: %v", sendErr, resumeErr)
 			}
-			for _, id := range []string{"fatal", "retry", "parked", "packing", "new"} {
+			for _, id := range []string{"fatal", "retry", "parked", "parked2", "packing", "new"} {
 				x := h.get(id)
 				if x.Status != engine.StatusDone || x.State != "Shipped" {
 					t.Errorf("%s: %s in %s (%s), want done in Shipped", id, x.Status, x.State, x.LastError)
@@ -238,5 +252,53 @@ func TestRenamesRoundTrip(t *testing.T) {
 		if _, err := engine.DecodeRenames([]byte(bad)); err == nil {
 			t.Errorf("DecodeRenames(%s) accepted", bad)
 		}
+	}
+}
+
+// TestRenameSwapKeepsOldHash: v2 swaps the names Left and Right. An
+// operator's engine without the map sends r to an execution parked in v1's
+// Left (v2's Right, which has no r): the message keeps v1's hash, so the
+// function's engine renames it and refuses r from Right, instead of
+// taking v2's Left on r as if the names meant the same.
+func TestRenameSwapKeepsOldHash(t *testing.T) {
+	ctx := t.Context()
+	const v1src = `machines:
+- name: M
+  states:
+  - {name: Start, initial: true, do_action: x.Go, transitions: [{target: Left, event: go}]}
+  - {name: Left, do_action: x.Wait, transitions: [{target: End, event: l}]}
+  - {name: Right, do_action: x.Wait, transitions: [{target: End, event: r}]}
+  - {name: End, final: true}
+`
+	v2src := strings.NewReplacer("Left", "TMP", "Right", "Left").Replace(v1src)
+	v2src = strings.ReplaceAll(v2src, "TMP", "Right")
+	acts := funcs(map[string]fsm.ActionFunc{
+		"x.Go":   func(context.Context, *fsm.Context) (string, error) { return "go", nil },
+		"x.Wait": func(context.Context, *fsm.Context) (string, error) { return "", nil },
+	})
+	v1 := mustCompile(t, parseMachine(t, v1src), acts)
+	v2 := mustCompile(t, parseMachine(t, v2src), acts)
+	h := newHarness(t, []*engine.Machine{v1})
+	id := h.start("M", nil)
+	h.drain() // parked in v1's Left
+	if x := h.get(id); x.Status != engine.StatusWaiting || x.State != "Left" {
+		t.Fatalf("on v1: %s in %s", x.Status, x.State)
+	}
+	bare, err := engine.New(engine.Options{Machines: []*engine.Machine{v2}, Store: h.mem, Queue: h.mem, Clock: h.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bare.Send(ctx, id, "r"); err != nil {
+		t.Fatal(err)
+	}
+	fn, err := engine.New(engine.Options{Machines: []*engine.Machine{v2}, Store: h.mem, Queue: h.mem, Clock: h.clock,
+		Renames: []engine.Rename{{Machine: "M", From: []string{v1.SpecHash()}, States: map[string]string{"Left": "Right", "Right": "Left"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.eng = fn
+	h.drain()
+	if x := h.get(id); x.Status != engine.StatusFailed || !strings.Contains(x.LastError, `"r"`) {
+		t.Errorf("r sent to v1's Left: %s in %s (%q), want failed: Right has no r", x.Status, x.State, x.LastError)
 	}
 }
