@@ -22,13 +22,17 @@ import (
 // CloudWatch emulator installs here (EMULATORS.md), and the fake decodes
 // what the SDK really sends (rpc-v2-cbor, gzipped when large).
 
-// client is a real SDK client of the fake.
-func client(t *testing.T, f *cwfake.Fake) *cw.Client {
+// client is a real SDK client of the fake, in us-east-1.
+func client(t *testing.T, f *cwfake.Fake) *cw.Client { return regionClient(t, f, "us-east-1") }
+
+// regionClient is a real SDK client of the fake in region (the fake tells
+// regions apart by the requests' signatures).
+func regionClient(t *testing.T, f *cwfake.Fake, region string) *cw.Client {
 	t.Helper()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return cw.New(cw.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1,
+		Region: region, BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1,
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}, nil
 		}),
