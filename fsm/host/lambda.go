@@ -21,6 +21,7 @@ import (
 	"github.com/lfsm/lfsm/internal/backend/awsconfig"
 	"github.com/lfsm/lfsm/internal/backend/cloudwatch"
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
+	"github.com/lfsm/lfsm/internal/backend/failover"
 	awsdispatch "github.com/lfsm/lfsm/internal/dispatch"
 	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/lambda"
@@ -50,6 +51,8 @@ const (
 	// in the namespace envMetricsNamespace names (default lfsm).
 	envMetricsCloudWatch = "LFSM_METRICS_CLOUDWATCH"
 	envMetricsNamespace  = "LFSM_METRICS_NAMESPACE"
+	// envMetricsSecondaryRegion is the region the publisher fails over to.
+	envMetricsSecondaryRegion = "LFSM_METRICS_SECONDARY_REGION"
 	// envLogLevel sets the log level: debug, info (default), warn or error.
 	envLogLevel = "LFSM_LOG_LEVEL"
 )
@@ -112,7 +115,11 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 		machines = append(machines, cm)
 	}
 	opts := lambda.Options{Machines: machines, Metrics: metrics, Logger: logger}
-	pub, err := newPublisher(ctx, getenv, meter)
+	var emf engine.Metrics
+	if metrics != nil { // a nil *EMF in the interface would be called
+		emf = metrics
+	}
+	pub, err := newPublisher(ctx, getenv, meter, emf, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -155,10 +162,6 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 		return nil, err
 	}
 	eo := engine.Options{Machines: machines, Store: store, Queue: store, Retrier: store, Logger: logger, MaxMessageBytes: d.MaxMessageBytes}
-	var emf engine.Metrics
-	if metrics != nil { // a nil *EMF in the interface would be called
-		emf = metrics
-	}
 	eo.Metrics = engine.Tee(emf, opts.Publisher)
 	if lt := getenv(envLeaseTimeout); lt != "" {
 		d, err := time.ParseDuration(lt)
@@ -198,8 +201,10 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 
 // newPublisher returns the PutMetricData publisher when the environment
 // turns it on (envMetricsCloudWatch), else nil. It sends at most one call
-// per invocation (MaxCalls 1), in the function's own region.
-func newPublisher(ctx context.Context, getenv func(string) string, meter *awsconfig.Meter) (*cloudwatch.Publisher, error) {
+// per invocation (MaxCalls 1), in the function's own region, or through a
+// failover pair with envMetricsSecondaryRegion; the pair counts its
+// failovers in the EMF lines, which need no CloudWatch call.
+func newPublisher(ctx context.Context, getenv func(string) string, meter *awsconfig.Meter, emf engine.Metrics, logger *slog.Logger) (*cloudwatch.Publisher, error) {
 	v := strings.TrimSpace(getenv(envMetricsCloudWatch))
 	if v == "" {
 		return nil, nil
@@ -215,7 +220,15 @@ func newPublisher(ctx context.Context, getenv func(string) string, meter *awscon
 	if err != nil {
 		return nil, err
 	}
-	return cloudwatch.New(cloudwatch.Options{Client: awscw.NewFromConfig(cfg), Namespace: getenv(envMetricsNamespace), MaxCalls: 1})
+	var client cloudwatch.API = awscw.NewFromConfig(cfg)
+	if sr := strings.TrimSpace(getenv(envMetricsSecondaryRegion)); sr != "" {
+		scfg, err := awsconfig.Load(ctx, sr, meter)
+		if err != nil {
+			return nil, fmt.Errorf("%s=%s: %w", envMetricsSecondaryRegion, sr, err)
+		}
+		client = cloudwatch.NewFailover(client, awscw.NewFromConfig(scfg), failover.Options{Metrics: emf, Logger: logger})
+	}
+	return cloudwatch.New(cloudwatch.Options{Client: client, Namespace: getenv(envMetricsNamespace), MaxCalls: 1})
 }
 
 // retryPoller is the scheduled poll of a dispatch with a retry table: the

@@ -1,12 +1,14 @@
 package host
 
 import (
+	"bytes"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/lfsm/lfsm/internal/backend/cloudwatch/cwfake"
 	"github.com/lfsm/lfsm/internal/deploy"
+	"github.com/lfsm/lfsm/internal/lambda"
 	"github.com/lfsm/lfsm/internal/spec"
 )
 
@@ -23,6 +25,7 @@ func TestEnvironmentContract(t *testing.T) {
 		{envRenames, deploy.EnvRenames},
 		{envMetricsCloudWatch, deploy.EnvMetricsCloudWatch},
 		{envMetricsNamespace, deploy.EnvMetricsNamespace},
+		{envMetricsSecondaryRegion, deploy.EnvMetricsSecondaryRegion},
 		{dispatchStepFunctions, string(deploy.ModeStepFunctions)},
 		{dispatchSQS, string(deploy.DispatchSQS)},
 	} {
@@ -106,5 +109,41 @@ func TestAWSHandlerPublishes(t *testing.T) {
 	}
 	if got := f.Sums()["orders dispatch Machine=M,State=pseudo_init,Event=pseudo_init"]; got != 1 {
 		t.Errorf("sums %v: want the task's dispatch counted once", f.Sums())
+	}
+}
+
+// With a secondary region, a function whose own region's CloudWatch fails
+// puts its data in the secondary, and counts the failover in its EMF lines.
+func TestAWSHandlerPublishesFailover(t *testing.T) {
+	f := cwfake.New(t)
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	t.Setenv("AWS_ENDPOINT_URL_CLOUDWATCH", srv.URL)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	f.FailRegion("us-east-1", -1)
+	s := &spec.Spec{Machines: []*spec.Machine{{Name: "M", States: []*spec.State{{Name: "S", Initial: true, Final: true}}}}}
+	env := map[string]string{envDispatch: "stepfunctions", envMetricsCloudWatch: "true", envMetricsNamespace: "orders",
+		envMetricsSecondaryRegion: "us-west-2"}
+	var lines bytes.Buffer
+	h, err := awsHandler(t.Context(), s, nil, func(k string) string { return env[k] }, nil, lambda.NewEMF(&lines, nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := `{"mode":"step_functions","message":{"version":"0.1","system_context":{"machine_name":"M","current_state":"pseudo_init","current_event":"pseudo_init","correlation_id":"c1","steps":0,"retries":0},"user_context":{}}}`
+	for range 2 {
+		if _, err := h.Invoke(t.Context(), []byte(task)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.RegionSums("us-west-2")["orders dispatch Machine=M,State=pseudo_init,Event=pseudo_init"]; got != 2 {
+		t.Errorf("secondary region's sums %v, want both invocations' dispatch", f.RegionSums("us-west-2"))
+	}
+	if got := f.RegionSums("us-east-1"); len(got) != 0 {
+		t.Errorf("the failing primary stored %v", got)
+	}
+	if n := strings.Count(lines.String(), `"failover":1`); n != 2 {
+		t.Errorf("%d failovers counted in the EMF lines, want one per invocation:\n%s", n, lines.String())
 	}
 }

@@ -112,7 +112,7 @@ func (d *deployFlags) settings(specFile, stack string) (deploy.Settings, error) 
 			RouteTableIDs: d.VPC.RouteTables, Egress: deploy.Egress(d.VPC.Egress)}
 	}
 	if d.Metrics.CloudWatch {
-		st.Metrics = &deploy.Metrics{Namespace: d.Metrics.Namespace}
+		st.Metrics = &deploy.Metrics{Namespace: d.Metrics.Namespace, SecondaryRegion: d.Metrics.SecondaryRegion}
 	}
 	st = st.WithDefaults()
 	if err := st.Validate(); err != nil {

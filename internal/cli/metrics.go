@@ -133,7 +133,9 @@ func newMetricsCmd(f *Factory, runF func(*MetricsOptions) error) *cobra.Command 
 			lines (namespace lfsm, dimensions machine, state, event), which every
 			deployed function writes; the default is publisher when
 			metrics.cloudwatch is on, else emf. The region is the function's (or
-			the store table's) from the aws: settings.
+			the store table's) from the aws: settings; with
+			metrics.secondary-region, where the publisher fails over to, the
+			publisher's counters are the sum of both regions.
 
 			-m keeps one machine's counters. With --output json: one document
 			{"format_version":"1","target","source","start","end","counters":
@@ -273,16 +275,34 @@ func metricsAWS(ctx context.Context, opts *MetricsOptions, res *MetricsResult) (
 			return awscw.NewFromConfig(cfg), nil
 		}
 	}
-	c, err := open(ctx, region)
-	if err != nil {
-		return nil, err
+	regions := []string{region}
+	if sr := opts.Metrics.SecondaryRegion; sr != "" && sr != region && opts.Source == sourcePublisher {
+		if err := config.ValidRegion(sr); err != nil {
+			return nil, usageErrorf("invalid metrics.secondary-region: %w", err)
+		}
+		// The publisher's failover puts a batch the function's region
+		// refused there: the counters are the sum of both.
+		regions = append(regions, sr)
 	}
-	counts, u, err := cloudwatch.Read(ctx, c, ro)
-	if err != nil {
-		return nil, fmt.Errorf("read metrics in %s: %w", region, err)
+	counts := map[engine.MetricKey]int64{}
+	res.CloudWatch = &cloudwatch.ReadUsage{}
+	for _, region := range regions {
+		c, err := open(ctx, region)
+		if err != nil {
+			return nil, err
+		}
+		part, u, err := cloudwatch.Read(ctx, c, ro)
+		if err != nil {
+			return nil, fmt.Errorf("read metrics in %s: %w", region, err)
+		}
+		for k, n := range part {
+			counts[k] += n
+		}
+		res.Regions = append(res.Regions, region)
+		res.CloudWatch.ListCalls += u.ListCalls
+		res.CloudWatch.GetCalls += u.GetCalls
+		res.CloudWatch.MetricsRequested += u.MetricsRequested
 	}
-	res.Regions = append(res.Regions, region)
-	res.CloudWatch = &u
 	return counts, nil
 }
 

@@ -154,6 +154,17 @@ func TestMetricsAWS(t *testing.T) {
 		t.Errorf("stderr does not say where it read: %s", errOut)
 	}
 
+	// With a secondary region the publisher's counters are both regions'.
+	e.publish("us-west-2", "orders", now.Add(-time.Hour), map[engine.MetricKey]int64{first: 5})
+	out, _, _ = e.run(metricsSettings+"  secondary-region: us-west-2\n", "metrics", "--output", "json")
+	res = MetricsResult{}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if res.Totals["dispatch"] != 15 || !cmp.Equal(res.Regions, []string{"eu-west-1", "us-west-2"}) || res.CloudWatch.ListCalls != 2 {
+		t.Errorf("with a secondary region: totals %v regions %v usage %+v; want 10+5 dispatches from both", res.Totals, res.Regions, res.CloudWatch)
+	}
+
 	e.fake.FailRegion("eu-west-1", -1)
 	_, errOut, code = e.run(metricsSettings, "metrics")
 	if code != 1 || !strings.Contains(errOut, "read metrics in eu-west-1") {

@@ -97,10 +97,24 @@ type Metrics struct {
 	CloudWatch bool `mapstructure:"cloudwatch" json:"cloudwatch"`
 	// Namespace is the metrics' namespace (default lfsm).
 	Namespace string `mapstructure:"namespace" json:"namespace,omitempty"`
+	// SecondaryRegion, when set, is where the publisher puts its data when
+	// the function's own region fails (a breaker, as the dispatch's
+	// secondaries fail over), and where lfsm metrics reads too.
+	SecondaryRegion string `mapstructure:"secondary-region" json:"secondary_region,omitempty"`
 }
 
 // MetricsKeys lists the keys of the metrics: section, as lfsm.yaml spells them.
-func MetricsKeys() []string { return []string{"metrics.cloudwatch", "metrics.namespace"} }
+func MetricsKeys() []string {
+	return []string{"metrics.cloudwatch", "metrics.namespace", "metrics.secondary-region"}
+}
+
+// ValidRegion checks the shape of an AWS region name (us-west-2).
+func ValidRegion(r string) error {
+	if !regionRE.MatchString(r) {
+		return fmt.Errorf("region %q: want a region name such as us-west-2", r)
+	}
+	return nil
+}
 
 // Default returns the settings used when nothing else sets them.
 func Default() Config {
@@ -132,6 +146,11 @@ func (c Config) Validate() error {
 	if c.LambdaARN != "" {
 		if _, err := ParseLambdaARN(c.LambdaARN); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if r := c.Metrics.SecondaryRegion; r != "" {
+		if err := ValidRegion(r); err != nil {
+			errs = append(errs, fmt.Errorf("metrics.secondary-region: %w", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -77,6 +77,8 @@ func TestValidate(t *testing.T) {
 		{name: "default", c: Default()},
 		{name: "bad target and arn", c: Config{Target: "gcp", LambdaARN: "nope"},
 			want: []string{`unknown target "gcp"`, `invalid Lambda function ARN "nope"`}},
+		{name: "bad secondary region", c: Config{Metrics: Metrics{SecondaryRegion: "westeros"}},
+			want: []string{`metrics.secondary-region: region "westeros": want a region name such as us-west-2`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

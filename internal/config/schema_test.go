@@ -86,7 +86,7 @@ db: .lfsm/lfsm.db
 chaos: {default: 0.1, Commit: 0.5}
 chaos-seed: 1
 retention: 30d
-metrics: {cloudwatch: true, namespace: orders/prod}
+metrics: {cloudwatch: true, namespace: orders/prod, secondary-region: us-west-2}
 aws:
   stack: orders-prod
   dispatch: sqs
@@ -106,6 +106,7 @@ aws:
 		"metrics: {cloudwatch: yes-please}",
 		"metrics: {namespace: AWS/Lambda}",
 		"metrics: {namspace: orders}",
+		"metrics: {secondary-region: westeros}",
 	} {
 		if err := s.Validate(instance(t, bad)); err == nil {
 			t.Errorf("schema accepts %q", strings.TrimSpace(bad))

@@ -25,6 +25,9 @@ const (
 	// EnvMetricsNamespace names.
 	EnvMetricsCloudWatch = "LFSM_METRICS_CLOUDWATCH"
 	EnvMetricsNamespace  = "LFSM_METRICS_NAMESPACE"
+	// EnvMetricsSecondaryRegion is the region the publisher fails over to
+	// (metrics.secondary-region), set only when there is one.
+	EnvMetricsSecondaryRegion = "LFSM_METRICS_SECONDARY_REGION"
 )
 
 // Stack outputs. Every resource of the stack is named by one; `aws: {stack:

@@ -166,7 +166,7 @@ func (m *Model) metricsStatements() []Statement {
 		Condition: map[string]any{"StringEquals": map[string]any{"cloudwatch:namespace": m.Settings.Metrics.Namespace}},
 		Why: "cloudwatch:PutMetricData allows no resource-level permission (IAM's service authorization reference lists no resource type for it), " +
 			"and the function publishes its counters with it once per invocation (metrics.cloudwatch); the statement is limited to the " +
-			"function's namespace by cloudwatch:namespace",
+			"function's namespace by cloudwatch:namespace (in any region: a secondary region, metrics.secondary-region, takes the calls the function's own fails)",
 	}}
 }
 

@@ -103,7 +103,13 @@ type Settings struct {
 type Metrics struct {
 	// Namespace is the metrics' namespace (default DefaultMetricsNamespace).
 	Namespace string
+	// SecondaryRegion, when set, is the region the publisher fails over to
+	// when the function's own fails (metrics.secondary-region).
+	SecondaryRegion string
 }
+
+// regionRE is the shape of a region name.
+var regionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 
 // DefaultMetricsNamespace is the publisher's namespace when none is set (as
 // cloudwatch.DefaultNamespace).
@@ -257,6 +263,12 @@ func (s Settings) Validate() error {
 	if s.Metrics != nil {
 		if err := ValidNamespace(s.Metrics.Namespace); err != nil {
 			errs = append(errs, err)
+		}
+		if r := s.Metrics.SecondaryRegion; r != "" && !regionRE.MatchString(r) {
+			bad("metrics.secondary-region %q: want a region name such as us-west-2", r)
+		}
+		if s.Metrics.SecondaryRegion != "" && s.VPC != nil && s.VPC.Egress == EgressEndpoints {
+			bad("metrics.secondary-region %s: a function in a VPC reaches another region only through a NAT (an interface endpoint serves its own region): set aws.vpc.egress to nat, or drop the secondary region", s.Metrics.SecondaryRegion)
 		}
 	}
 	return errors.Join(errs...)

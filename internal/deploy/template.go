@@ -464,6 +464,9 @@ func (r *renderer) function() {
 	if r.st.Metrics != nil {
 		env[EnvMetricsCloudWatch] = "true"
 		env[EnvMetricsNamespace] = r.st.Metrics.Namespace
+		if sr := r.st.Metrics.SecondaryRegion; sr != "" {
+			env[EnvMetricsSecondaryRegion] = sr
+		}
 	}
 	r.add(IDFunction, &Resource{
 		Type:      "AWS::Lambda::Function",

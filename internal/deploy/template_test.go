@@ -38,7 +38,7 @@ func variants() map[string]Settings {
 	}
 	v["stepfunctions"] = Settings{Project: "seed", Mode: ModeStepFunctions}
 	// The PutMetricData publisher on (metrics.cloudwatch in lfsm.yaml).
-	v["sqs-metrics"] = Settings{Project: "seed", Metrics: &Metrics{Namespace: "orders"}}
+	v["sqs-metrics"] = Settings{Project: "seed", Metrics: &Metrics{Namespace: "orders", SecondaryRegion: "us-west-2"}}
 	v["stepfunctions-metrics"] = Settings{Project: "seed", Mode: ModeStepFunctions, Metrics: &Metrics{}}
 	return v
 }
@@ -372,9 +372,12 @@ func TestTemplateShape(t *testing.T) {
 					ns = DefaultMetricsNamespace
 				}
 				wantMetrics = map[string]any{EnvMetricsCloudWatch: "true", EnvMetricsNamespace: ns}
+				if sr := st.Metrics.SecondaryRegion; sr != "" {
+					wantMetrics[EnvMetricsSecondaryRegion] = sr
+				}
 			}
 			gotMetrics := map[string]any{}
-			for _, k := range []string{EnvMetricsCloudWatch, EnvMetricsNamespace} {
+			for _, k := range []string{EnvMetricsCloudWatch, EnvMetricsNamespace, EnvMetricsSecondaryRegion} {
 				if v, ok := env[k]; ok {
 					gotMetrics[k] = v
 				}
@@ -542,5 +545,22 @@ func TestMetricsNamespaceValidate(t *testing.T) {
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("namespace %.20q: %v, want %q", tc.ns, err, tc.want)
 		}
+	}
+}
+
+func TestMetricsSecondaryRegionValidate(t *testing.T) {
+	_, err := Build(seedSpec(t), Settings{Project: "seed", Metrics: &Metrics{SecondaryRegion: "westeros"}})
+	if err == nil || !strings.Contains(err.Error(), `metrics.secondary-region "westeros": want a region name`) {
+		t.Errorf("bad region: %v", err)
+	}
+	st := vpcSettings(DispatchSQS, EgressEndpoints)
+	st.Metrics = &Metrics{SecondaryRegion: "us-west-2"}
+	if _, err := Build(seedSpec(t), st); err == nil || !strings.Contains(err.Error(), "reaches another region only through a NAT") {
+		t.Errorf("a secondary region behind interface endpoints: %v, want a refusal", err)
+	}
+	st = vpcSettings(DispatchSQS, EgressNAT)
+	st.Metrics = &Metrics{SecondaryRegion: "us-west-2"}
+	if _, err := Build(seedSpec(t), st); err != nil {
+		t.Errorf("a secondary region through a NAT: %v", err)
 	}
 }

@@ -94,7 +94,7 @@ type Options struct {
 	// invocation; pass the same value to the engine. Nil discards.
 	Metrics *EMF
 	// Publisher, when set, also receives the handler's counters and is
-	// flushed at the end of every invocation, after Metrics; pass
+	// flushed at the end of every invocation, before Metrics; pass
 	// engine.Tee(Metrics, Publisher) to the engine. A failed flush is
 	// logged and changes nothing in the invocation's result.
 	Publisher Publisher
@@ -259,20 +259,21 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 // its response decided already, and a failed send keeps its counts for the
 // next invocation's flush.
 func (h *Handler) flush(ctx context.Context) {
+	// The publisher first: what its call counts (a failover to the
+	// secondary region) goes into this invocation's EMF lines.
+	if h.publisher != nil {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.flushWithin)
+		calls, err := h.publisher.Flush(fctx)
+		cancel()
+		if err != nil {
+			h.logger.LogAttrs(ctx, slog.LevelWarn, "cannot publish the metrics; they are kept for the next invocation",
+				slog.Int("calls", calls), slog.Any("err", err))
+		}
+	}
 	if h.metrics != nil {
 		if err := h.metrics.Flush(); err != nil {
 			h.logger.LogAttrs(ctx, slog.LevelWarn, "cannot write the EMF metrics", slog.Any("err", err))
 		}
-	}
-	if h.publisher == nil {
-		return
-	}
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.flushWithin)
-	defer cancel()
-	calls, err := h.publisher.Flush(fctx)
-	if err != nil {
-		h.logger.LogAttrs(ctx, slog.LevelWarn, "cannot publish the metrics; they are kept for the next invocation",
-			slog.Int("calls", calls), slog.Any("err", err))
 	}
 }
 
