@@ -71,6 +71,11 @@ type AcquireRequest struct {
 	// restarted before the execution's last resume (Store.Reopen) belongs to
 	// the chain the resume replaced and is refused (ErrDuplicate).
 	Restarted time.Time
+	// LeasePrimary is the message's lease_primary: false when the
+	// execution's last grant came from a secondary lease store (nil: not
+	// said, the primary). A store with two lease stores asks the one it
+	// names first; it is a hint, the store's own record decides.
+	LeasePrimary *bool
 }
 
 // Lease is a granted lease. Fence increases by one with every grant for the
@@ -87,6 +92,11 @@ type Lease struct {
 	// LeasingSource sets it, so the engine can tell how long a delivery
 	// waited with its lease.
 	Expires time.Time
+	// LeasePrimary, set by a store with a primary and a secondary lease
+	// store, says which granted the lease; the engine writes it into the
+	// step's next message and retry (lease_primary). Nil leaves the
+	// message's as it was.
+	LeasePrimary *bool
 }
 
 // LeaseRenewal extends or gives back a held lease (Store.Renew).

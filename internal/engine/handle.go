@@ -222,6 +222,11 @@ func (e *Engine) prepareStep(ctx context.Context, payload []byte, ack string, pr
 		return nil, res, nil
 	}
 	res.Fence = lease.Fence
+	if lease.LeasePrimary != nil {
+		// The lease store that granted it: the next message (and a retry)
+		// tell the next Acquire where to ask.
+		sys.LeasePrimary = lease.LeasePrimary
+	}
 	if pre != nil && !e.renewIfOld(ctx, sys, &lease, leaseTimeout) {
 		// Taken over while the delivery waited in the worker.
 		res.Dropped = DropFenceLost
@@ -384,6 +389,7 @@ func (e *Engine) prepareStep(ctx context.Context, payload []byte, ack string, pr
 				return nil, res, fmt.Errorf("handle %s step %d: decode for retry: %w", res.CorrelationID, res.Step, err)
 			}
 			orig.System.Retries++
+			orig.System.LeasePrimary = sys.LeasePrimary
 			if inv.m != nil {
 				orig.System.SpecHash = inv.m.hash
 			}
@@ -513,6 +519,7 @@ func (e *Engine) acquireRequest(sys *SystemContext, now time.Time) AcquireReques
 		Now:           now,
 		Expires:       now.Add(e.leaseTimeoutOf(sys)),
 		Restarted:     sys.RestartedAt.Time(),
+		LeasePrimary:  sys.LeasePrimary,
 	}
 }
 

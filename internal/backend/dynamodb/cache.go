@@ -45,33 +45,70 @@ func (s *Store) newItem(e engine.Execution) map[string]av {
 
 // seedNew seeds the record of an execution just created at epoch 0, so
 // that its first Acquire needs no reseed. Best effort: without it the first
-// Acquire misses and reseeds (one more write).
+// Acquire misses and reseeds (one more write). A new execution starts on
+// the primary lease store.
 func (s *Store) seedNew(ctx context.Context, id string) {
 	if s.cache != nil {
 		_, _ = s.cache.Seed(ctx, id, leasecache.NewRecord(0))
 	}
 }
 
-// forget drops id's cached record, best effort: a record that outlives it
-// is caught by the commit's guard and forgotten then.
-func (s *Store) forget(ctx context.Context, id string) {
+// forget drops id's record from the lease store sd, best effort: a record
+// that outlives it is caught by the commit's guard and forgotten then.
+func (s *Store) forget(ctx context.Context, id string, sd side) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_ = s.cache.Forget(ctx, id)
+	_ = s.cacheOf(sd).Forget(ctx, id)
+}
+
+// forgetAll drops id's record from the lease store r names (its error is
+// returned: an operator's change must reach it) and, best effort, from the
+// other one.
+func (s *Store) forgetAll(ctx context.Context, r record) error {
+	sd := sideOf(r)
+	if s.cache2 != nil {
+		s.forget(ctx, r.e.CorrelationID, 1-sd)
+	}
+	return s.cacheOf(sd).Forget(ctx, r.e.CorrelationID)
 }
 
 // acquireCached is Acquire on the lease cache: one cache call on the happy
 // path. A miss reseeds the record (reseed) and asks again.
 func (s *Store) acquireCached(ctx context.Context, q engine.AcquireRequest) (engine.Lease, error) {
+	sd := primary
+	if s.cache2 != nil && q.LeasePrimary != nil && !*q.LeasePrimary {
+		sd = secondary
+	}
+	// moved: sd is not the store the message names. The other store may
+	// grant only from a record of its own (seeded by an earlier switch: if
+	// the execution has switched again since, its epoch is behind the
+	// item's and the commit's guard refuses the grant); on a miss there the
+	// reseed is the fenced switch.
+	moved := false
+	if s.cache2 != nil && !s.health[sd].up() && s.health[1-sd].up() {
+		sd, moved = 1-sd, true // it keeps failing: no call to it
+	}
 	for range 4 {
-		l, rec, err := s.cache.Acquire(ctx, q)
+		l, rec, err := s.cacheOf(sd).Acquire(ctx, q)
+		if s.cache2 != nil && (err == nil || errors.Is(err, leasecache.ErrMiss) || errors.Is(err, engine.ErrDuplicate) ||
+			errors.Is(err, engine.ErrLeaseHeld) || errors.Is(err, engine.ErrInactive)) {
+			s.health[sd].record(nil)
+		}
 		switch {
 		case err == nil:
 			s.remember(q.CorrelationID, l.Fence, grant{rec.CommitFence, rec.Takeovers})
+			if s.cache2 != nil {
+				s.rememberSide(q.CorrelationID, l.Fence, sd)
+				isPrimary := sd == primary
+				l.LeasePrimary = &isPrimary
+			}
 			s.stats.grants.Add(1)
 			return l, nil
 		case errors.Is(err, leasecache.ErrMiss):
-			if err := s.reseed(ctx, q); err != nil {
+			if moved {
+				s.stats.switches.Add(1)
+			}
+			if err := s.reseed(ctx, q, sd); err != nil {
 				return engine.Lease{}, err
 			}
 		case errors.Is(err, engine.ErrDuplicate):
@@ -84,7 +121,15 @@ func (s *Store) acquireCached(ctx context.Context, q engine.AcquireRequest) (eng
 		case errors.Is(err, engine.ErrLeaseHeld), errors.Is(err, engine.ErrInactive):
 			return engine.Lease{}, err
 		default:
-			return engine.Lease{}, fmt.Errorf("acquire %s step %d on the lease cache: %w", q.CorrelationID, q.Step, err)
+			if s.cache2 == nil || moved || ctx.Err() != nil {
+				return engine.Lease{}, fmt.Errorf("acquire %s step %d on the %s lease cache: %w", q.CorrelationID, q.Step, sd, err)
+			}
+			// Not a failover call by call: the failed call may have granted
+			// the lease (its answer lost), so the other store grants only
+			// from a record of its own, or after the fenced switch, whose
+			// epoch bump makes every grant of this one uncommittable.
+			s.health[sd].record(err)
+			sd, moved = 1-sd, true
 		}
 	}
 	return engine.Lease{}, fmt.Errorf("acquire %s step %d: the lease cache kept losing the record; the message comes back", q.CorrelationID, q.Step)
@@ -113,15 +158,24 @@ func (s *Store) resendIfUnsent(ctx context.Context, q engine.AcquireRequest) err
 }
 
 // reseed bumps the execution's epoch with one UpdateItem (ALL_NEW) and
-// seeds the cache from the item it returns, under the new epoch. An
-// execution with no item (another producer's message) is created at epoch
-// 0 and seeded.
-func (s *Store) reseed(ctx context.Context, q engine.AcquireRequest) error {
+// seeds the lease store sd from the item it returns, under the new epoch.
+// With a secondary lease store the same update records sd as the
+// execution's lease store (lc): that is the fenced switch, since nothing
+// granted under an earlier epoch, on either store, passes the commit's
+// guard any more. An execution with no item (another producer's message)
+// is created at epoch 0 and seeded.
+func (s *Store) reseed(ctx context.Context, q engine.AcquireRequest, sd side) error {
+	update := "SET ep = if_not_exists(ep, :zero) + :one"
+	vals := map[string]av{":zero": vn(0), ":one": vn(1)}
+	if s.cache2 != nil {
+		update += ", lc = :lc"
+		vals[":lc"] = vs(sd.attr())
+	}
 	out, err := s.c.UpdateItem(ctx, &ddb.UpdateItemInput{
 		TableName: s.table, Key: key(q.CorrelationID, execSK),
 		ConditionExpression:                 aws.String("attribute_exists(pk) AND attribute_not_exists(tomb)"),
-		UpdateExpression:                    aws.String("SET ep = if_not_exists(ep, :zero) + :one"),
-		ExpressionAttributeValues:           map[string]av{":zero": vn(0), ":one": vn(1)},
+		UpdateExpression:                    aws.String(update),
+		ExpressionAttributeValues:           vals,
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		ReturnConsumedCapacity:              capacity,
@@ -135,6 +189,9 @@ func (s *Store) reseed(ctx context.Context, q engine.AcquireRequest) error {
 			CorrelationID: q.CorrelationID, Machine: q.Machine, Status: engine.StatusRunning,
 			DoneStep: -1, LeaseStep: -1, CreatedAt: q.Now, UpdatedAt: q.Now,
 		})
+		if sd == secondary {
+			item["lc"] = vs(sd.attr())
+		}
 		_, err := s.c.PutItem(ctx, &ddb.PutItemInput{
 			TableName: s.table, Item: item,
 			ConditionExpression:    aws.String("attribute_not_exists(pk)"),
@@ -146,7 +203,7 @@ func (s *Store) reseed(ctx context.Context, q engine.AcquireRequest) error {
 		if err != nil {
 			return fmt.Errorf("acquire %s step %d in DynamoDB table %s: %w", q.CorrelationID, q.Step, *s.table, err)
 		}
-		s.seedNew(ctx, q.CorrelationID)
+		_, _ = s.cacheOf(sd).Seed(ctx, q.CorrelationID, leasecache.NewRecord(0))
 		return nil
 	case err != nil:
 		return fmt.Errorf("acquire %s step %d: reseed the lease cache from DynamoDB table %s: %w", q.CorrelationID, q.Step, *s.table, err)
@@ -155,7 +212,7 @@ func (s *Store) reseed(ctx context.Context, q engine.AcquireRequest) error {
 	r := decodeExec(out.Attributes)
 	rec := seedFrom(r)
 	for range 3 {
-		got, err := s.cache.Seed(ctx, q.CorrelationID, rec)
+		got, err := s.cacheOf(sd).Seed(ctx, q.CorrelationID, rec)
 		if err != nil {
 			return fmt.Errorf("acquire %s step %d: seed the lease cache: %w", q.CorrelationID, q.Step, err)
 		}
@@ -164,7 +221,7 @@ func (s *Store) reseed(ctx context.Context, q engine.AcquireRequest) error {
 		}
 		// A record of an earlier epoch (seeded before our bump): nothing
 		// granted from it can commit any more.
-		if err := s.cache.Forget(ctx, q.CorrelationID); err != nil {
+		if err := s.cacheOf(sd).Forget(ctx, q.CorrelationID); err != nil {
 			return fmt.Errorf("acquire %s step %d: replace a stale lease record: %w", q.CorrelationID, q.Step, err)
 		}
 	}
@@ -195,7 +252,7 @@ func seedFrom(r record) leasecache.Record {
 // on the plain store. A record of another epoch, or none (lost), leaves it
 // to the guard on DynamoDB. It returns what the grant remembered.
 func (s *Store) precheck(ctx context.Context, c engine.Commit, g grant, ok bool) (grant, error) {
-	rec, err := s.cache.Get(ctx, c.CorrelationID)
+	rec, err := s.cacheOf(s.sideOfGrant(c.CorrelationID, c.Fence, false)).Get(ctx, c.CorrelationID)
 	if err == nil && rec.Epoch == epochOf(c.Fence) {
 		if rec.Fence != c.Fence || rec.LeaseExpires.IsZero() {
 			return g, lostFence(c)
@@ -214,12 +271,13 @@ func (s *Store) precheck(ctx context.Context, c engine.Commit, g grant, ok bool)
 // refuses it (a loss, a reseed, a takeover meanwhile) no longer matches the
 // table and is forgotten, so the next Acquire reseeds.
 func (s *Store) settle(ctx context.Context, c engine.Commit, stopped bool) {
-	err := s.cache.Settle(ctx, leasecache.Settlement{
+	sd := s.sideOfGrant(c.CorrelationID, c.Fence, true)
+	err := s.cacheOf(sd).Settle(ctx, leasecache.Settlement{
 		CorrelationID: c.CorrelationID, Step: c.Step, Retries: c.Retries, Fence: c.Fence,
 		Outcome: c.Outcome, Stopped: stopped,
 	})
 	if err != nil {
-		s.forget(ctx, c.CorrelationID)
+		s.forget(ctx, c.CorrelationID, sd)
 	}
 }
 
@@ -236,7 +294,7 @@ func (s *Store) guardFailed(ctx context.Context, c engine.Commit, r record, prev
 		return nil
 	}
 	s.stats.refused.Add(1)
-	s.forget(ctx, c.CorrelationID)
+	s.forget(ctx, c.CorrelationID, s.sideOfGrant(c.CorrelationID, c.Fence, true))
 	if r.tomb || r.e.DoneStep >= c.Step {
 		return lostFence(c)
 	}
@@ -249,7 +307,7 @@ func (s *Store) guardFailed(ctx context.Context, c engine.Commit, r record, prev
 // fence, lease, attempt, takeovers, the grant's time, and running. A cache
 // that cannot be read (or has no record) leaves the table's view.
 func (s *Store) overlay(ctx context.Context, r *record) {
-	rec, err := s.cache.Get(ctx, r.e.CorrelationID)
+	rec, err := s.cacheOf(sideOf(*r)).Get(ctx, r.e.CorrelationID)
 	if err != nil {
 		return
 	}
@@ -280,7 +338,7 @@ func (s *Store) viewed(ctx context.Context, id string) (raw, view record, rec le
 		return raw, raw, rec, false, err
 	}
 	view = raw
-	rec, err = s.cache.Get(ctx, id)
+	rec, err = s.cacheOf(sideOf(raw)).Get(ctx, id)
 	switch {
 	case err == nil:
 		overlayRecord(&view, rec)
@@ -297,7 +355,7 @@ func (s *Store) viewed(ctx context.Context, id string) (raw, view record, rec le
 // still land): the heartbeat tries again, and the engine gives the step up
 // only when the lease would have run out.
 func (s *Store) renewCached(ctx context.Context, r engine.LeaseRenewal) error {
-	err := s.cache.Renew(ctx, r)
+	err := s.cacheOf(s.sideOfGrant(r.CorrelationID, r.Fence, false)).Renew(ctx, r)
 	if !errors.Is(err, leasecache.ErrMiss) {
 		if err != nil && !errors.Is(err, engine.ErrFenceLost) {
 			return fmt.Errorf("renew the lease of %s on the lease cache: %w", r.CorrelationID, err)
@@ -328,9 +386,12 @@ type CacheStats struct {
 	// Refused is the commits the guard refused: a holder of a lost epoch, or
 	// of a record that was out of date.
 	Refused int64
+	// Switches is the fenced switches to the other lease store after a
+	// failed call (one UpdateItem each, counted in Reseeds too).
+	Switches int64
 }
 
 // CacheStats reports the lease cache's counts (zero without a cache).
 func (s *Store) CacheStats() CacheStats {
-	return CacheStats{Grants: s.stats.grants.Load(), Reseeds: s.stats.reseeds.Load(), Refused: s.stats.refused.Load()}
+	return CacheStats{Grants: s.stats.grants.Load(), Reseeds: s.stats.reseeds.Load(), Refused: s.stats.refused.Load(), Switches: s.stats.switches.Load()}
 }

@@ -27,6 +27,22 @@ var caches = []struct {
 	{"memcached", func(t *testing.T) leasecache.Cache { return memcachedCache(t, awstest.Addr(t, "MEMCACHED_ADDR")) }},
 }
 
+// TestCachedStoreWithSecondary runs the store suites unchanged on the
+// composite store with a secondary lease cache (redis primary, memcached
+// secondary), both healthy: nothing of the store's behaviour changes.
+func TestCachedStoreWithSecondary(t *testing.T) {
+	newPair := func(t *testing.T) *dynamodb.Store {
+		return newStore(t, dynamodb.Options{Cache: redisCache(t, awstest.Addr(t, "REDIS_ADDR")),
+			SecondaryCache: memcachedCache(t, awstest.Addr(t, "MEMCACHED_ADDR"))})
+	}
+	t.Run("Store", func(t *testing.T) {
+		storetest.RunStore(t, func(t *testing.T) engine.Store { return newPair(t) })
+	})
+	t.Run("Protocol", func(t *testing.T) {
+		storetest.RunProtocol(t, func(t *testing.T) engine.Store { return newPair(t) })
+	})
+}
+
 func redisCache(t *testing.T, addr string) leasecache.Cache {
 	t.Helper()
 	c, err := redis.New(redis.Options{URL: "redis://" + addr, Prefix: awstest.Name("lfsm-ddb") + ":"})

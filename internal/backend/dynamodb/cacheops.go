@@ -97,7 +97,7 @@ func (s *Store) setStatusCached(ctx context.Context, id string, st engine.Status
 		if err != nil {
 			return fmt.Errorf("set status of %s in DynamoDB table %s: %w", id, *s.table, err)
 		}
-		if err := s.cache.Forget(ctx, id); err != nil {
+		if err := s.forgetAll(ctx, raw); err != nil {
 			return fmt.Errorf("set status of %s to %s: written to DynamoDB, but the lease cache still holds the old record (run it again): %w", id, st, err)
 		}
 		return nil
@@ -159,7 +159,7 @@ func (s *Store) reopenCached(ctx context.Context, r engine.Reopen) error {
 		if err != nil {
 			return fmt.Errorf("reopen %s in DynamoDB table %s: %w", r.CorrelationID, *s.table, err)
 		}
-		if err := s.cache.Forget(ctx, r.CorrelationID); err != nil {
+		if err := s.forgetAll(ctx, raw); err != nil {
 			return fmt.Errorf("reopen %s: written to DynamoDB, but the lease cache still holds the old record (resume it again): %w", r.CorrelationID, err)
 		}
 		return nil

@@ -113,6 +113,9 @@ type record struct {
 	// (ep, lf); lastStep is the last commit's step item (hk).
 	ddbFence, epoch, carried int64
 	lastStep                 string
+	// secondary: the execution's lease store is the secondary lease cache
+	// (lc), chosen by the fenced switch that set its epoch.
+	secondary bool
 }
 
 func decodeExec(m map[string]av) record {
@@ -148,6 +151,7 @@ func decodeExec(m map[string]av) record {
 		epoch:         getN(m, "ep"),
 		carried:       getN(m, "lf"),
 		lastStep:      getS(m, "hk"),
+		secondary:     getS(m, "lc") == leaseSecondary,
 	}
 }
 

@@ -101,7 +101,11 @@ func (s *Store) pruneOne(ctx context.Context, rec record) (int, bool, error) {
 		return 0, false, fmt.Errorf("prune %s in DynamoDB table %s: %w", id, *s.table, err)
 	}
 	if s.cache != nil {
-		s.forget(ctx, id) // a late message reseeds from the tombstone, which refuses it
+		// A late message reseeds from the tombstone, which refuses it.
+		s.forget(ctx, id, primary)
+		if s.cache2 != nil {
+			s.forget(ctx, id, secondary)
+		}
 	}
 	var keys []map[string]av
 	in := &ddb.QueryInput{

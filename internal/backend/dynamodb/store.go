@@ -56,6 +56,15 @@ type Options struct {
 	// checkpoint and history stay here, and the commit is guarded by the
 	// epoch kept on the execution item (docs/design.md, "Lease caches").
 	Cache leasecache.Cache
+	// SecondaryCache, when set with Cache, is the secondary lease store
+	// (REFERENCE.md §4). It is not a call-by-call failover: an execution's
+	// lease store is recorded on its item (lc) and changes only by a fenced
+	// switch, the epoch bump a reseed makes, which the commit's guard
+	// checks; new executions take the primary while it is healthy
+	// (docs/design.md, "Failover").
+	SecondaryCache leasecache.Cache
+	// CacheFailover tunes when a failing lease cache is skipped.
+	CacheFailover CacheFailover
 	// hook, if set, is called at the named points of a write sequence, so
 	// that tests can interleave concurrent consumers deterministically.
 	hook func(point string, c engine.Commit)
@@ -70,8 +79,11 @@ type Store struct {
 	hook    func(string, engine.Commit)
 	txAll   bool
 	cache   leasecache.Cache
+	cache2  leasecache.Cache
+	health  [2]*cacheHealth
+	sides   map[leaseKey]side
 	dropSeq atomic.Int64
-	stats   struct{ grants, reseeds, refused atomic.Int64 }
+	stats   struct{ grants, reseeds, refused, switches atomic.Int64 }
 
 	// prev remembers, per granted lease, the fence of the execution's last
 	// commit when it was granted (Acquire reads it for free with ALL_NEW),
@@ -107,7 +119,14 @@ func New(o Options) (*Store, error) {
 	if o.Client == nil || o.Table == "" {
 		return nil, errors.New("dynamodb store: no client or table")
 	}
+	if o.SecondaryCache != nil && o.Cache == nil {
+		return nil, errors.New("dynamodb store: a secondary lease cache needs a primary (Options.Cache)")
+	}
 	s := &Store{c: o.Client, table: aws.String(o.Table), q: o.Queue, r: o.Retrier, hook: o.hook, txAll: o.TransactCommit, cache: o.Cache, prev: map[leaseKey]grant{}}
+	if o.SecondaryCache != nil {
+		s.cache2, s.sides = o.SecondaryCache, map[leaseKey]side{}
+		s.health = [2]*cacheHealth{newCacheHealth(o.CacheFailover), newCacheHealth(o.CacheFailover)}
+	}
 	s.dropSeq.Store(time.Now().UnixNano())
 	return s, nil
 }
