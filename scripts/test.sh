@@ -43,7 +43,7 @@ go vet ./... || status=1
 # DynamoDB Local's lock waits made the dispatch load test 5 times slower.
 emulated=(
 	./internal/backend/sqs ./internal/backend/sns ./internal/backend/kinesis
-	./internal/backend/ddbstream ./internal/backend/redis ./internal/backend/memcached
+	./internal/backend/ddbstream ./internal/backend/redis ./internal/backend/memcached ./internal/backend/leasecache/endpoint
 	./internal/backend/dynamodb ./internal/backend/failover ./internal/deploy
 	./internal/ui ./internal/esm ./internal/cli ./internal/dispatch ./fsm/host
 )

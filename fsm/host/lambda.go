@@ -22,6 +22,7 @@ import (
 	"github.com/lfsm/lfsm/internal/backend/cloudwatch"
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
 	"github.com/lfsm/lfsm/internal/backend/failover"
+	"github.com/lfsm/lfsm/internal/backend/leasecache/endpoint"
 	awsdispatch "github.com/lfsm/lfsm/internal/dispatch"
 	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/lambda"
@@ -44,6 +45,9 @@ const (
 	// to them (docs/design.md, "Failover").
 	envSecondaryDispatchARN   = "LFSM_AWS_SECONDARY_DISPATCH_ARN"
 	envSecondaryRetryTableARN = "LFSM_AWS_SECONDARY_RETRY_TABLE_ARN"
+	// envLeaseCache is the lease cache's endpoint (redis://, rediss://,
+	// memcached://, memcacheds://); unset: leases live in the store table.
+	envLeaseCache = "LFSM_AWS_LEASE_CACHE"
 	// envRenames holds the rename map of the deploy (engine.EncodeRenames):
 	// how messages of the deployed spec's versions continue on this one.
 	envRenames = "LFSM_RENAMES"
@@ -66,10 +70,18 @@ const (
 // newStore returns the DynamoDB execution store of the table ARN, which is
 // also the engine's queue and retrier: it commits a step first and sends its
 // message after (docs/design.md, "The DynamoDB store").
-func newStore(ctx context.Context, tableARN string, q engine.Queue, r engine.Retrier, m *awsconfig.Meter) (*dynamodb.Store, error) {
+func newStore(ctx context.Context, tableARN, leaseCache string, q engine.Queue, r engine.Retrier, m *awsconfig.Meter) (*dynamodb.Store, error) {
 	region, table, err := parseTableARN(tableARN)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", envStoreTableARN, err)
+	}
+	o := dynamodb.Options{Queue: q, Retrier: r, Table: table}
+	if leaseCache != "" {
+		// The function keeps its connections for its lifetime: the cache is
+		// never closed.
+		if o.Cache, err = endpoint.Open(leaseCache); err != nil {
+			return nil, fmt.Errorf("%s: invalid %w", envLeaseCache, err)
+		}
 	}
 	cfg, err := awsconfig.Load(ctx, region, m)
 	if err != nil {
@@ -77,8 +89,8 @@ func newStore(ctx context.Context, tableARN string, q engine.Queue, r engine.Ret
 	}
 	// DynamoDB Local's error responses fail the SDK's checksum validation.
 	emulated := os.Getenv("AWS_ENDPOINT_URL") != "" || os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != ""
-	client := ddb.NewFromConfig(cfg, func(o *ddb.Options) { o.DisableValidateResponseChecksum = emulated })
-	return dynamodb.New(dynamodb.Options{Client: client, Table: table, Queue: q, Retrier: r})
+	o.Client = ddb.NewFromConfig(cfg, func(o *ddb.Options) { o.DisableValidateResponseChecksum = emulated })
+	return dynamodb.New(o)
 }
 
 // parseTableARN splits arn:aws:dynamodb:REGION:ACCOUNT:table/NAME.
@@ -157,7 +169,7 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 	if tableARN == "" {
 		return nil, fmt.Errorf("%s is not set: it names the DynamoDB table of the execution store", envStoreTableARN)
 	}
-	store, err := newStore(ctx, tableARN, d.Queue, d.Retrier, meter)
+	store, err := newStore(ctx, tableARN, getenv(envLeaseCache), d.Queue, d.Retrier, meter)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ func TestEnvironmentContract(t *testing.T) {
 		{envDispatchARN, deploy.EnvDispatchARN},
 		{envStoreTableARN, deploy.EnvStoreTableARN},
 		{envRetryTableARN, deploy.EnvRetryTableARN},
+		{envLeaseCache, deploy.EnvLeaseCache},
 		{envLeaseTimeout, deploy.EnvLeaseTimeout},
 		{envSecondaryDispatchARN, deploy.EnvSecondaryDispatchARN},
 		{envSecondaryRetryTableARN, deploy.EnvSecondaryRetryTableARN},
@@ -51,6 +52,8 @@ func TestAWSHandlerEnvironment(t *testing.T) {
 		{map[string]string{envDispatch: "stepfunctions", envMetricsCloudWatch: "yes please"}, `LFSM_METRICS_CLOUDWATCH="yes please": want true or false`},
 		{map[string]string{envDispatch: "kinesis", envDispatchARN: "arn:aws:kinesis:us-east-1:1:stream/s"}, "no retry table"},
 		{map[string]string{envDispatch: "dynamodb", envDispatchARN: "arn:aws:dynamodb:us-east-1:1:table/d", envRetryTableARN: "arn:aws:dynamodb:us-east-1:1:nope"}, "invalid DynamoDB table ARN"},
+		{map[string]string{envDispatch: "dynamodb", envDispatchARN: "arn:aws:dynamodb:us-east-1:1:table/d", envStoreTableARN: "arn:aws:dynamodb:us-east-1:1:table/s", envRetryTableARN: "arn:aws:dynamodb:us-east-1:1:table/r",
+			envLeaseCache: "http://user:s3cret@cache:6379"}, envLeaseCache + ": invalid lease cache endpoint http://user:xxxxx@cache:6379"},
 	} {
 		_, err := awsHandler(t.Context(), s, nil, func(k string) string { return tc.env[k] }, nil, nil, nil)
 		if tc.want == "" {

@@ -70,6 +70,10 @@ func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
 	if res.SecondaryRetryTable != nil {
 		env = append(env, "LFSM_AWS_SECONDARY_RETRY_TABLE_ARN="+res.SecondaryRetryTable.String())
 	}
+	if res.LeaseCache != "" {
+		// The function's environment only: never printed (it may hold a password).
+		env = append(env, "LFSM_AWS_LEASE_CACHE="+string(res.LeaseCache))
+	}
 	if opts.LeaseTimeout > 0 {
 		env = append(env, "LFSM_LEASE_TIMEOUT="+opts.LeaseTimeout.String())
 	}

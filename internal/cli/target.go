@@ -12,6 +12,7 @@ import (
 	"github.com/lfsm/lfsm/internal/backend/awsconfig"
 	"github.com/lfsm/lfsm/internal/backend/cloudformation"
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
+	"github.com/lfsm/lfsm/internal/backend/leasecache/endpoint"
 	"github.com/lfsm/lfsm/internal/config"
 	awsdispatch "github.com/lfsm/lfsm/internal/dispatch"
 	"github.com/lfsm/lfsm/internal/engine"
@@ -56,13 +57,20 @@ func (t target) open(ctx context.Context, path string, mustExist bool) (s opStor
 	return b, b.res.StoreTable.String(), nil
 }
 
-// awsStore is the DynamoDB store with the dispatch queue it sends to.
+// awsStore is the DynamoDB store with the dispatch queue it sends to (and
+// the lease cache it keeps leases on, if aws.lease-cache names one).
 type awsStore struct {
 	*dynamodb.Store
-	res config.Resources
+	res   config.Resources
+	cache endpoint.Cache
 }
 
-func (awsStore) Close() error { return nil }
+func (s awsStore) Close() error {
+	if s.cache != nil {
+		return s.cache.Close()
+	}
+	return nil
+}
 
 // emulated reports whether the environment points the SDK at an emulator
 // (AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_DYNAMODB): DynamoDB Local's error
@@ -138,11 +146,20 @@ func openResolved(ctx context.Context, res config.Resources) (*awsStore, error) 
 	} else {
 		o.Queue = unsupportedDispatch("")
 	}
+	var cache endpoint.Cache
+	if res.LeaseCache != "" {
+		// The operator calls must reach the cache the function uses: a stop
+		// or resume forgets the cached record (docs/design.md, "Lease caches").
+		if cache, err = endpoint.Open(string(res.LeaseCache)); err != nil {
+			return nil, fmt.Errorf("aws.lease-cache: %w", err)
+		}
+		o.Cache = cache
+	}
 	s, err := dynamodb.New(o)
 	if err != nil {
 		return nil, err
 	}
-	return &awsStore{Store: s, res: res}, nil
+	return &awsStore{Store: s, res: res, cache: cache}, nil
 }
 
 // unsupportedDispatch stands in for a missing dispatch, so that commands

@@ -29,6 +29,11 @@ type AWS struct {
 	StoreTableARN string `mapstructure:"store-table-arn" json:"store_table_arn,omitempty"`
 	// FunctionARN is the deployed Lambda function.
 	FunctionARN string `mapstructure:"function-arn" json:"function_arn,omitempty"`
+	// LeaseCache is the lease cache's endpoint (redis://, rediss://,
+	// memcached://, memcacheds://): leases, fences and done markers live
+	// there instead of the store table (docs/design.md, "Lease caches").
+	// It may hold an AUTH password, so JSON shows it redacted.
+	LeaseCache LeaseCacheURL `mapstructure:"lease-cache" json:"lease_cache,omitempty"`
 	// VPC, when its id is set, makes lfsm deploy run the function in that
 	// VPC (a lease cache on ElastiCache is reachable only there).
 	VPC VPC `mapstructure:"vpc" json:"vpc,omitzero"`
@@ -85,7 +90,7 @@ func Dispatches() []string { return slices.Clone(dispatches) }
 // AWSKeys lists the keys of the aws: section, as lfsm.yaml spells them.
 func AWSKeys() []string {
 	return []string{"aws.dispatch", "aws.dispatch-arn", "aws.function-arn",
-		"aws.retry-table-arn", "aws.secondary.deploy", "aws.secondary.dispatch-arn", "aws.secondary.retry-table-arn",
+		"aws.lease-cache", "aws.retry-table-arn", "aws.secondary.deploy", "aws.secondary.dispatch-arn", "aws.secondary.retry-table-arn",
 		"aws.stack", "aws.store-table-arn",
 		"aws.vpc.egress", "aws.vpc.id", "aws.vpc.route-tables", "aws.vpc.security-groups", "aws.vpc.subnets"}
 }
@@ -141,6 +146,8 @@ type Resources struct {
 	RetryTable  *ARN
 	StoreTable  ARN
 	Function    *LambdaARN
+	// LeaseCache is the lease cache's endpoint, checked (empty: none).
+	LeaseCache LeaseCacheURL
 	// SecondaryDispatch and SecondaryRetryTable are the failover pairs of
 	// the dispatch and the retry table (nil: none).
 	SecondaryDispatch   *ARN
@@ -204,6 +211,13 @@ func (a AWS) Resolve() (Resources, error) {
 		errs = append(errs, errors.New("aws.secondary.retry-table-arn is set but aws.retry-table-arn is not: a secondary pairs with a primary"))
 	case a.Secondary.RetryTableARN != "" && a.Secondary.RetryTableARN == a.RetryTableARN:
 		errs = append(errs, errors.New("aws.secondary.retry-table-arn is aws.retry-table-arn: the secondary must be another table"))
+	}
+	if a.LeaseCache != "" {
+		if err := a.LeaseCache.Check(); err != nil {
+			errs = append(errs, fmt.Errorf("invalid aws.lease-cache: %w", err))
+		} else {
+			r.LeaseCache = a.LeaseCache
+		}
 	}
 	if a.FunctionARN != "" {
 		f, err := ParseLambdaARN(a.FunctionARN)

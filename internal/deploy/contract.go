@@ -12,7 +12,10 @@ const (
 	EnvDispatchARN   = "LFSM_AWS_DISPATCH_ARN"
 	EnvStoreTableARN = "LFSM_AWS_STORE_TABLE_ARN"
 	EnvRetryTableARN = "LFSM_AWS_RETRY_TABLE_ARN"
-	EnvLeaseTimeout  = "LFSM_LEASE_TIMEOUT"
+	// EnvLeaseCache is the lease cache's endpoint (aws.lease-cache): the
+	// store keeps leases there (docs/design.md, "Lease caches").
+	EnvLeaseCache   = "LFSM_AWS_LEASE_CACHE"
+	EnvLeaseTimeout = "LFSM_LEASE_TIMEOUT"
 	// EnvRenames is the deploy's rename map (engine.EncodeRenames), set only
 	// by a deploy given one (lfsm deploy --rename).
 	EnvRenames = "LFSM_RENAMES"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -49,7 +50,11 @@ func New(opts Options) (*Cache, error) {
 	if c.c == nil {
 		o, err := goredis.ParseURL(opts.URL)
 		if err != nil {
-			return nil, fmt.Errorf("redis endpoint %q: %w (want redis://[user:password@]host:port or rediss://...)", redact(opts.URL), err)
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // its text quotes the URL, password and all
+			}
+			return nil, fmt.Errorf("redis endpoint %s: %v (want redis://[user:password@]host:port or rediss://...)", redact(opts.URL), err)
 		}
 		c.c, c.own = goredis.NewClient(o), true
 	}
@@ -66,11 +71,11 @@ func New(opts Options) (*Cache, error) {
 
 // redact drops the password from an endpoint for error messages.
 func redact(u string) string {
-	o, err := goredis.ParseURL(u)
-	if err != nil || o.Password == "" {
-		return u
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(an endpoint that is not a URL)"
 	}
-	return "(an endpoint with a password)"
+	return p.Redacted()
 }
 
 // Close closes the client New built (not one passed in Options.Client).

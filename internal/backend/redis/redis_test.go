@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"strings"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -54,9 +55,14 @@ func TestCacheLoss(t *testing.T) {
 }
 
 func TestBadEndpoint(t *testing.T) {
-	for _, u := range []string{"", "http://127.0.0.1:6379", "memcached://127.0.0.1:11211"} {
-		if _, err := redis.New(redis.Options{URL: u}); err == nil {
+	for _, u := range []string{"", "http://127.0.0.1:6379", "memcached://127.0.0.1:11211", "redis://user:s3cret@host:notaport", "rediss://user:s3cret@host:6379/x"} {
+		_, err := redis.New(redis.Options{URL: u})
+		if err == nil {
 			t.Errorf("New(%q) accepted it", u)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("New(%q) = %v: the password is in the error", u, err)
 		}
 	}
 }
