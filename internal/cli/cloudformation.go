@@ -37,6 +37,9 @@ type deployFlags struct {
 	VPC config.VPC
 	// Metrics is the metrics: section (lfsm.yaml or LFSM_METRICS_*).
 	Metrics config.Metrics
+	// LeaseCache is aws.lease-cache: deploy passes it as the stack's
+	// LeaseCache parameter.
+	LeaseCache config.LeaseCacheURL
 }
 
 func (d *deployFlags) register(fl *pflag.FlagSet) {
@@ -62,6 +65,7 @@ func (d *deployFlags) fromConfig(cmd *cobra.Command, f *Factory) {
 	}
 	d.VPC = f.Config.AWS.VPC
 	d.Metrics = f.Config.Metrics
+	d.LeaseCache = f.Config.AWS.LeaseCache
 }
 
 // stackName is the stack --stack names, else aws.stack (a name, or an ARN
@@ -105,7 +109,12 @@ func (d *deployFlags) settings(specFile, stack string) (deploy.Settings, error) 
 		Project: project, Stack: stack, Dispatch: dispatch, Mode: mode,
 		Architecture: arch, MemoryMB: d.MemoryMB, Timeout: d.Timeout,
 		LogRetentionDays: d.LogRetention, KinesisShards: d.KinesisShard,
-		Secondary: d.Secondary,
+		Secondary: d.Secondary, LeaseCache: d.LeaseCache != "",
+	}
+	if d.LeaseCache != "" {
+		if err := d.LeaseCache.Check(); err != nil {
+			return deploy.Settings{}, usageErrorf("invalid aws.lease-cache: %w", err)
+		}
 	}
 	if !d.VPC.IsZero() {
 		st.VPC = &deploy.VPC{ID: d.VPC.ID, SubnetIDs: d.VPC.Subnets, SecurityGroupIDs: d.VPC.SecurityGroups,

@@ -280,6 +280,9 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 		Parameters: map[string]string{deploy.ParamCodeBucket: bucket, deploy.ParamCodeKey: deploy.ArtifactKey(st.Project, sum)},
 		Tags:       map[string]string{"lfsm:project": st.Project},
 	}
+	if st.LeaseCache && st.Mode == deploy.ModeEvents {
+		in.Parameters[deploy.ParamLeaseCache] = string(opts.Deploy.LeaseCache)
+	}
 	plan, err := d.Plan(ctx, in)
 	if err != nil {
 		return deployFailure(ctx, opts, d, stack, err)

@@ -59,6 +59,10 @@ const (
 const (
 	ParamCodeBucket = "CodeBucket"
 	ParamCodeKey    = "CodeKey"
+	// ParamLeaseCache is the lease cache's endpoint (aws.lease-cache), a
+	// NoEcho parameter of a stack with Settings.LeaseCache: it may carry an
+	// AUTH password, which the template then never holds.
+	ParamLeaseCache = "LeaseCache"
 )
 
 // KeyType is a DynamoDB attribute type usable in a key.

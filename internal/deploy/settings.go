@@ -86,6 +86,10 @@ type Settings struct {
 	Tags map[string]string
 	// VPC, if not nil, runs the function in a VPC (aws.vpc in lfsm.yaml).
 	VPC *VPC
+	// LeaseCache makes the function keep leases on a lease cache whose
+	// endpoint is the stack's NoEcho parameter ParamLeaseCache
+	// (aws.lease-cache in lfsm.yaml; docs/design.md, "Lease caches").
+	LeaseCache bool
 	// Secondary adds a secondary of the dispatch (and of the retry table,
 	// for the dispatches that need one) to the stack, consumed by the
 	// function like the primary (aws.secondary.deploy in lfsm.yaml; see

@@ -27,6 +27,7 @@ type Parameter struct {
 	Type           string `json:"Type" yaml:"Type"`
 	Description    string `json:"Description" yaml:"Description"`
 	AllowedPattern string `json:"AllowedPattern,omitempty" yaml:"AllowedPattern,omitempty"`
+	NoEcho         bool   `json:"NoEcho,omitempty" yaml:"NoEcho,omitempty"`
 }
 
 // Resource is one resource of a template.
@@ -119,6 +120,10 @@ func (m *Model) Template() *Template {
 		Resources: map[string]*Resource{},
 		Outputs:   map[string]Output{},
 	}}
+	if m.Settings.LeaseCache && m.Settings.Mode == ModeEvents {
+		r.t.Parameters[ParamLeaseCache] = Parameter{Type: "String", NoEcho: true, AllowedPattern: `^(rediss?|memcacheds?)://.+`,
+			Description: "The lease cache's endpoint (aws.lease-cache): redis://, rediss://user:password@..., memcached:// or memcacheds://"}
+	}
 	r.render()
 	return r.t
 }
@@ -438,6 +443,9 @@ func (r *renderer) function() {
 		env[EnvStoreTableARN] = GetAtt(IDExecutionsTable, "Arn")
 		if r.m.Table(IDRetriesTable) != nil {
 			env[EnvRetryTableARN] = GetAtt(IDRetriesTable, "Arn")
+		}
+		if r.st.LeaseCache {
+			env[EnvLeaseCache] = Ref(ParamLeaseCache)
 		}
 		switch r.st.Dispatch {
 		case DispatchSQS, DispatchSNSSQS:

@@ -564,3 +564,30 @@ func TestMetricsSecondaryRegionValidate(t *testing.T) {
 		t.Errorf("a secondary region through a NAT: %v", err)
 	}
 }
+
+// A stack with a lease cache takes its endpoint as a NoEcho parameter (it
+// may carry a password) and hands it to the function by reference.
+func TestLeaseCacheParameter(t *testing.T) {
+	m, err := Build(seedSpec(t), Settings{Project: "seed", LeaseCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := m.Template()
+	p, ok := tm.Parameters[ParamLeaseCache]
+	if !ok || !p.NoEcho || p.Type != "String" {
+		t.Errorf("parameter %s = %+v, %v; want a NoEcho string", ParamLeaseCache, p, ok)
+	}
+	env := tm.Resources[IDFunction].Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
+	b, _ := json.Marshal(env[EnvLeaseCache])
+	if string(b) != `{"Ref":"LeaseCache"}` {
+		t.Errorf("function environment %s = %s, want a Ref of the parameter", EnvLeaseCache, b)
+	}
+	m, err = Build(seedSpec(t), Settings{Project: "seed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm = m.Template()
+	if _, ok := tm.Parameters[ParamLeaseCache]; ok {
+		t.Errorf("a stack without a lease cache has the %s parameter", ParamLeaseCache)
+	}
+}
