@@ -26,6 +26,7 @@ import (
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
 	"github.com/lfsm/lfsm/internal/backend/failover"
 	"github.com/lfsm/lfsm/internal/backend/kinesis"
+	"github.com/lfsm/lfsm/internal/backend/leasecache"
 	"github.com/lfsm/lfsm/internal/backend/storetest"
 	awsdispatch "github.com/lfsm/lfsm/internal/dispatch"
 	"github.com/lfsm/lfsm/internal/engine"
@@ -438,3 +439,93 @@ func TestFailoverThroughTheFunction(t *testing.T) {
 // scheduledEvent is the every-minute rule's event: the retry tables' poll
 // and the repair.
 const scheduledEvent = `{"version":"0","id":"lfsm-test","detail-type":"Scheduled Event","source":"aws.events","account":"000000000000","region":"us-east-1","resources":[],"detail":{}}`
+
+// TestLeaseCacheFailoverThroughTheFunction: the function with a primary
+// lease cache that cannot be reached (LFSM_AWS_LEASE_CACHE on a closed
+// port) and a secondary (LFSM_AWS_SECONDARY_LEASE_CACHE, memcached) runs
+// the seed's Example to the end: each execution's lease store is switched
+// to the secondary (fenced, by the epoch on its item) and its steps are in
+// its history once each.
+func TestLeaseCacheFailoverThroughTheFunction(t *testing.T) {
+	p := sqsPair(t)
+	dc := ddb.NewFromConfig(awstest.Config(t, "DYNAMODB", nil), func(o *ddb.Options) { o.DisableValidateResponseChecksum = true })
+	store := newTable(t, dc, "lfsm-fo-store", dynamodb.CreateTable)
+	secondary := "memcached://" + awstest.Addr(t, "MEMCACHED_ADDR")
+	env := map[string]string{envStoreTableARN: tableARN(store), envLeaseTimeout: "5s", envDispatch: "sqs", envDispatchARN: p.env[envDispatchARN],
+		envLeaseCache: "redis://127.0.0.1:1", envSecondaryLeaseCache: secondary}
+	getenv := func(k string) string { return env[k] }
+	s, resolve := seedEngineSpec(t)
+	h, err := awsHandler(t.Context(), s, resolve, getenv, slog.New(slog.DiscardHandler), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll, err := p.poll(t.Context(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := awsdispatch.Open(t.Context(), dispatchOptions(getenv, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := newStore(t.Context(), tableARN(store), env[envLeaseCache], secondary, d.Queue, d.Retrier, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var machines []*engine.Machine
+	for _, m := range s.Machines {
+		cm, err := engine.Compile(m, resolve)
+		if err != nil {
+			t.Fatal(err)
+		}
+		machines = append(machines, cm)
+	}
+	starter, err := engine.New(engine.Options{Machines: machines, Store: st, Queue: st, Retrier: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, 3)
+	for i := range ids {
+		if ids[i], err = starter.Start(t.Context(), engine.StartRequest{Machine: "Example", Context: map[string]any{"arg1": 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		left := 0
+		for _, id := range ids {
+			x, err := st.Get(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if x.Status != engine.StatusDone {
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d executions not done after two minutes", left, len(ids))
+		}
+		if err := poll(t.Context()); err != nil {
+			t.Logf("poll: %v", err)
+		}
+	}
+	for _, id := range ids {
+		hist, err := st.History(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var steps []int
+		for _, e := range hist {
+			steps = append(steps, e.Step)
+			if e.Fence>>leasecache.EpochShift == 0 {
+				t.Errorf("%s step %d committed with fence %d of epoch 0: not the switch's", id, e.Step, e.Fence)
+			}
+		}
+		slices.Sort(steps)
+		if !slices.Equal(steps, []int{0, 1, 2, 3}) {
+			t.Errorf("%s: steps %v in the history, want 0, 1, 2, 3 each once", id, steps)
+		}
+	}
+}

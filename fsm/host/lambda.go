@@ -48,6 +48,10 @@ const (
 	// envLeaseCache is the lease cache's endpoint (redis://, rediss://,
 	// memcached://, memcacheds://); unset: leases live in the store table.
 	envLeaseCache = "LFSM_AWS_LEASE_CACHE"
+	// envSecondaryLeaseCache is the secondary lease cache's endpoint: the
+	// store's fenced switch of an execution's lease store (docs/design.md,
+	// "Failover").
+	envSecondaryLeaseCache = "LFSM_AWS_SECONDARY_LEASE_CACHE"
 	// envRenames holds the rename map of the deploy (engine.EncodeRenames):
 	// how messages of the deployed spec's versions continue on this one.
 	envRenames = "LFSM_RENAMES"
@@ -70,7 +74,7 @@ const (
 // newStore returns the DynamoDB execution store of the table ARN, which is
 // also the engine's queue and retrier: it commits a step first and sends its
 // message after (docs/design.md, "The DynamoDB store").
-func newStore(ctx context.Context, tableARN, leaseCache string, q engine.Queue, r engine.Retrier, m *awsconfig.Meter) (*dynamodb.Store, error) {
+func newStore(ctx context.Context, tableARN, leaseCache, secondaryCache string, q engine.Queue, r engine.Retrier, m *awsconfig.Meter) (*dynamodb.Store, error) {
 	region, table, err := parseTableARN(tableARN)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", envStoreTableARN, err)
@@ -81,6 +85,14 @@ func newStore(ctx context.Context, tableARN, leaseCache string, q engine.Queue, 
 		// never closed.
 		if o.Cache, err = endpoint.Open(leaseCache); err != nil {
 			return nil, fmt.Errorf("%s: invalid %w", envLeaseCache, err)
+		}
+	}
+	if secondaryCache != "" {
+		if leaseCache == "" {
+			return nil, fmt.Errorf("%s is set but %s is not: a secondary lease cache pairs with a primary", envSecondaryLeaseCache, envLeaseCache)
+		}
+		if o.SecondaryCache, err = endpoint.Open(secondaryCache); err != nil {
+			return nil, fmt.Errorf("%s: invalid %w", envSecondaryLeaseCache, err)
 		}
 	}
 	cfg, err := awsconfig.Load(ctx, region, m)
@@ -169,7 +181,7 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 	if tableARN == "" {
 		return nil, fmt.Errorf("%s is not set: it names the DynamoDB table of the execution store", envStoreTableARN)
 	}
-	store, err := newStore(ctx, tableARN, getenv(envLeaseCache), d.Queue, d.Retrier, meter)
+	store, err := newStore(ctx, tableARN, getenv(envLeaseCache), getenv(envSecondaryLeaseCache), d.Queue, d.Retrier, meter)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ func TestEnvironmentContract(t *testing.T) {
 		{envLeaseTimeout, deploy.EnvLeaseTimeout},
 		{envSecondaryDispatchARN, deploy.EnvSecondaryDispatchARN},
 		{envSecondaryRetryTableARN, deploy.EnvSecondaryRetryTableARN},
+		{envSecondaryLeaseCache, deploy.EnvSecondaryLeaseCache},
 		{envRenames, deploy.EnvRenames},
 		{envMetricsCloudWatch, deploy.EnvMetricsCloudWatch},
 		{envMetricsNamespace, deploy.EnvMetricsNamespace},

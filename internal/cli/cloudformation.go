@@ -40,6 +40,9 @@ type deployFlags struct {
 	// LeaseCache is aws.lease-cache: deploy passes it as the stack's
 	// LeaseCache parameter.
 	LeaseCache config.LeaseCacheURL
+	// SecondaryLeaseCache is aws.secondary.lease-cache: the stack's
+	// SecondaryLeaseCache parameter.
+	SecondaryLeaseCache config.LeaseCacheURL
 }
 
 func (d *deployFlags) register(fl *pflag.FlagSet) {
@@ -66,6 +69,7 @@ func (d *deployFlags) fromConfig(cmd *cobra.Command, f *Factory) {
 	d.VPC = f.Config.AWS.VPC
 	d.Metrics = f.Config.Metrics
 	d.LeaseCache = f.Config.AWS.LeaseCache
+	d.SecondaryLeaseCache = f.Config.AWS.Secondary.LeaseCache
 }
 
 // stackName is the stack --stack names, else aws.stack (a name, or an ARN
@@ -109,7 +113,15 @@ func (d *deployFlags) settings(specFile, stack string) (deploy.Settings, error) 
 		Project: project, Stack: stack, Dispatch: dispatch, Mode: mode,
 		Architecture: arch, MemoryMB: d.MemoryMB, Timeout: d.Timeout,
 		LogRetentionDays: d.LogRetention, KinesisShards: d.KinesisShard,
-		Secondary: d.Secondary, LeaseCache: d.LeaseCache != "",
+		Secondary: d.Secondary, LeaseCache: d.LeaseCache != "", SecondaryLeaseCache: d.SecondaryLeaseCache != "",
+	}
+	if d.SecondaryLeaseCache != "" {
+		if d.LeaseCache == "" {
+			return deploy.Settings{}, usageErrorf("aws.secondary.lease-cache is set but aws.lease-cache is not: a secondary pairs with a primary")
+		}
+		if err := d.SecondaryLeaseCache.Check(); err != nil {
+			return deploy.Settings{}, usageErrorf("invalid aws.secondary.lease-cache: %w", err)
+		}
 	}
 	if d.LeaseCache != "" {
 		if err := d.LeaseCache.Check(); err != nil {

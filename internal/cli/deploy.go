@@ -282,6 +282,9 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 	}
 	if st.LeaseCache && st.Mode == deploy.ModeEvents {
 		in.Parameters[deploy.ParamLeaseCache] = string(opts.Deploy.LeaseCache)
+		if st.SecondaryLeaseCache {
+			in.Parameters[deploy.ParamSecondaryLeaseCache] = string(opts.Deploy.SecondaryLeaseCache)
+		}
 	}
 	plan, err := d.Plan(ctx, in)
 	if err != nil {

@@ -73,6 +73,9 @@ func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
 	if res.LeaseCache != "" {
 		// The function's environment only: never printed (it may hold a password).
 		env = append(env, "LFSM_AWS_LEASE_CACHE="+string(res.LeaseCache))
+		if res.SecondaryLeaseCache != "" {
+			env = append(env, "LFSM_AWS_SECONDARY_LEASE_CACHE="+string(res.SecondaryLeaseCache))
+		}
 	}
 	if opts.LeaseTimeout > 0 {
 		env = append(env, "LFSM_LEASE_TIMEOUT="+opts.LeaseTimeout.String())

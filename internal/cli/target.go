@@ -63,13 +63,18 @@ type awsStore struct {
 	*dynamodb.Store
 	res   config.Resources
 	cache endpoint.Cache
+	// cache2 is the secondary lease cache (aws.secondary.lease-cache).
+	cache2 endpoint.Cache
 }
 
 func (s awsStore) Close() error {
-	if s.cache != nil {
-		return s.cache.Close()
+	var errs []error
+	for _, c := range []endpoint.Cache{s.cache, s.cache2} {
+		if c != nil {
+			errs = append(errs, c.Close())
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // emulated reports whether the environment points the SDK at an emulator
@@ -155,11 +160,18 @@ func openResolved(ctx context.Context, res config.Resources) (*awsStore, error) 
 		}
 		o.Cache = cache
 	}
+	var cache2 endpoint.Cache
+	if res.SecondaryLeaseCache != "" {
+		if cache2, err = endpoint.Open(string(res.SecondaryLeaseCache)); err != nil {
+			return nil, fmt.Errorf("aws.secondary.lease-cache: %w", err)
+		}
+		o.SecondaryCache = cache2
+	}
 	s, err := dynamodb.New(o)
 	if err != nil {
 		return nil, err
 	}
-	return &awsStore{Store: s, res: res, cache: cache}, nil
+	return &awsStore{Store: s, res: res, cache: cache, cache2: cache2}, nil
 }
 
 // unsupportedDispatch stands in for a missing dispatch, so that commands

@@ -57,6 +57,11 @@ type Secondary struct {
 	// RetryTableARN is the secondary retry table (dispatches that cannot
 	// delay; with sqs the secondary queue delays its own retries).
 	RetryTableARN string `mapstructure:"retry-table-arn" json:"retry_table_arn,omitempty"`
+	// LeaseCache is the secondary lease cache's endpoint (as
+	// aws.lease-cache): an execution's leases move there only by a fenced
+	// switch when the primary fails, never call by call (docs/design.md,
+	// "Failover"). It may hold an AUTH password, so JSON shows it redacted.
+	LeaseCache LeaseCacheURL `mapstructure:"lease-cache" json:"lease_cache,omitempty"`
 }
 
 // VPC is aws.vpc: the network lfsm deploy attaches the function to. The
@@ -90,7 +95,7 @@ func Dispatches() []string { return slices.Clone(dispatches) }
 // AWSKeys lists the keys of the aws: section, as lfsm.yaml spells them.
 func AWSKeys() []string {
 	return []string{"aws.dispatch", "aws.dispatch-arn", "aws.function-arn",
-		"aws.lease-cache", "aws.retry-table-arn", "aws.secondary.deploy", "aws.secondary.dispatch-arn", "aws.secondary.retry-table-arn",
+		"aws.lease-cache", "aws.retry-table-arn", "aws.secondary.deploy", "aws.secondary.dispatch-arn", "aws.secondary.lease-cache", "aws.secondary.retry-table-arn",
 		"aws.stack", "aws.store-table-arn",
 		"aws.vpc.egress", "aws.vpc.id", "aws.vpc.route-tables", "aws.vpc.security-groups", "aws.vpc.subnets"}
 }
@@ -152,6 +157,9 @@ type Resources struct {
 	// the dispatch and the retry table (nil: none).
 	SecondaryDispatch   *ARN
 	SecondaryRetryTable *ARN
+	// SecondaryLeaseCache is the secondary lease cache's endpoint, checked
+	// (empty: none).
+	SecondaryLeaseCache LeaseCacheURL
 	dispatchGiven       bool
 }
 
@@ -217,6 +225,19 @@ func (a AWS) Resolve() (Resources, error) {
 			errs = append(errs, fmt.Errorf("invalid aws.lease-cache: %w", err))
 		} else {
 			r.LeaseCache = a.LeaseCache
+		}
+	}
+	switch {
+	case a.Secondary.LeaseCache == "":
+	case a.LeaseCache == "":
+		errs = append(errs, errors.New("aws.secondary.lease-cache is set but aws.lease-cache is not: a secondary pairs with a primary"))
+	case a.Secondary.LeaseCache == a.LeaseCache:
+		errs = append(errs, errors.New("aws.secondary.lease-cache is aws.lease-cache: the secondary must be another cache"))
+	default:
+		if err := a.Secondary.LeaseCache.Check(); err != nil {
+			errs = append(errs, fmt.Errorf("invalid aws.secondary.lease-cache: %w", err))
+		} else {
+			r.SecondaryLeaseCache = a.Secondary.LeaseCache
 		}
 	}
 	if a.FunctionARN != "" {

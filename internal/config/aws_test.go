@@ -118,3 +118,31 @@ func TestAWSSecondary(t *testing.T) {
 		}
 	}
 }
+
+func TestAWSSecondaryLeaseCache(t *testing.T) {
+	base := AWS{StoreTableARN: tableARN, DispatchARN: queueARN, LeaseCache: "redis://primary:6379"}
+	a := base
+	a.Secondary.LeaseCache = "memcached://secondary:11211"
+	r, err := a.Resolve()
+	if err != nil || r.SecondaryLeaseCache != "memcached://secondary:11211" {
+		t.Fatalf("Resolve = %+v, %v", r.SecondaryLeaseCache, err)
+	}
+	for _, tc := range []struct {
+		primary, secondary LeaseCacheURL
+		want               string
+	}{
+		{"", "memcached://secondary:11211", "aws.secondary.lease-cache is set but aws.lease-cache is not"},
+		{"redis://primary:6379", "redis://primary:6379", "the secondary must be another cache"},
+		{"redis://primary:6379", "redis://user:hunter2@secondary", "invalid aws.secondary.lease-cache"},
+	} {
+		a := base
+		a.LeaseCache, a.Secondary.LeaseCache = tc.primary, tc.secondary
+		_, err := a.Resolve()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("primary %s secondary %s: %v, want %q", tc.primary.Redacted(), tc.secondary.Redacted(), err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("the error prints the password: %v", err)
+		}
+	}
+}

@@ -14,8 +14,11 @@ const (
 	EnvRetryTableARN = "LFSM_AWS_RETRY_TABLE_ARN"
 	// EnvLeaseCache is the lease cache's endpoint (aws.lease-cache): the
 	// store keeps leases there (docs/design.md, "Lease caches").
-	EnvLeaseCache   = "LFSM_AWS_LEASE_CACHE"
-	EnvLeaseTimeout = "LFSM_LEASE_TIMEOUT"
+	EnvLeaseCache = "LFSM_AWS_LEASE_CACHE"
+	// EnvSecondaryLeaseCache is the secondary lease cache's endpoint
+	// (aws.secondary.lease-cache), from the stack's NoEcho parameter.
+	EnvSecondaryLeaseCache = "LFSM_AWS_SECONDARY_LEASE_CACHE"
+	EnvLeaseTimeout        = "LFSM_LEASE_TIMEOUT"
 	// EnvRenames is the deploy's rename map (engine.EncodeRenames), set only
 	// by a deploy given one (lfsm deploy --rename).
 	EnvRenames = "LFSM_RENAMES"

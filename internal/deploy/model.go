@@ -63,6 +63,9 @@ const (
 	// NoEcho parameter of a stack with Settings.LeaseCache: it may carry an
 	// AUTH password, which the template then never holds.
 	ParamLeaseCache = "LeaseCache"
+	// ParamSecondaryLeaseCache is the secondary lease cache's endpoint
+	// (aws.secondary.lease-cache), NoEcho as the primary's.
+	ParamSecondaryLeaseCache = "SecondaryLeaseCache"
 )
 
 // KeyType is a DynamoDB attribute type usable in a key.

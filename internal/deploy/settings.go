@@ -90,6 +90,11 @@ type Settings struct {
 	// endpoint is the stack's NoEcho parameter ParamLeaseCache
 	// (aws.lease-cache in lfsm.yaml; docs/design.md, "Lease caches").
 	LeaseCache bool
+	// SecondaryLeaseCache (with LeaseCache) gives the function a secondary
+	// lease cache, the stack's NoEcho parameter ParamSecondaryLeaseCache
+	// (aws.secondary.lease-cache): an execution's leases move there only by
+	// a fenced switch (docs/design.md, "Failover").
+	SecondaryLeaseCache bool
 	// Secondary adds a secondary of the dispatch (and of the retry table,
 	// for the dispatches that need one) to the stack, consumed by the
 	// function like the primary (aws.secondary.deploy in lfsm.yaml; see
@@ -260,6 +265,9 @@ func (s Settings) Validate() error {
 		if s.Mode == ModeStepFunctions {
 			bad("aws.vpc: only with mode %s (in %s mode lfsm's store and dispatch are not used)", ModeEvents, ModeStepFunctions)
 		}
+	}
+	if s.SecondaryLeaseCache && !s.LeaseCache {
+		bad("aws.secondary.lease-cache: needs aws.lease-cache (a secondary pairs with a primary)")
 	}
 	if s.Secondary && s.Mode == ModeStepFunctions {
 		bad("aws.secondary.deploy: only with mode %s (in %s mode there is no dispatch to fail over)", ModeEvents, ModeStepFunctions)

@@ -123,6 +123,10 @@ func (m *Model) Template() *Template {
 	if m.Settings.LeaseCache && m.Settings.Mode == ModeEvents {
 		r.t.Parameters[ParamLeaseCache] = Parameter{Type: "String", NoEcho: true, AllowedPattern: `^(rediss?|memcacheds?)://.+`,
 			Description: "The lease cache's endpoint (aws.lease-cache): redis://, rediss://user:password@..., memcached:// or memcacheds://"}
+		if m.Settings.SecondaryLeaseCache {
+			r.t.Parameters[ParamSecondaryLeaseCache] = Parameter{Type: "String", NoEcho: true, AllowedPattern: `^(rediss?|memcacheds?)://.+`,
+				Description: "The secondary lease cache's endpoint (aws.secondary.lease-cache), in the same forms"}
+		}
 	}
 	r.render()
 	return r.t
@@ -446,6 +450,9 @@ func (r *renderer) function() {
 		}
 		if r.st.LeaseCache {
 			env[EnvLeaseCache] = Ref(ParamLeaseCache)
+			if r.st.SecondaryLeaseCache {
+				env[EnvSecondaryLeaseCache] = Ref(ParamSecondaryLeaseCache)
+			}
 		}
 		switch r.st.Dispatch {
 		case DispatchSQS, DispatchSNSSQS:

@@ -591,3 +591,30 @@ func TestLeaseCacheParameter(t *testing.T) {
 		t.Errorf("a stack without a lease cache has the %s parameter", ParamLeaseCache)
 	}
 }
+
+// A stack with a secondary lease cache takes its endpoint as a second NoEcho
+// parameter and hands it to the function by reference.
+func TestSecondaryLeaseCacheParameter(t *testing.T) {
+	m, err := Build(seedSpec(t), Settings{Project: "seed", LeaseCache: true, SecondaryLeaseCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := m.Template()
+	p, ok := tm.Parameters[ParamSecondaryLeaseCache]
+	if !ok || !p.NoEcho || p.Type != "String" {
+		t.Errorf("parameter %s = %+v, %v; want a NoEcho string", ParamSecondaryLeaseCache, p, ok)
+	}
+	env := tm.Resources[IDFunction].Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
+	b, _ := json.Marshal(env[EnvSecondaryLeaseCache])
+	if string(b) != `{"Ref":"SecondaryLeaseCache"}` {
+		t.Errorf("function environment %s = %s, want a Ref of the parameter", EnvSecondaryLeaseCache, b)
+	}
+	assertValid(t, tm)
+	m, err = Build(seedSpec(t), Settings{Project: "seed", LeaseCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Template().Parameters[ParamSecondaryLeaseCache]; ok {
+		t.Errorf("a stack without a secondary lease cache has the %s parameter", ParamSecondaryLeaseCache)
+	}
+}
