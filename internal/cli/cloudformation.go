@@ -170,7 +170,10 @@ type ExportCloudFormationOptions struct {
 	File    string
 	Out     string
 	Output  string
-	Deploy  deployFlags
+	// Rename is the rename map (--rename) put into the function's
+	// environment, as lfsm deploy --rename does.
+	Rename string
+	Deploy deployFlags
 }
 
 func newExportCloudFormationCmd(f *Factory, runF func(*ExportCloudFormationOptions) error) *cobra.Command {
@@ -191,6 +194,10 @@ func newExportCloudFormationCmd(f *Factory, runF func(*ExportCloudFormationOptio
 			zip lfsm build --target aws writes, uploaded to S3) when you create
 			the stack, with CAPABILITY_IAM. Resource names derive from the stack
 			name, so one template deploys under any name.
+
+			--rename FILE puts a rename map into the function's environment, as
+			lfsm deploy --rename does (docs/deploy.md, "Renaming states"); your
+			pipeline then checks the live executions itself.
 
 			YAML by default; --output json writes JSON.
 		`),
@@ -216,6 +223,7 @@ func newExportCloudFormationCmd(f *Factory, runF func(*ExportCloudFormationOptio
 	fl.StringVarP(&opts.File, "file", "f", config.DefaultSpecFile, "spec `FILE` to read")
 	fl.StringVar(&opts.Out, "out", "", "write to `FILE` instead of stdout")
 	fl.StringVar(&opts.Output, "output", outputText, "output `FORMAT`: text (YAML) or json")
+	fl.StringVar(&opts.Rename, "rename", "", "rename map `FILE` to put into the function's environment (as lfsm deploy --rename)")
 	opts.Deploy.register(fl)
 	return cmd
 }
@@ -238,9 +246,16 @@ func buildModel(ios *IOStreams, workDir, file string, d *deployFlags, stack stri
 }
 
 func runExportCloudFormation(_ context.Context, opts *ExportCloudFormationOptions) error {
-	_, m, err := buildModel(opts.IO, opts.WorkDir, opts.File, &opts.Deploy, "")
+	s, m, err := buildModel(opts.IO, opts.WorkDir, opts.File, &opts.Deploy, "")
 	if err != nil {
 		return err
+	}
+	renames, err := loadRenames(opts.IO, opts.WorkDir, opts.Rename, s)
+	if err != nil {
+		return err
+	}
+	if err := m.SetRenames(renames); err != nil {
+		return fmt.Errorf("--rename %s: %w", opts.Rename, err)
 	}
 	tmpl := m.Template()
 	var doc []byte

@@ -206,7 +206,7 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 		}
 		return runDeployEmulators(ctx, opts, m)
 	}
-	renames, err := loadRenames(opts, s)
+	renames, err := loadRenames(opts.IO, opts.WorkDir, opts.Rename, s)
 	if err != nil {
 		return err
 	}
@@ -363,13 +363,13 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 // loadRenames reads and checks the rename map of --rename against the
 // from spec it names and the spec s about to be deployed; its diagnostics
 // go to stderr.
-func loadRenames(opts *DeployOptions, s *spec.Spec) ([]engine.Rename, error) {
-	if opts.Rename == "" {
+func loadRenames(ios *IOStreams, workDir, path string, s *spec.Spec) ([]engine.Rename, error) {
+	if path == "" {
 		return nil, nil
 	}
-	r, diags := spec.LoadRenames(opts.Rename, s)
+	r, diags := spec.LoadRenames(path, s)
 	if len(diags) > 0 {
-		if err := spec.WriteText(opts.IO.ErrOut, diags, opts.WorkDir); err != nil {
+		if err := spec.WriteText(ios.ErrOut, diags, workDir); err != nil {
 			return nil, fmt.Errorf("write diagnostics: %w", err)
 		}
 	}
