@@ -20,6 +20,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/lfsm/lfsm/fsm"
+	"github.com/lfsm/lfsm/internal/backend/awsconfig"
 	"github.com/lfsm/lfsm/internal/backend/awstest"
 	"github.com/lfsm/lfsm/internal/backend/chaos"
 	"github.com/lfsm/lfsm/internal/backend/ddbstream"
@@ -91,7 +92,7 @@ func (c *failoverCount) Add(k engine.MetricKey, n int64) {
 // seedEngineSpec is the seed's Example (examples/seed/fsm.yaml) with
 // stand-ins for its actions: the do actions of the first two states return
 // done, every other action nothing.
-func seedEngineSpec(t *testing.T) (*spec.Spec, engine.Resolver) {
+func seedEngineSpec(t testing.TB) (*spec.Spec, engine.Resolver) {
 	t.Helper()
 	s, diags := spec.Load(filepath.Join("..", "..", "examples", "seed", "fsm.yaml"))
 	if diags.HasErrors() {
@@ -119,7 +120,7 @@ func tableARN(name string) string {
 	return "arn:aws:dynamodb:" + os.Getenv("AWS_REGION") + ":000000000000:table/" + name
 }
 
-func newTable(t *testing.T, c *ddb.Client, prefix string, create func(context.Context, *ddb.Client, string) error) string {
+func newTable(t testing.TB, c *ddb.Client, prefix string, create func(context.Context, *ddb.Client, string) error) string {
 	t.Helper()
 	name := awstest.Name(prefix)
 	if err := create(t.Context(), c, name); err != nil {
@@ -131,7 +132,7 @@ func newTable(t *testing.T, c *ddb.Client, prefix string, create func(context.Co
 	return name
 }
 
-func sqsPair(t *testing.T) pair {
+func sqsPair(t testing.TB) pair {
 	c := awssqs.NewFromConfig(awstest.Config(t, "SQS", nil))
 	var arns []string
 	for _, role := range []string{"primary", "secondary"} {
@@ -171,7 +172,7 @@ func sqsPair(t *testing.T) pair {
 		}}
 }
 
-func kinesisPair(t *testing.T) pair {
+func kinesisPair(t testing.TB) pair {
 	c := awskinesis.NewFromConfig(awstest.Config(t, "KINESIS", nil))
 	dc := ddb.NewFromConfig(awstest.Config(t, "DYNAMODB", nil), func(o *ddb.Options) { o.DisableValidateResponseChecksum = true })
 	var arns []string
@@ -214,7 +215,7 @@ func kinesisPair(t *testing.T) pair {
 		}}
 }
 
-func streamPair(t *testing.T) pair {
+func streamPair(t testing.TB) pair {
 	dc := ddb.NewFromConfig(awstest.Config(t, "DYNAMODB", nil), func(o *ddb.Options) { o.DisableValidateResponseChecksum = true })
 	var tables, streamARNs []string
 	for _, role := range []string{"primary", "secondary"} {
@@ -261,7 +262,7 @@ func streamPair(t *testing.T) pair {
 // once; with the primary healthy again (after the cool-down), new
 // executions go back to it and none fails over.
 func TestFailoverThroughTheFunction(t *testing.T) {
-	for _, mk := range []func(*testing.T) pair{sqsPair, kinesisPair, streamPair} {
+	for _, mk := range []func(testing.TB) pair{sqsPair, kinesisPair, streamPair} {
 		p := mk(t)
 		t.Run(p.kind, func(t *testing.T) {
 			dc := ddb.NewFromConfig(awstest.Config(t, "DYNAMODB", nil), func(o *ddb.Options) { o.DisableValidateResponseChecksum = true })
@@ -528,4 +529,103 @@ func TestLeaseCacheFailoverThroughTheFunction(t *testing.T) {
 			t.Errorf("%s: steps %v in the history, want 0, 1, 2, 3 each once", id, steps)
 		}
 	}
+}
+
+// BenchmarkFailoverCalls counts the function's AWS calls per transition
+// with a healthy primary, with and without a secondary dispatch (and retry
+// table), on each dispatch pair: the seed's Example, 10 executions of 4
+// transitions, wired by awsHandler and fed as lfsm dev feeds it. Counts,
+// not times:
+//
+//	go test -run '^$' -bench FailoverCalls -benchtime=1x ./fsm/host
+func BenchmarkFailoverCalls(b *testing.B) {
+	for _, mk := range []func(testing.TB) pair{sqsPair, kinesisPair, streamPair} {
+		for _, withSecondary := range []bool{false, true} {
+			p := mk(b)
+			name := p.kind + "/primary-only"
+			if withSecondary {
+				name = p.kind + "/with-secondary"
+			}
+			b.Run(name, func(b *testing.B) {
+				for range b.N {
+					benchFailoverCalls(b, p, withSecondary)
+				}
+			})
+		}
+	}
+}
+
+func benchFailoverCalls(b *testing.B, p pair, withSecondary bool) {
+	dc := ddb.NewFromConfig(awstest.Config(b, "DYNAMODB", nil), func(o *ddb.Options) { o.DisableValidateResponseChecksum = true })
+	store := newTable(b, dc, "lfsm-fo-bench", dynamodb.CreateTable)
+	env := map[string]string{envStoreTableARN: tableARN(store)}
+	for k, v := range p.env {
+		if !withSecondary && (k == envSecondaryDispatchARN || k == envSecondaryRetryTableARN) {
+			continue
+		}
+		env[k] = v
+	}
+	getenv := func(k string) string { return env[k] }
+	s, resolve := seedEngineSpec(b)
+	meter := &awsconfig.Meter{}
+	h, err := awsHandler(b.Context(), s, resolve, getenv, slog.New(slog.DiscardHandler), nil, meter)
+	if err != nil {
+		b.Fatal(err)
+	}
+	poll, err := p.poll(b.Context(), h)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := awsdispatch.Open(b.Context(), dispatchOptions(getenv, nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := dynamodb.New(dynamodb.Options{Client: dc, Table: store, Queue: d.Queue, Retrier: d.Retrier})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var machines []*engine.Machine
+	for _, m := range s.Machines {
+		cm, err := engine.Compile(m, resolve)
+		if err != nil {
+			b.Fatal(err)
+		}
+		machines = append(machines, cm)
+	}
+	starter, err := engine.New(engine.Options{Machines: machines, Store: st, Queue: st, Retrier: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n, transitions = 10, 4
+	ids := make([]string, n)
+	for i := range ids {
+		if ids[i], err = starter.Start(b.Context(), engine.StartRequest{Machine: "Example", Context: map[string]any{"arg1": 1}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	meter.Reset()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		left := 0
+		for _, id := range ids {
+			x, err := st.Get(b.Context(), id)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if x.Status != engine.StatusDone {
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d executions not done after two minutes", left)
+		}
+		if err := poll(b.Context()); err != nil {
+			b.Logf("poll: %v", err)
+		}
+	}
+	b.ReportMetric(float64(meter.Calls())/(n*transitions), "calls/transition")
+	b.Logf("%v", meter.Ops())
 }
