@@ -74,12 +74,12 @@ const (
 // newStore returns the DynamoDB execution store of the table ARN, which is
 // also the engine's queue and retrier: it commits a step first and sends its
 // message after (docs/design.md, "The DynamoDB store").
-func newStore(ctx context.Context, tableARN, leaseCache, secondaryCache string, q engine.Queue, r engine.Retrier, m *awsconfig.Meter) (*dynamodb.Store, error) {
+func newStore(ctx context.Context, tableARN, leaseCache, secondaryCache string, q engine.Queue, r engine.Retrier, m *awsconfig.Meter, tx bool) (*dynamodb.Store, error) {
 	region, table, err := parseTableARN(tableARN)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", envStoreTableARN, err)
 	}
-	o := dynamodb.Options{Queue: q, Retrier: r, Table: table}
+	o := dynamodb.Options{Queue: q, Retrier: r, Table: table, TransactCommit: tx}
 	if leaseCache != "" {
 		// The function keeps its connections for its lifetime: the cache is
 		// never closed.
@@ -181,7 +181,7 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 	if tableARN == "" {
 		return nil, fmt.Errorf("%s is not set: it names the DynamoDB table of the execution store", envStoreTableARN)
 	}
-	store, err := newStore(ctx, tableARN, getenv(envLeaseCache), getenv(envSecondaryLeaseCache), d.Queue, d.Retrier, meter)
+	store, err := newStore(ctx, tableARN, getenv(envLeaseCache), getenv(envSecondaryLeaseCache), d.Queue, d.Retrier, meter, d.TransactCommit)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	awssns "github.com/aws/aws-sdk-go-v2/service/sns"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -61,12 +62,13 @@ func rieDir() string {
 //	awstarget kinesis    # a Kinesis stream (kinesalite) and a retry table instead
 //	awstarget dynamodb   # a DynamoDB-stream dispatch table and a retry table instead
 //	awstarget secondary  # and a secondary queue (aws.secondary.dispatch-arn; $SECONDARY_ARN)
+//	awstarget sns-sqs    # the queue subscribed to a topic with raw delivery ($TOPIC_ARN)
 //
 // Scripts guard it with [!aws] skip (see awsCondition), and the stream
 // dispatches with [!kinesis] skip.
 func cmdAWSTarget(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) > 1 || (len(args) == 1 && args[0] != "kinesis" && args[0] != "dynamodb" && args[0] != "secondary") {
-		ts.Fatalf("usage: awstarget [kinesis|dynamodb|secondary]")
+	if neg || len(args) > 1 || (len(args) == 1 && args[0] != "kinesis" && args[0] != "dynamodb" && args[0] != "secondary" && args[0] != "sns-sqs") {
+		ts.Fatalf("usage: awstarget [kinesis|dynamodb|secondary|sns-sqs]")
 	}
 	ctx := context.Background()
 	cfg, err := awsconfig.Load(ctx, "us-east-1", nil)
@@ -102,6 +104,20 @@ func cmdAWSTarget(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Setenv("LFSM_AWS_SECONDARY_DISPATCH_ARN", arn)
 		ts.Setenv("SECONDARY_ARN", arn)
 		ts.Setenv("PRIMARY_ARN", ts.Getenv("LFSM_AWS_DISPATCH_ARN"))
+		return
+	}
+	if args[0] == "sns-sqs" {
+		// SQS's path, fed by a topic: lfsm sends its own messages to the
+		// queue, other publishers to the topic; no retry table.
+		nc := awssns.NewFromConfig(cfg)
+		top, err := nc.CreateTopic(ctx, &awssns.CreateTopicInput{Name: aws.String(awstest.Name("lfsm-script"))})
+		ts.Check(err)
+		ts.Defer(func() { _, _ = nc.DeleteTopic(ctx, &awssns.DeleteTopicInput{TopicArn: top.TopicArn}) })
+		_, err = nc.Subscribe(ctx, &awssns.SubscribeInput{TopicArn: top.TopicArn, Protocol: aws.String("sqs"),
+			Endpoint: aws.String(attrs.Attributes[string(types.QueueAttributeNameQueueArn)]), Attributes: map[string]string{"RawMessageDelivery": "true"}})
+		ts.Check(err)
+		ts.Setenv("LFSM_AWS_DISPATCH", args[0])
+		ts.Setenv("TOPIC_ARN", aws.ToString(top.TopicArn))
 		return
 	}
 	retries := awstest.Name("lfsm-script-retry")
@@ -186,6 +202,22 @@ func awsCondition(cond string) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// cmdPublish publishes a file's content to the script's topic ($TOPIC_ARN,
+// from awstarget sns-sqs), as another publisher of the dispatch does:
+//
+//	publish start.json
+func cmdPublish(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: publish FILE")
+	}
+	ctx := context.Background()
+	cfg, err := awsconfig.Load(ctx, "us-east-1", nil)
+	ts.Check(err)
+	_, err = awssns.NewFromConfig(cfg).Publish(ctx, &awssns.PublishInput{TopicArn: aws.String(ts.Getenv("TOPIC_ARN")),
+		Message: aws.String(ts.ReadFile(args[0]))})
+	ts.Check(err)
 }
 
 // cmdQueued checks how many messages the script's dispatch queue holds

@@ -262,13 +262,17 @@ func devStream(ctx context.Context, opts *DevOptions, res config.Resources, cfg 
 		if err != nil && ctx.Err() == nil {
 			fmt.Fprintf(opts.IO.ErrOut, "dev: %v\n", err)
 		}
+		ticked := false
 		if time.Since(lastTick) >= tickEvery {
 			if _, err := fn.Invoke(context.WithoutCancel(ctx), []byte(scheduledEvent)); err != nil {
 				fmt.Fprintf(opts.IO.ErrOut, "dev: scheduled invocation: %v\n", err)
 			}
-			lastTick = time.Now()
+			lastTick, ticked = time.Now(), true
 		}
-		if n > 0 || err != nil {
+		// A round after the scheduled invocation is never the idle one: the
+		// invocation may just have moved a due retry from the retry table
+		// (which is then empty) to the stream, after this round read it.
+		if n > 0 || err != nil || ticked {
 			continue
 		}
 		if opts.UntilIdle {

@@ -66,6 +66,7 @@ func TestScripts(t *testing.T) {
 			"docout":    cmdDocOut,
 			"awstarget": cmdAWSTarget,
 			"queued":    cmdQueued,
+			"publish":   cmdPublish,
 			"cfnstack":  cmdCFNStack,
 		},
 	})

@@ -149,19 +149,39 @@ func newTable(t testing.TB, c *ddb.Client, prefix string, create func(context.Co
 // retry table (nil on SQS), and the event source mapping that feeds an
 // invoker.
 type rig struct {
-	queue   engine.Queue
+	queue engine.Queue
+	// start, if set, is where executions are started (other publishers:
+	// the sns-sqs dispatch's topic); else queue.
+	start   engine.Queue
 	retries *dynamodb.RetryTable
 	visib   lambda.VisibilityChanger
-	poll    func(ctx context.Context, inv interface {
+	// pollers is how many polls may run at once in the load test (Lambda's
+	// SQS mapping starts with five; SNS invokes at once; a stream's reader
+	// reads each shard in order, one); 0 means 1.
+	pollers int
+	// tx: the store commits in a transaction, as fsm/host has it on this
+	// dispatch (dispatch.Dispatch.TransactCommit).
+	tx   bool
+	poll func(ctx context.Context, inv interface {
 		Invoke(context.Context, []byte) ([]byte, error)
 	}) (func(context.Context) error, error)
 }
+
+// queueVisibility is the rigs' queues' visibility timeout: longer than a
+// batch takes on a loaded machine (Lambda wants six times the function's
+// timeout), so that a message is not delivered again while its first
+// delivery is still running; it is how long a message whose invocation
+// failed waits before it comes back. With 2 s, five pollers on a loaded
+// machine redelivered batches still in flight, whose acquires then found
+// the lease held and bounced them: 3.6 acquires per step, and four times
+// the wall time.
+const queueVisibility = "10"
 
 func sqsRig(t testing.TB, m ...*awsconfig.Meter) rig {
 	c := awssqs.NewFromConfig(awstest.Config(t, "SQS", meterOf(m)))
 	pc := awssqs.NewFromConfig(awstest.Config(t, "SQS", nil))
 	out, err := c.CreateQueue(t.Context(), &awssqs.CreateQueueInput{QueueName: aws.String(awstest.Name("lfsm-load")),
-		Attributes: map[string]string{"VisibilityTimeout": "2"}})
+		Attributes: map[string]string{"VisibilityTimeout": queueVisibility}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +198,7 @@ func sqsRig(t testing.TB, m ...*awsconfig.Meter) rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rig{queue: q, visib: sqs.NewVisibility(c), poll: func(ctx context.Context, inv interface {
+	return rig{queue: q, visib: sqs.NewVisibility(c), pollers: 5, poll: func(ctx context.Context, inv interface {
 		Invoke(context.Context, []byte) ([]byte, error)
 	}) (func(context.Context) error, error) {
 		m, err := esm.New(ctx, esm.Options{Client: pc, QueueARN: arn, Invoker: inv, Wait: 100 * time.Millisecond})
@@ -267,6 +287,8 @@ func TestLoadWithFaults(t *testing.T) {
 		rig  func(testing.TB, ...*awsconfig.Meter) rig
 	}{
 		{"sqs", sqsRig},
+		{"sns-sqs", snsSQSRig},
+		{"sns", snsRig},
 		{"kinesis", kinesisRig},
 		{"dynamodb", streamRig},
 	} {
@@ -291,7 +313,7 @@ func TestLoadWithFaults(t *testing.T) {
 			} else {
 				retrier = r.retries // the retry rides in the commit's transaction too
 			}
-			inner, err := dynamodb.New(dynamodb.Options{Client: c, Table: storeName, Queue: q, Retrier: retrier})
+			inner, err := dynamodb.New(dynamodb.Options{Client: c, Table: storeName, Queue: q, Retrier: retrier, TransactCommit: r.tx})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -324,7 +346,11 @@ func TestLoadWithFaults(t *testing.T) {
 			if r.retries == nil {
 				cleanRetrier = r.queue.(engine.Retrier)
 			}
-			clean, err := dynamodb.New(dynamodb.Options{Client: c, Table: storeName, Queue: r.queue, Retrier: cleanRetrier})
+			startQueue := r.queue
+			if r.start != nil {
+				startQueue = r.start
+			}
+			clean, err := dynamodb.New(dynamodb.Options{Client: c, Table: storeName, Queue: startQueue, Retrier: cleanRetrier})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -352,7 +378,38 @@ func TestLoadWithFaults(t *testing.T) {
 			}
 			deadline := time.Now().Add(10 * time.Minute)
 			lastRepair := time.Now()
+			// When half, 90% and all but one of the executions were done:
+			// where the wall time goes.
+			var marks []string
+			for _, share := range []float64{0.5, 0.9} {
+				marks = append(marks, fmt.Sprintf("%.0f%%", share*100))
+			}
+			var at [3]time.Duration
+			mark := func() {
+				doneN := int64(executions) - d.left.Load()
+				for i, n := range []int64{int64(executions) / 2, int64(executions) * 9 / 10, int64(executions) - 1} {
+					if at[i] == 0 && doneN >= n {
+						at[i] = time.Since(began)
+					}
+				}
+			}
+			// The mapping's pollers beside the first, each polling until
+			// every execution is done.
+			var pollers sync.WaitGroup
+			pctx, stop := context.WithCancel(t.Context())
+			for range r.pollers - 1 {
+				pollers.Go(func() {
+					for d.left.Load() > 0 && pctx.Err() == nil {
+						if err := poll(pctx); err != nil && pctx.Err() == nil {
+							t.Logf("poll: %v", err)
+						}
+					}
+				})
+			}
+			defer pollers.Wait()
+			defer stop()
 			for d.left.Load() > 0 {
+				mark()
 				if time.Now().After(deadline) {
 					t.Fatalf("%d of %d executions not done after 10 minutes", d.left.Load(), executions)
 				}
@@ -372,6 +429,12 @@ func TestLoadWithFaults(t *testing.T) {
 				}
 			}
 			wall := time.Since(began)
+			stop()
+			pollers.Wait()
+			mark()
+			_ = marks
+			t.Logf("%s: half done after %s, 90%% after %s, all but one after %s", tc.name,
+				at[0].Round(100*time.Millisecond), at[1].Round(100*time.Millisecond), at[2].Round(100*time.Millisecond))
 			var bad []string
 			for _, id := range ids {
 				x, err := clean.Get(t.Context(), id)

@@ -223,4 +223,3 @@ func TestSQSLongBackoff(t *testing.T) {
 		t.Errorf("queue holds %s visible and %s in-flight messages, want none", v, nv)
 	}
 }
-

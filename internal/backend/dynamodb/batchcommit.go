@@ -149,7 +149,7 @@ func (s *Store) sendSteps(ctx context.Context, steps []engine.StepCommit, errs [
 		}
 		s.at("before-send", st.Commit)
 		var to any = s.q
-		if st.Commit.Outcome == engine.OutcomeRetry && s.r != nil {
+		if s.toRetrier(st.Commit, st.Out) {
 			to = s.r
 		}
 		var g *group

@@ -686,7 +686,7 @@ func (s *Store) itemFor(c engine.Commit, out *engine.OutMessage) (tx bool, put *
 		return true, nil, "", nil
 	}
 	var to any = s.q
-	if c.Outcome == engine.OutcomeRetry && s.r != nil {
+	if s.toRetrier(c, out) {
 		to = s.r
 	}
 	is, ok := to.(ItemSender)
@@ -727,8 +727,20 @@ func (s *Store) transact(ctx context.Context, step map[string]av, up *ddb.Update
 	return nil
 }
 
+// toRetrier reports whether a commit's outgoing message goes to the
+// Retrier rather than the queue: a retry, and a delayed next message (a
+// timer, fsm.Context.Delay) when the Retrier is not the queue itself (the
+// retry table of a dispatch that cannot delay: Kinesis, SNS and the
+// DynamoDB stream refuse a delay).
+func (s *Store) toRetrier(c engine.Commit, out *engine.OutMessage) bool {
+	if s.r == nil {
+		return false
+	}
+	return c.Outcome == engine.OutcomeRetry || (out != nil && out.Delay > 0 && !same(s.r, s.q))
+}
+
 func (s *Store) send(ctx context.Context, c engine.Commit, out engine.OutMessage) (string, error) {
-	if c.Outcome == engine.OutcomeRetry && s.r != nil {
+	if s.toRetrier(c, &out) {
 		if err := s.r.ScheduleRetry(ctx, out); err != nil {
 			return "", fmt.Errorf("commit %s step %d: committed, retry not scheduled: %w", c.CorrelationID, c.Step, err)
 		}
