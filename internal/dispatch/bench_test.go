@@ -184,7 +184,9 @@ func benchOne(b *testing.B, mk func(testing.TB, ...*awsconfig.Meter) rig, machin
 // back meanwhile. "attempt" is the failed attempts, from the mapping's
 // delivery to the retry scheduled; "delivery" is what the scheduled poll
 // of the retry table then does to send them (nothing on SQS, which
-// delivers a delayed message itself); per retried step. Counts, not times:
+// delivers a delayed message itself); per retried step. The store is as
+// fsm/host has it on each dispatch (on sns, TransactCommit). Counts, not
+// times:
 //
 //	go test -run '^$' -bench RetriedStep -benchtime=1x ./internal/dispatch
 func BenchmarkRetriedStep(b *testing.B) {
@@ -211,7 +213,7 @@ func retriedOne(b *testing.B, mk func(testing.TB, ...*awsconfig.Meter) rig, n in
 	if r.retries == nil {
 		retrier = r.queue.(engine.Retrier)
 	}
-	store, err := dynamodb.New(dynamodb.Options{Client: c, Table: storeName, Queue: r.queue, Retrier: retrier})
+	store, err := dynamodb.New(dynamodb.Options{Client: c, Table: storeName, Queue: r.queue, Retrier: retrier, TransactCommit: r.tx})
 	if err != nil {
 		b.Fatal(err)
 	}
