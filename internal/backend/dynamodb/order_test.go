@@ -11,6 +11,7 @@ import (
 
 	"github.com/lfsm/lfsm/internal/backend/awsconfig"
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
+	"github.com/lfsm/lfsm/internal/backend/leasecache"
 	"github.com/lfsm/lfsm/internal/backend/memory"
 	"github.com/lfsm/lfsm/internal/engine"
 )
@@ -101,10 +102,15 @@ func (d dying) Send(ctx context.Context, m engine.OutMessage) (string, error) {
 }
 
 func setup(t *testing.T, hook func(string, engine.Commit)) (*dynamodb.Store, *memory.Backend) {
+	return setupCached(t, hook, nil)
+}
+
+// setupCached is setup on the composite store when lc is not nil.
+func setupCached(t *testing.T, hook func(string, engine.Commit), lc leasecache.Cache) (*dynamodb.Store, *memory.Backend) {
 	t.Helper()
 	q := memory.New(memory.Options{})
 	c, table := newTable(t, nil)
-	s := newStore(t, dynamodb.WithHook(dynamodb.Options{Client: c, Table: table, Queue: dying{q}}, hook))
+	s := newStore(t, dynamodb.WithHook(dynamodb.Options{Client: c, Table: table, Queue: dying{q}, Cache: lc}, hook))
 	if err := s.Create(t.Context(), engine.Execution{CorrelationID: "x", Machine: "M", State: "S0", Checkpoint: []byte("start"), CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
@@ -197,14 +203,27 @@ func TestLeaseLostMidCommit(t *testing.T) {
 // but before the send, the redelivered message finds the step done and the
 // store sends the outbox. Either way every step is in the history once.
 func TestCrashBetweenCalls(t *testing.T) {
+	crashBetweenCalls(t, func(*testing.T) leasecache.Cache { return nil })
+}
+
+// TestCrashBetweenCallsCached is TestCrashBetweenCalls on the composite
+// store: the redelivery after a crash between commit and send is refused by
+// the cache, which sends the outbox again as the table would.
+func TestCrashBetweenCallsCached(t *testing.T) {
+	for _, c := range caches {
+		t.Run(c.name, func(t *testing.T) { crashBetweenCalls(t, c.new) })
+	}
+}
+
+func crashBetweenCalls(t *testing.T, newCache func(*testing.T) leasecache.Cache) {
 	for _, point := range []string{"after-step-item", "after-commit"} {
 		t.Run(point, func(t *testing.T) {
 			ctx, crash := context.WithCancel(t.Context())
-			s, q := setup(t, func(p string, c engine.Commit) {
+			s, q := setupCached(t, func(p string, c engine.Commit) {
 				if p == point && c.Fence == 1 {
 					crash()
 				}
-			})
+			}, newCache(t))
 			l, err := s.Acquire(t.Context(), acq("x", 0, 0, t0))
 			if err != nil {
 				t.Fatal(err)
