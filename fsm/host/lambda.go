@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -19,10 +20,12 @@ import (
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/lfsm/lfsm/internal/backend/awsconfig"
+	"github.com/lfsm/lfsm/internal/backend/chaos"
 	"github.com/lfsm/lfsm/internal/backend/cloudwatch"
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
 	"github.com/lfsm/lfsm/internal/backend/failover"
 	"github.com/lfsm/lfsm/internal/backend/leasecache/endpoint"
+	"github.com/lfsm/lfsm/internal/config"
 	awsdispatch "github.com/lfsm/lfsm/internal/dispatch"
 	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/lambda"
@@ -61,6 +64,12 @@ const (
 	envMetricsNamespace  = "LFSM_METRICS_NAMESPACE"
 	// envMetricsSecondaryRegion is the region the publisher fails over to.
 	envMetricsSecondaryRegion = "LFSM_METRICS_SECONDARY_REGION"
+	// envChaos, envChaosSeed and envChaosReport turn chaos on in the
+	// function (docs/design.md, "Chaos"): the SPEC, the draws' seed, and a
+	// file the counts are written to after each invocation (lfsm dev).
+	envChaos       = "LFSM_FUNCTION_CHAOS"
+	envChaosSeed   = "LFSM_FUNCTION_CHAOS_SEED"
+	envChaosReport = "LFSM_FUNCTION_CHAOS_REPORT"
 	// envLogLevel sets the log level: debug, info (default), warn or error.
 	envLogLevel = "LFSM_LOG_LEVEL"
 )
@@ -74,7 +83,7 @@ const (
 // newStore returns the DynamoDB execution store of the table ARN, which is
 // also the engine's queue and retrier: it commits a step first and sends its
 // message after (docs/design.md, "The DynamoDB store").
-func newStore(ctx context.Context, tableARN, leaseCache, secondaryCache string, q engine.Queue, r engine.Retrier, m *awsconfig.Meter, tx bool) (*dynamodb.Store, error) {
+func newStore(ctx context.Context, tableARN, leaseCache, secondaryCache string, q engine.Queue, r engine.Retrier, m *awsconfig.Meter, tx bool, inj *chaos.Injector) (*dynamodb.Store, error) {
 	region, table, err := parseTableARN(tableARN)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", envStoreTableARN, err)
@@ -86,6 +95,9 @@ func newStore(ctx context.Context, tableARN, leaseCache, secondaryCache string, 
 		if o.Cache, err = endpoint.Open(leaseCache); err != nil {
 			return nil, fmt.Errorf("%s: invalid %w", envLeaseCache, err)
 		}
+		if inj != nil {
+			o.Cache = inj.For(cacheBackend(leaseCache)).Cache(o.Cache)
+		}
 	}
 	if secondaryCache != "" {
 		if leaseCache == "" {
@@ -93,6 +105,9 @@ func newStore(ctx context.Context, tableARN, leaseCache, secondaryCache string, 
 		}
 		if o.SecondaryCache, err = endpoint.Open(secondaryCache); err != nil {
 			return nil, fmt.Errorf("%s: invalid %w", envSecondaryLeaseCache, err)
+		}
+		if inj != nil {
+			o.SecondaryCache = inj.For(cacheBackend(secondaryCache)).Cache(o.SecondaryCache)
 		}
 	}
 	cfg, err := awsconfig.Load(ctx, region, m)
@@ -103,6 +118,15 @@ func newStore(ctx context.Context, tableARN, leaseCache, secondaryCache string, 
 	emulated := os.Getenv("AWS_ENDPOINT_URL") != "" || os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != ""
 	o.Client = ddb.NewFromConfig(cfg, func(o *ddb.Options) { o.DisableValidateResponseChecksum = emulated })
 	return dynamodb.New(o)
+}
+
+// cacheBackend is the chaos backend name of a lease cache endpoint: redis
+// for redis:// and rediss://, memcached for memcached:// and memcacheds://.
+func cacheBackend(endpoint string) string {
+	if strings.HasPrefix(endpoint, "memcached") {
+		return "memcached"
+	}
+	return "redis"
 }
 
 // parseTableARN splits arn:aws:dynamodb:REGION:ACCOUNT:table/NAME.
@@ -129,7 +153,83 @@ func dispatchOptions(getenv func(string) string, meter *awsconfig.Meter) awsdisp
 
 // awsHandler builds the Lambda handler from the environment getenv reads.
 func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, getenv func(string) string,
-	logger *slog.Logger, metrics *lambda.EMF, meter *awsconfig.Meter) (*lambda.Handler, error) {
+	logger *slog.Logger, metrics *lambda.EMF, meter *awsconfig.Meter) (awslambda.Handler, error) {
+	inj, report, err := functionChaos(getenv, logger)
+	if err != nil {
+		return nil, err
+	}
+	h, err := newAWSHandler(ctx, s, resolve, getenv, logger, metrics, meter, wiring{chaos: inj})
+	if err != nil {
+		return nil, err
+	}
+	if report != "" {
+		return &reportingHandler{Handler: h, inj: inj, path: report}, nil
+	}
+	return h, nil
+}
+
+// functionChaos reads the function's chaos setting: nil when envChaos is
+// unset or empty; the report file is envChaosReport's.
+func functionChaos(getenv func(string) string, logger *slog.Logger) (*chaos.Injector, string, error) {
+	v := getenv(envChaos)
+	if strings.TrimSpace(v) == "" {
+		return nil, "", nil
+	}
+	c, err := config.ParseChaos(v)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", envChaos, err)
+	}
+	if err := chaos.CheckKeys(c.Ops, chaos.AWSBackends()); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", envChaos, err)
+	}
+	if !c.Enabled() {
+		return nil, "", nil
+	}
+	seed := rand.Uint64N(1 << 31)
+	if sv := getenv(envChaosSeed); sv != "" {
+		if seed, err = strconv.ParseUint(sv, 10, 64); err != nil {
+			return nil, "", fmt.Errorf("%s=%q: want a whole number", envChaosSeed, sv)
+		}
+	}
+	if logger != nil {
+		logger.Warn("chaos is on: calls to the AWS backends fail at random", "chaos", c.String(), "seed", seed)
+	}
+	return chaos.New(c.Config(seed)), getenv(envChaosReport), nil
+}
+
+// reportingHandler writes the chaos counts to a file after each
+// invocation, for lfsm dev's report.
+type reportingHandler struct {
+	*lambda.Handler
+	inj  *chaos.Injector
+	path string
+}
+
+func (h *reportingHandler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	out, err := h.Handler.Invoke(ctx, payload)
+	if werr := h.inj.Report().WriteFile(h.path); werr != nil && err == nil {
+		return out, werr
+	}
+	return out, err
+}
+
+// wiring is what newAWSHandler adds to what the environment names.
+type wiring struct {
+	// chaos, if set, fails calls of every backend the handler opens.
+	chaos *chaos.Injector
+	// repairGrace, if set, is the scheduled repair's grace (default
+	// engine.DefaultRepairGrace): the soak's runs are minutes long.
+	repairGrace time.Duration
+}
+
+// newAWSHandler is awsHandler with chaos, when w.chaos is not nil, on every
+// backend it opens: the store as dynamodb (its lease cache, LFSM_AWS_LEASE_CACHE,
+// as redis or memcached), the dispatch and the retry table under their names
+// (dispatch.Options.Chaos), SQS's visibility changes as sqs, the retry
+// table's poll as dynamodb.Poll and the metrics flush as cloudwatch.Flush.
+func newAWSHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, getenv func(string) string,
+	logger *slog.Logger, metrics *lambda.EMF, meter *awsconfig.Meter, w wiring) (*lambda.Handler, error) {
+	inj := w.chaos
 	machines := make([]*engine.Machine, 0, len(s.Machines))
 	for _, m := range s.Machines {
 		cm, err := engine.Compile(m, resolve)
@@ -149,6 +249,9 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 	}
 	if pub != nil { // a nil *Publisher in the interface would be called
 		opts.Publisher = pub
+		if inj != nil {
+			opts.Publisher = inj.For("cloudwatch").Publisher(pub)
+		}
 	}
 	dispatch := strings.ToLower(strings.TrimSpace(getenv(envDispatch)))
 	if dispatch == "" {
@@ -170,6 +273,7 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 		do.Failover.Metrics = metrics
 	}
 	do.Failover.Logger = logger
+	do.Chaos = inj
 	if dispatchHook != nil {
 		dispatchHook(&do)
 	}
@@ -181,9 +285,13 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 	if tableARN == "" {
 		return nil, fmt.Errorf("%s is not set: it names the DynamoDB table of the execution store", envStoreTableARN)
 	}
-	store, err := newStore(ctx, tableARN, getenv(envLeaseCache), getenv(envSecondaryLeaseCache), d.Queue, d.Retrier, meter, d.TransactCommit)
+	ddbStore, err := newStore(ctx, tableARN, getenv(envLeaseCache), getenv(envSecondaryLeaseCache), d.Queue, d.Retrier, meter, d.TransactCommit, inj)
 	if err != nil {
 		return nil, err
+	}
+	var store chaos.BatchStore = ddbStore
+	if inj != nil {
+		store = inj.For("dynamodb").BatchStore(ddbStore)
 	}
 	eo := engine.Options{Machines: machines, Store: store, Queue: store, Retrier: store, Logger: logger, MaxMessageBytes: d.MaxMessageBytes}
 	eo.Metrics = engine.Tee(emf, opts.Publisher)
@@ -211,14 +319,21 @@ func awsHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, gete
 	opts.Engine, opts.Store, opts.Retrier = eng, store, d.Retrier
 	if d.Visibility != nil { // a nil *Visibility in the interface would be called
 		opts.Visibility = d.Visibility
+		if inj != nil {
+			opts.Visibility = inj.For("sqs").Visibility(d.Visibility)
+		}
 	}
-	opts.Poller = lambda.RepairPoller{Engine: eng}
+	opts.Poller = lambda.RepairPoller{Engine: eng, Options: engine.RepairOptions{Grace: w.repairGrace}}
 	if d.Retries != nil {
 		tables := []*dynamodb.RetryTable{d.Retries}
 		if d.SecondaryRetries != nil {
 			tables = append(tables, d.SecondaryRetries)
 		}
-		opts.Poller = retryPoller{retries: tables, repair: opts.Poller}
+		rp := retryPoller{retries: tables, repair: opts.Poller}
+		if inj != nil {
+			rp.chaos = inj.For("dynamodb")
+		}
+		opts.Poller = rp
 	}
 	return lambda.New(opts)
 }
@@ -261,9 +376,16 @@ func newPublisher(ctx context.Context, getenv func(string) string, meter *awscon
 type retryPoller struct {
 	retries []*dynamodb.RetryTable
 	repair  lambda.Poller
+	// chaos, if set, may fail the retry table's poll (dynamodb.Poll).
+	chaos *chaos.Injector
 }
 
 func (p retryPoller) Poll(ctx context.Context, now time.Time) (lambda.PollResult, error) {
+	if p.chaos != nil {
+		if err := p.chaos.Fail(chaos.OpPoll); err != nil {
+			return lambda.PollResult{}, err
+		}
+	}
 	var sent int
 	more := false
 	var errs []error

@@ -28,6 +28,9 @@ func TestEnvironmentContract(t *testing.T) {
 		{envMetricsCloudWatch, deploy.EnvMetricsCloudWatch},
 		{envMetricsNamespace, deploy.EnvMetricsNamespace},
 		{envMetricsSecondaryRegion, deploy.EnvMetricsSecondaryRegion},
+		{envChaos, deploy.EnvChaos},
+		{envChaosSeed, deploy.EnvChaosSeed},
+		{envChaosReport, deploy.EnvChaosReport},
 		{dispatchStepFunctions, string(deploy.ModeStepFunctions)},
 		{dispatchSQS, string(deploy.DispatchSQS)},
 	} {
@@ -55,6 +58,11 @@ func TestAWSHandlerEnvironment(t *testing.T) {
 		{map[string]string{envDispatch: "dynamodb", envDispatchARN: "arn:aws:dynamodb:us-east-1:1:table/d", envRetryTableARN: "arn:aws:dynamodb:us-east-1:1:nope"}, "invalid DynamoDB table ARN"},
 		{map[string]string{envDispatch: "dynamodb", envDispatchARN: "arn:aws:dynamodb:us-east-1:1:table/d", envStoreTableARN: "arn:aws:dynamodb:us-east-1:1:table/s", envRetryTableARN: "arn:aws:dynamodb:us-east-1:1:table/r",
 			envLeaseCache: "http://user:s3cret@cache:6379"}, envLeaseCache + ": invalid lease cache endpoint http://user:xxxxx@cache:6379"},
+		{map[string]string{envDispatch: "stepfunctions", envChaos: "dynamo.Acquire=0.2"}, "LFSM_FUNCTION_CHAOS: chaos key \"dynamo.Acquire\""},
+		{map[string]string{envDispatch: "stepfunctions", envChaos: "sqlite.Acquire=0.2"}, "backend sqlite is not used here"},
+		{map[string]string{envDispatch: "stepfunctions", envChaos: "0.1", envChaosSeed: "x"}, "LFSM_FUNCTION_CHAOS_SEED=\"x\""},
+		// LFSM_CHAOS is the local runs' setting: it does not reach a function.
+		{map[string]string{envDispatch: "stepfunctions", "LFSM_CHAOS": "nonsense"}, ""},
 	} {
 		_, err := awsHandler(t.Context(), s, nil, func(k string) string { return tc.env[k] }, nil, nil, nil)
 		if tc.want == "" {

@@ -211,6 +211,12 @@ func (c *chaosOpts) injector(fs *flag.FlagSet, stderr io.Writer) (*chaos.Injecto
 	return chaos.New(c.spec.Config(c.seed)), nil
 }
 
+// envLocalChaosReport names a file the worker writes its chaos counts to
+// (a chaos.Report, JSON) when it stops, instead of a line on stderr: lfsm dev
+// prints them. An environment variable, not a flag, so that lfsm dev can set
+// it for a project binary built before it existed, which ignores it.
+const envLocalChaosReport = "LFSM_CHAOS_REPORT"
+
 // isTerminal reports whether f is a terminal (a character device).
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()

@@ -25,8 +25,16 @@ import (
 // Unix it reads end of file on a pipe only lfsm held (watchedByChild) and
 // stops as on SIGTERM, so it does not keep running, reparented to init.
 func runChild(ctx context.Context, ios *IOStreams, dir, bin string, args ...string) error {
+	return runChildEnv(ctx, ios, dir, bin, nil, args...)
+}
+
+// runChildEnv is runChild with env added to the child's environment.
+func runChildEnv(ctx context.Context, ios *IOStreams, dir, bin string, env []string, args ...string) error {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = ios.In, ios.Out, ios.ErrOut
 	ownProcessGroup(cmd)
 	sigs := make(chan os.Signal, 2)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/lfsm/lfsm/internal/backend/chaos"
 	"github.com/lfsm/lfsm/internal/build"
 	"github.com/lfsm/lfsm/internal/config"
 	"github.com/lfsm/lfsm/internal/deploy"
@@ -43,6 +44,9 @@ type deployFlags struct {
 	// SecondaryLeaseCache is aws.secondary.lease-cache: the stack's
 	// SecondaryLeaseCache parameter.
 	SecondaryLeaseCache config.LeaseCacheURL
+	// FunctionChaos is --function-chaos: chaos in the deployed function.
+	// The flag alone sets it, never lfsm.yaml or the environment (flagOnly).
+	FunctionChaos config.Chaos
 }
 
 func (d *deployFlags) register(fl *pflag.FlagSet) {
@@ -55,6 +59,8 @@ func (d *deployFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&d.LogRetention, "log-retention", deploy.DefaultLogRetentionDays, "`DAYS` the function's logs are kept")
 	fl.IntVar(&d.KinesisShard, "kinesis-shards", 0, "shards of the Kinesis dispatch stream (`N`; 0 = on-demand)")
 	fl.BoolVar(&d.Secondary, "secondary", false, "add a secondary of the dispatch (and of the retry table) that sends fail over to and the function consumes too (aws.secondary.deploy)")
+	fl.Var(&d.FunctionChaos, "function-chaos", "FOR TEST STACKS ONLY: make the deployed function's calls to its AWS backends fail at random (dynamodb.Acquire=0.2,kinesis.Send=0.1); needed on every deploy that keeps it, never read from lfsm.yaml or the environment")
+	flagOnly(fl, "function-chaos")
 }
 
 // fromConfig fills what the command line left unset from lfsm.yaml's aws:
@@ -134,6 +140,12 @@ func (d *deployFlags) settings(specFile, stack string) (deploy.Settings, error) 
 	}
 	if d.Metrics.CloudWatch {
 		st.Metrics = &deploy.Metrics{Namespace: d.Metrics.Namespace, SecondaryRegion: d.Metrics.SecondaryRegion}
+	}
+	if d.FunctionChaos.Enabled() {
+		if err := chaos.CheckKeys(d.FunctionChaos.Ops, chaos.AWSBackends()); err != nil {
+			return deploy.Settings{}, usageErrorf("invalid --function-chaos: %w", err)
+		}
+		st.Chaos = d.FunctionChaos.String()
 	}
 	st = st.WithDefaults()
 	if err := st.Validate(); err != nil {
@@ -256,6 +268,9 @@ func runExportCloudFormation(_ context.Context, opts *ExportCloudFormationOption
 	}
 	if err := m.SetRenames(renames); err != nil {
 		return fmt.Errorf("--rename %s: %w", opts.Rename, err)
+	}
+	if m.Settings.Chaos != "" {
+		fmt.Fprintf(opts.IO.ErrOut, "warning: the template's function fails its AWS calls at random (%s=%s, from --function-chaos): for test stacks only\n", deploy.EnvChaos, m.Settings.Chaos)
 	}
 	tmpl := m.Template()
 	var doc []byte

@@ -175,12 +175,15 @@ func newDeployCmd(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
 
 // DeployResult is what lfsm deploy did (--output json).
 type DeployResult struct {
-	FormatVersion string            `json:"format_version"`
-	Stack         string            `json:"stack"`
-	NewStack      bool              `json:"new_stack"`
-	HasChanges    bool              `json:"has_changes"`
-	Changes       []deploy.Change   `json:"changes"`
-	Applied       bool              `json:"applied"`
+	FormatVersion string          `json:"format_version"`
+	Stack         string          `json:"stack"`
+	NewStack      bool            `json:"new_stack"`
+	HasChanges    bool            `json:"has_changes"`
+	Changes       []deploy.Change `json:"changes"`
+	Applied       bool            `json:"applied"`
+	// FunctionChaos is the chaos SPEC the deployed function gets
+	// (--function-chaos), or null: its calls then fail at random.
+	FunctionChaos *string           `json:"function_chaos"`
 	Artifact      *deploy.Artifact  `json:"artifact,omitempty"`
 	Outputs       map[string]string `json:"outputs,omitempty"`
 	// InFlight is what the check of the live executions found (absent
@@ -290,8 +293,10 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 	if err != nil {
 		return deployFailure(ctx, opts, d, stack, err)
 	}
-	res := &DeployResult{FormatVersion: "1", Stack: stack, NewStack: plan.NewStack, HasChanges: plan.HasChanges(), Changes: plan.Changes, InFlight: report}
+	res := &DeployResult{FormatVersion: "1", Stack: stack, NewStack: plan.NewStack, HasChanges: plan.HasChanges(), Changes: plan.Changes, InFlight: report,
+		FunctionChaos: functionChaos(st)}
 	if text {
+		writeChaosBanner(opts.IO.Out, st)
 		writePlan(opts.IO.Out, plan)
 	}
 	replaceErr := m.CheckReplacements(plan)
@@ -357,6 +362,7 @@ func runDeploy(ctx context.Context, opts *DeployOptions) error {
 	}
 	fmt.Fprintf(opts.IO.Out, "Stack %s is deployed: function %s, dispatch %s %s\n", stack,
 		res.Outputs[deploy.OutFunctionName], res.Outputs[deploy.OutDispatch], res.Outputs[deploy.OutDispatchARN])
+	writeChaosBanner(opts.IO.Out, st)
 	return nil
 }
 
@@ -540,6 +546,7 @@ func adoptTables(ctx context.Context, opts *DeployOptions, d *deploy.Deployer, m
 		}
 	}
 	if text {
+		writeChaosBanner(opts.IO.Out, m.Settings)
 		writePlan(opts.IO.Out, shown)
 	}
 	if opts.Plan {
@@ -547,7 +554,7 @@ func adoptTables(ctx context.Context, opts *DeployOptions, d *deploy.Deployer, m
 			return false, true, err
 		}
 		if !text {
-			if err := writeJSON(opts.IO.Out, &DeployResult{FormatVersion: "1", Stack: stack, NewStack: true, HasChanges: true, Changes: shown.Changes}); err != nil {
+			if err := writeJSON(opts.IO.Out, &DeployResult{FormatVersion: "1", Stack: stack, NewStack: true, HasChanges: true, Changes: shown.Changes, FunctionChaos: functionChaos(m.Settings)}); err != nil {
 				return false, true, err
 			}
 		}
@@ -606,6 +613,24 @@ func deployFailure(ctx context.Context, opts *DeployOptions, d *deploy.Deployer,
 	}
 	fmt.Fprintf(opts.IO.ErrOut, "Deleted stack %s: deploy again when the cause is fixed.\n", stack)
 	return errSilent
+}
+
+// functionChaos is DeployResult.FunctionChaos of st.
+func functionChaos(st deploy.Settings) *string {
+	if st.Chaos == "" {
+		return nil
+	}
+	return &st.Chaos
+}
+
+// writeChaosBanner says, before anything else, that the function will fail
+// calls on purpose: a deploy with --function-chaos is for a test stack.
+func writeChaosBanner(w io.Writer, st deploy.Settings) {
+	if st.Chaos == "" {
+		return
+	}
+	fmt.Fprintf(w, "CHAOS: the deployed function's calls to its AWS backends will fail at random (%s=%s, from --function-chaos).\n", deploy.EnvChaos, st.Chaos)
+	fmt.Fprintf(w, "CHAOS: for test stacks only; deploy again without --function-chaos to turn it off.\n")
 }
 
 // writePlan prints the plan as a diff: + add, ~ modify (replacement called

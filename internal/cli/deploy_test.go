@@ -678,3 +678,59 @@ func TestOpenQueued(t *testing.T) {
 		t.Error("a bad ARN: no error")
 	}
 }
+
+// TestDeployFunctionChaos: chaos reaches the deployed function only through
+// --function-chaos, which the plan shows first (text) and as function_chaos
+// (JSON); LFSM_FUNCTION_CHAOS and LFSM_CHAOS in the environment do not set
+// it, a bad SPEC is a usage error, and a deploy without the flag takes it
+// away (the function's environment changes).
+func TestDeployFunctionChaos(t *testing.T) {
+	e := newDeployEnv(t)
+	t.Setenv("LFSM_FUNCTION_CHAOS", "0.5")
+	t.Setenv("LFSM_CHAOS", "0.5")
+	out, errOut, code := e.deploy("--plan", "--output", "json")
+	var plan map[string]any
+	if err := json.Unmarshal([]byte(out), &plan); err != nil || code != 0 {
+		t.Fatalf("plan json (exit %d, %v): %s%s", code, err, out, errOut)
+	}
+	if v, ok := plan["function_chaos"]; !ok || v != nil {
+		t.Errorf("function_chaos without the flag = %v (present %v), want null", v, ok)
+	}
+
+	const spec = "dynamodb.Acquire=0.2,sqs.Send=0.1"
+	out, _, code = e.deploy("--plan", "--function-chaos", spec)
+	if code != 0 {
+		t.Fatalf("plan with chaos: exit %d\n%s", code, out)
+	}
+	if !strings.HasPrefix(out, "CHAOS: the deployed function's calls to its AWS backends will fail at random (LFSM_FUNCTION_CHAOS="+spec+", from --function-chaos).\n") {
+		t.Errorf("the plan does not open with the chaos banner:\n%s", out)
+	}
+	out, _, _ = e.deploy("--plan", "--function-chaos", spec, "--output", "json")
+	plan = nil
+	if err := json.Unmarshal([]byte(out), &plan); err != nil || plan["function_chaos"] != spec {
+		t.Errorf("function_chaos = %v (%v), want %q", plan["function_chaos"], err, spec)
+	}
+
+	_, errOut, code = e.deploy("--plan", "--function-chaos", "kinesis.Acquire=0.2")
+	if code != ExitUsage || !strings.Contains(errOut, "kinesis's operations are Receive, Send, SendBatch") {
+		t.Errorf("bad --function-chaos: exit %d\n%s", code, errOut)
+	}
+	_, errOut, code = e.deploy("--plan", "--function-chaos", "sqlite.Acquire=0.2")
+	if code != ExitUsage || !strings.Contains(errOut, "backend sqlite is not used here") {
+		t.Errorf("bad --function-chaos: exit %d\n%s", code, errOut)
+	}
+
+	out, errOut, code = e.deploy("--yes", "--function-chaos", spec)
+	if code != 0 {
+		t.Fatalf("deploy with chaos: exit %d\n%s%s", code, out, errOut)
+	}
+	mustContain(t, "deploy with chaos", out, "CHAOS: for test stacks only; deploy again without --function-chaos to turn it off.")
+	out, _, code = e.deploy("--plan", "--detailed-exitcode")
+	if code != ExitChanges {
+		t.Fatalf("a deploy without --function-chaos after one with it: exit %d, want changes\n%s", code, out)
+	}
+	mustContain(t, "plan without chaos", out, "~ Function", "Environment")
+	if strings.Contains(out, "CHAOS") {
+		t.Errorf("the plan without --function-chaos shows chaos:\n%s", out)
+	}
+}

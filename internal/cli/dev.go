@@ -3,13 +3,16 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lfsm/lfsm/internal/backend/chaos"
 	"github.com/lfsm/lfsm/internal/config"
 	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/local"
@@ -37,6 +40,41 @@ type DevOptions struct {
 	LeaseTimeout time.Duration
 	// RIE runs the Lambda bootstrap under aws-lambda-rie (--target aws).
 	RIE bool
+	// Output is --output: text, or json for one DevResult document on
+	// stdout at the end (the λ lines then go to stderr).
+	Output string
+}
+
+// DevResult is what lfsm dev --output json prints when the worker stops.
+type DevResult struct {
+	FormatVersion string `json:"format_version"`
+	Target        string `json:"target"`
+	// Chaos is the calls and injected failures per operation (backend.Op
+	// with --target aws), or null when chaos is off.
+	Chaos *chaos.Report `json:"chaos"`
+}
+
+// finishDev reports a dev run's end: the chaos report (when rep is not
+// nil) as a table on stderr, or the DevResult on stdout with --output json.
+func finishDev(opts *DevOptions, target string, rep *chaos.Report) error {
+	if opts.Output == outputJSON {
+		return writeJSON(opts.IO.Out, &DevResult{FormatVersion: "1", Target: target, Chaos: rep})
+	}
+	if rep != nil {
+		rep.WriteText(opts.IO.ErrOut)
+	}
+	return nil
+}
+
+// devIO is the streams the worker's λ lines go to: stdout, or stderr with
+// --output json (stdout then holds only the result).
+func devIO(opts *DevOptions) *IOStreams {
+	if opts.Output != outputJSON {
+		return opts.IO
+	}
+	io := *opts.IO
+	io.Out, io.OutIsTerminal = opts.IO.ErrOut, opts.IO.ErrOutIsTerminal
+	return &io
 }
 
 func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
@@ -78,7 +116,15 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 
 			--chaos makes calls to the local store fail at random, as in lfsm run
 			(see lfsm run --help); under chaos a failed step comes back after a
-			250 ms visibility timeout and a 1 s lease.
+			250 ms visibility timeout and a 1 s lease. With --target aws it
+			wraps every AWS backend by name, in dev (the queue's or stream's
+			reads and deletes) and in the function (the DynamoDB store, the
+			dispatch's sends, the retry table, SQS visibility changes), so
+			dynamodb.Acquire=0.2,kinesis.Send=0.1 fails exactly those; an
+			unknown backend or operation is a usage error naming the valid
+			ones. When the worker stops, a table gives the calls and injected
+			failures per operation (backend.Op on AWS); --output json prints
+			them as one document on stdout instead.
 
 			With --target aws, dev plays Lambda's SQS event source mapping
 			instead: it long-polls the aws: settings' dispatch queue and hands
@@ -107,9 +153,15 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 			if opts.RIE && !t.isAWS() {
 				return usageErrorf("--rie runs the Lambda bootstrap: use it with --target aws")
 			}
+			if err := checkEnum(f, "output", opts.Output, textOrJSON); err != nil {
+				return err
+			}
 			if t.isAWS() {
-				if opts.Simulate || opts.Chaos.Spec.Enabled() || opts.retentionFlag != "" {
-					return usageErrorf("lfsm dev --target aws runs the project's real actions in its function: --simulate, --chaos and --retention are local")
+				if opts.Simulate || opts.retentionFlag != "" {
+					return usageErrorf("lfsm dev --target aws runs the project's real actions in its function: --simulate and --retention are local")
+				}
+				if err := opts.Chaos.check(cmd, true); err != nil {
+					return err
 				}
 				if err := opts.Log.check(f); err != nil {
 					return err
@@ -132,7 +184,7 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 			if sim, err = opts.Sim.options(cmd, opts.Simulate); err != nil {
 				return err
 			}
-			if err := opts.Chaos.check(cmd); err != nil {
+			if err := opts.Chaos.check(cmd, false); err != nil {
 				return err
 			}
 			if err := opts.Log.check(f); err != nil {
@@ -157,6 +209,7 @@ func newDevCmd(f *Factory, runF func(*DevOptions) error) *cobra.Command {
 	fl.DurationVar(&opts.Visibility, "visibility", 0, "how long a received message stays hidden before it is delivered again (default 10s)")
 	fl.DurationVar(&opts.LeaseTimeout, "lease-timeout", 0, "how long a step's lease lasts without a renewal before another worker may take it over (default 5s)")
 	fl.BoolVar(&opts.RIE, "rie", false, "with --target aws: invoke the real Lambda bootstrap under aws-lambda-rie")
+	fl.StringVar(&opts.Output, "output", outputText, "output `FORMAT` of the report at the end: text|json")
 	fl.StringVar(&opts.retentionFlag, "retention", "", "prune executions finished longer ago than `DURATION` (30d, 720h) as the worker runs")
 	addSimulateFlags(cmd, &opts.Simulate, &opts.Sim)
 	addChaosFlags(cmd, &opts.Chaos)
@@ -182,12 +235,17 @@ func runDev(ctx context.Context, opts *DevOptions, sim *engine.SimulateOptions) 
 		lease, vis = cmp.Or(opts.LeaseTimeout, lease), cmp.Or(opts.Visibility, vis)
 		fmt.Fprintf(opts.IO.ErrOut, "dev: simulated worker, %d at a time, on %s (machines: %s; lease %s, visibility %s)\n", opts.Workers,
 			relTo(opts.WorkDir, db), machineNames(s), lease, vis)
-		rep := local.NewStepReporter(s, local.StepReporterOptions{Out: opts.IO.Out, Mode: devSteps(opts)})
+		rep := local.NewStepReporter(s, local.StepReporterOptions{Out: devIO(opts).Out, Mode: devSteps(opts)})
 		err := local.Worker(ctx, local.WorkerOptions{Spec: s, Simulate: sim, DBPath: db, Workers: opts.Workers, UntilIdle: opts.UntilIdle, Chaos: inj,
 			Retention: opts.Retention, Logger: opts.Log.logger(opts.IO), OnHandled: rep.Handled, Visibility: opts.Visibility, LeaseTimeout: opts.LeaseTimeout})
 		fmt.Fprintln(opts.IO.ErrOut, "dev: "+rep.Close())
+		var report *chaos.Report
 		if inj != nil {
-			fmt.Fprintln(opts.IO.ErrOut, "chaos: "+inj.Summary())
+			r := inj.Report()
+			report = &r
+		}
+		if ferr := finishDev(opts, "local", report); ferr != nil && err == nil {
+			err = ferr
 		}
 		if err != nil {
 			return err
@@ -216,8 +274,35 @@ func runDev(ctx context.Context, opts *DevOptions, sim *engine.SimulateOptions) 
 		args = append(args, "--lease-timeout", opts.LeaseTimeout.String())
 	}
 	args = append(args, opts.Chaos.args()...)
+	var reportFile string
+	var env []string
+	if opts.Chaos.Spec.Enabled() {
+		dir, err := os.MkdirTemp("", "lfsm-chaos-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		reportFile = filepath.Join(dir, "report.json")
+		// The worker writes its counts there (fsm/host); one built before
+		// that prints its summary line instead, and no table follows.
+		env = append(env, "LFSM_CHAOS_REPORT="+reportFile)
+	}
 	args = append(args, opts.Log.args()...)
-	return runChild(ctx, opts.IO, projectDir(opts.File), res.Binary, args...)
+	err = runChildEnv(ctx, devIO(opts), projectDir(opts.File), res.Binary, env, args...)
+	var report *chaos.Report
+	if reportFile != "" {
+		if _, serr := os.Stat(reportFile); serr == nil {
+			r, rerr := chaos.ReadFile(reportFile)
+			if rerr != nil {
+				return errors.Join(err, rerr)
+			}
+			report = &r
+		}
+	}
+	if ferr := finishDev(opts, "local", report); ferr != nil && err == nil {
+		err = ferr
+	}
+	return err
 }
 
 // devSteps is which steps dev prints a λ line for: every one off a terminal

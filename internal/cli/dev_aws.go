@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,11 +22,13 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/lfsm/lfsm/internal/backend/awsconfig"
+	"github.com/lfsm/lfsm/internal/backend/chaos"
 	"github.com/lfsm/lfsm/internal/backend/ddbstream"
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
 	"github.com/lfsm/lfsm/internal/backend/kinesis"
 	"github.com/lfsm/lfsm/internal/build"
 	"github.com/lfsm/lfsm/internal/config"
+	"github.com/lfsm/lfsm/internal/deploy"
 	awsdispatch "github.com/lfsm/lfsm/internal/dispatch"
 	"github.com/lfsm/lfsm/internal/engine"
 	"github.com/lfsm/lfsm/internal/esm"
@@ -77,8 +82,26 @@ func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
 			env = append(env, "LFSM_AWS_SECONDARY_LEASE_CACHE="+string(res.SecondaryLeaseCache))
 		}
 	}
+	inj := opts.Chaos.injectorFor(opts.IO, "the AWS backends (in dev and in the function)")
+	if inj != nil {
+		// A failed step comes back after the bounce delay (at most the
+		// lease) or the visibility timeout: seconds under chaos, not minutes.
+		opts.LeaseTimeout = cmp.Or(opts.LeaseTimeout, chaosLeaseAWS)
+		opts.Visibility = cmp.Or(opts.Visibility, chaosVisibilityAWS)
+	}
 	if opts.LeaseTimeout > 0 {
 		env = append(env, "LFSM_LEASE_TIMEOUT="+opts.LeaseTimeout.String())
+	}
+	var reportFile string
+	if inj != nil {
+		dir, err := os.MkdirTemp("", "lfsm-chaos-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		reportFile = filepath.Join(dir, "function.json")
+		env = append(env, deploy.EnvChaos+"="+opts.Chaos.Spec.String(),
+			deploy.EnvChaosSeed+"="+strconv.FormatUint(opts.Chaos.Seed+1, 10), deploy.EnvChaosReport+"="+reportFile)
 	}
 	if os.Getenv("LFSM_LOG_LEVEL") == "" {
 		// The λ lines say what ran; the function's own step lines would say it twice.
@@ -114,7 +137,8 @@ func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
 	}
 	lines := newLambdaLines(opts.IO.ErrOut, s, opts.IO.ErrOutIsTerminal)
 	if res.Dispatch == awsdispatch.Kinesis || res.Dispatch == awsdispatch.DynamoDB {
-		return devStream(ctx, opts, res, cfg, fn, lines)
+		err := devStream(ctx, opts, res, cfg, fn, lines, inj)
+		return finishDevAWS(opts, inj, reportFile, err)
 	}
 	how := "the project binary"
 	if opts.RIE {
@@ -135,7 +159,11 @@ func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
 				return err
 			}
 		}
-		m, err := esm.New(ctx, esm.Options{Client: awssqs.NewFromConfig(qcfg), QueueARN: q.String(), Invoker: fn, Wait: 2 * time.Second, Visibility: opts.Visibility,
+		var qc esm.SQSAPI = awssqs.NewFromConfig(qcfg)
+		if inj != nil {
+			qc = chaosSQS{SQSAPI: qc, inj: inj.For("sqs")}
+		}
+		m, err := esm.New(ctx, esm.Options{Client: qc, QueueARN: q.String(), Invoker: fn, Wait: 2 * time.Second, Visibility: opts.Visibility,
 			OnBatch: lines.batch, Logger: opts.Log.logger(opts.IO)})
 		if err != nil {
 			return err
@@ -183,14 +211,42 @@ func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
 	lines.flush()
 	switch {
 	case idleErr != nil:
-		return idleErr
+		return finishDevAWS(opts, inj, reportFile, idleErr)
 	case emptied:
 		fmt.Fprintln(opts.IO.ErrOut, "dev: queue empty, exiting")
-		return nil
+		return finishDevAWS(opts, inj, reportFile, nil)
 	}
 	fmt.Fprintln(opts.IO.ErrOut, "dev: stopped; the batch in flight finished")
-	return ctx.Err()
+	return finishDevAWS(opts, inj, reportFile, ctx.Err())
 }
+
+// finishDevAWS ends dev --target aws with its report: the calls dev made
+// itself (the mapping's) and those of the function, which it wrote to
+// reportFile after each invocation.
+func finishDevAWS(opts *DevOptions, inj *chaos.Injector, reportFile string, err error) error {
+	var rep *chaos.Report
+	if inj != nil {
+		fr, rerr := chaos.ReadFile(reportFile)
+		if rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		r := inj.Report().Merge(fr)
+		rep = &r
+	}
+	if ferr := finishDev(opts, "aws", rep); ferr != nil && err == nil {
+		return ferr
+	}
+	return err
+}
+
+// The lease and visibility timeout of dev --target aws under chaos, unless
+// given: a record put off by an injected failure bounces for at most the
+// lease, and one whose visibility change failed comes back after the
+// visibility timeout.
+const (
+	chaosLeaseAWS      = 2 * time.Second
+	chaosVisibilityAWS = 5 * time.Second
+)
 
 // tickEvery is how often dev --target aws runs the scheduled invocation (the
 // retry table's poll and the repair) for a stream dispatch: every minute in
@@ -204,11 +260,11 @@ const scheduledEvent = `{"version":"0","id":"lfsm-dev","detail-type":"Scheduled 
 // devStream is dev --target aws on a Kinesis or DynamoDB-stream dispatch:
 // the dispatch's shards read as Lambda's mapping reads them (each in order,
 // one batch at a time), and the scheduled invocation every tickEvery.
-func devStream(ctx context.Context, opts *DevOptions, res config.Resources, cfg aws.Config, fn esm.Invoker, lines *lambdaLines) error {
+func devStream(ctx context.Context, opts *DevOptions, res config.Resources, cfg aws.Config, fn esm.Invoker, lines *lambdaLines, inj *chaos.Injector) error {
 	// The primary's shards and, with a secondary, the secondary's too (a
 	// message failed over to it must run), read in turn.
 	polls := []func(context.Context) (int, error){}
-	p, err := streamPoll(ctx, opts, res.Dispatch, res.DispatchARN, cfg, fn, lines)
+	p, err := streamPoll(ctx, opts, res.Dispatch, res.DispatchARN, cfg, fn, lines, inj)
 	if err != nil {
 		return err
 	}
@@ -220,7 +276,7 @@ func devStream(ctx context.Context, opts *DevOptions, res config.Resources, cfg 
 				return err
 			}
 		}
-		p, err := streamPoll(ctx, opts, res.Dispatch, *s, scfg, fn, lines)
+		p, err := streamPoll(ctx, opts, res.Dispatch, *s, scfg, fn, lines, inj)
 		if err != nil {
 			return fmt.Errorf("secondary: %w", err)
 		}
@@ -302,11 +358,15 @@ func devStream(ctx context.Context, opts *DevOptions, res config.Resources, cfg 
 
 // streamPoll is one stream's (or dispatch table's) mapping: each shard in
 // order, one batch at a time.
-func streamPoll(ctx context.Context, opts *DevOptions, kind string, arn config.ARN, cfg aws.Config, fn esm.Invoker, lines *lambdaLines) (func(context.Context) (int, error), error) {
+func streamPoll(ctx context.Context, opts *DevOptions, kind string, arn config.ARN, cfg aws.Config, fn esm.Invoker, lines *lambdaLines, inj *chaos.Injector) (func(context.Context) (int, error), error) {
 	logger := opts.Log.logger(opts.IO)
 	switch kind {
 	case awsdispatch.Kinesis:
-		r, err := kinesis.NewReader(kinesis.ReaderOptions{Client: awskinesis.NewFromConfig(cfg), ARN: arn.String(), Invoker: fn,
+		var kc kinesis.ReadAPI = awskinesis.NewFromConfig(cfg)
+		if inj != nil {
+			kc = chaosKinesis{ReadAPI: kc, inj: inj.For("kinesis")}
+		}
+		r, err := kinesis.NewReader(kinesis.ReaderOptions{Client: kc, ARN: arn.String(), Invoker: fn,
 			Logger: logger, OnBatch: func(_ string, recs []events.KinesisEventRecord, from string, err error) {
 				msgs := make([]events.SQSMessage, len(recs))
 				failed := map[string]bool{}
@@ -330,7 +390,11 @@ func streamPoll(ctx context.Context, opts *DevOptions, kind string, arn config.A
 		if streamARN == "" {
 			return nil, fmt.Errorf("dispatch table %s has no stream: enable one with NEW_IMAGE (lfsm deploy does)", arn)
 		}
-		r, err := ddbstream.New(ddbstream.Options{Client: streams.NewFromConfig(cfg), StreamARN: streamARN, Invoker: fn,
+		var sc ddbstream.API = streams.NewFromConfig(cfg)
+		if inj != nil {
+			sc = chaosStreams{API: sc, inj: inj.For("dynamodb")}
+		}
+		r, err := ddbstream.New(ddbstream.Options{Client: sc, StreamARN: streamARN, Invoker: fn,
 			Logger: logger, OnBatch: func(_ string, recs []events.DynamoDBEventRecord, from string, err error) {
 				msgs := make([]events.SQSMessage, len(recs))
 				failed := map[string]bool{}

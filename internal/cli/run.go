@@ -131,7 +131,7 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 			if sim, err = opts.Sim.options(cmd, opts.Simulate); err != nil {
 				return err
 			}
-			if err := opts.Chaos.check(cmd); err != nil {
+			if err := opts.Chaos.check(cmd, false); err != nil {
 				return err
 			}
 			if err := opts.Log.check(f); err != nil {

@@ -64,7 +64,7 @@ func bindSettings(cmd *cobra.Command, f *Factory) error {
 
 	var errs []error
 	cmd.Flags().VisitAll(func(fl *pflag.Flag) {
-		if fl.Name == "config" || fl.Name == "help" {
+		if fl.Name == "config" || fl.Name == "help" || fl.Annotations[annotationFlagOnly] != nil {
 			return
 		}
 		if err := v.BindPFlag(fl.Name, fl); err != nil {
@@ -130,6 +130,20 @@ func bindSettings(cmd *cobra.Command, f *Factory) error {
 // section (aws.stack, metrics.namespace).
 func settingsKeys() []string {
 	return slices.Concat(config.Keys(), config.AWSKeys(), config.MetricsKeys())
+}
+
+// annotationFlagOnly marks a flag that no setting sets: neither lfsm.yaml
+// nor an LFSM_ variable (see flagOnly).
+const annotationFlagOnly = "lfsm_flag_only"
+
+// flagOnly keeps every setting away from the flag name of fs: only the
+// command line sets it. deploy's --function-chaos is one, so that a chaos
+// setting kept for local runs, or an exported LFSM_FUNCTION_CHAOS, can never
+// put chaos into a deployed function.
+func flagOnly(fs *pflag.FlagSet, name string) {
+	if err := fs.SetAnnotation(name, annotationFlagOnly, []string{"true"}); err != nil {
+		panic(err) // a flag of ours that is not defined: a programmer bug
+	}
 }
 
 // annotationNoFileSetting marks a flag that the settings file does not set

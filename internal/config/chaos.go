@@ -33,7 +33,7 @@ type Chaos struct {
 // operation names. Each operation may also be keyed for one backend,
 // BACKEND.Operation (dynamodb.Acquire, kinesis.Send: chaos.Backends), which
 // wins over the bare operation for that backend's calls.
-func ChaosKeys() []string { return append([]string{ChaosDefault}, chaos.Ops()...) }
+func ChaosKeys() []string { return append([]string{ChaosDefault}, chaos.AllOps()...) }
 
 // ChaosError is a bad chaos setting: Key (and Value) say which entry.
 type ChaosError struct {
@@ -106,12 +106,7 @@ func chaosFromEntries(entries [][2]string) (Chaos, error) {
 	for _, e := range entries {
 		k, v := e[0], e[1]
 		if !validChaosKey(k) {
-			reason := "unknown operation; valid keys are " + strings.Join(ChaosKeys(), ", ") +
-				", each operation also as BACKEND.Operation for a backend of " + strings.Join(chaos.Backends(), ", ")
-			if i := slices.IndexFunc(ChaosKeys(), func(n string) bool { return strings.EqualFold(n, k) }); i >= 0 {
-				reason = fmt.Sprintf("unknown operation; did you mean %q? (keys are case-sensitive: %s)", ChaosKeys()[i], strings.Join(ChaosKeys(), ", "))
-			}
-			errs = append(errs, &ChaosError{Key: k, Reason: reason})
+			errs = append(errs, &ChaosError{Key: k, Reason: unknownKeyReason(k)})
 			continue
 		}
 		if seen[k] {
@@ -146,7 +141,28 @@ func validChaosKey(k string) bool {
 		return true
 	}
 	b, op, ok := strings.Cut(k, ".")
-	return ok && slices.Contains(chaos.Backends(), b) && slices.Contains(chaos.Ops(), op)
+	return ok && slices.Contains(chaos.BackendOps()[b], op)
+}
+
+// unknownKeyReason says why k is not a chaos key, with the valid ones: a
+// backend's operations for BACKEND.Operation of a known backend, else the
+// backends, else the bare keys.
+func unknownKeyReason(k string) string {
+	if b, op, ok := strings.Cut(k, "."); ok {
+		ops, known := chaos.BackendOps()[b]
+		if !known {
+			return "unknown operation; in BACKEND.Operation the backend is one of " + strings.Join(chaos.Backends(), ", ")
+		}
+		if i := slices.IndexFunc(ops, func(n string) bool { return strings.EqualFold(n, op) }); i >= 0 {
+			return fmt.Sprintf("unknown operation; did you mean %q? (keys are case-sensitive)", b+"."+ops[i])
+		}
+		return fmt.Sprintf("unknown operation; %s's operations are %s", b, strings.Join(ops, ", "))
+	}
+	if i := slices.IndexFunc(ChaosKeys(), func(n string) bool { return strings.EqualFold(n, k) }); i >= 0 {
+		return fmt.Sprintf("unknown operation; did you mean %q? (keys are case-sensitive: %s)", ChaosKeys()[i], strings.Join(ChaosKeys(), ", "))
+	}
+	return "unknown operation; valid keys are " + strings.Join(ChaosKeys(), ", ") +
+		", each also as BACKEND.Operation (dynamodb.Acquire) for a backend of " + strings.Join(chaos.Backends(), ", ")
 }
 
 func parseProbability(key, v string) (float64, error) {
@@ -233,6 +249,9 @@ func (c Chaos) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 
 // Notice is the one line a command prints on stderr while chaos is on, so
 // that nobody forgets it is.
-func (c Chaos) Notice(seed uint64) string {
-	return fmt.Sprintf("chaos: on, calls to the local store fail at random (%s; --chaos-seed %d repeats the draws)", c, seed)
+func (c Chaos) Notice(seed uint64) string { return c.NoticeFor("the local store", seed) }
+
+// NoticeFor is Notice for calls to what ("the AWS backends").
+func (c Chaos) NoticeFor(what string, seed uint64) string {
+	return fmt.Sprintf("chaos: on, calls to %s fail at random (%s; --chaos-seed %d repeats the draws)", what, c, seed)
 }

@@ -34,6 +34,21 @@ const (
 	// EnvMetricsSecondaryRegion is the region the publisher fails over to
 	// (metrics.secondary-region), set only when there is one.
 	EnvMetricsSecondaryRegion = "LFSM_METRICS_SECONDARY_REGION"
+	// EnvChaos turns chaos on in the function: a chaos SPEC
+	// (dynamodb.Acquire=0.2,kinesis.Send=0.1) whose calls to the AWS
+	// backends fail at random. Only an explicit opt-in writes it (lfsm
+	// deploy --function-chaos, lfsm dev --target aws --chaos). It is not
+	// LFSM_CHAOS, the setting of local runs, so that an exported LFSM_CHAOS
+	// never reaches a function by inheritance.
+	EnvChaos = "LFSM_FUNCTION_CHAOS"
+	// EnvChaosSeed seeds the function's draws (default: random per
+	// instance).
+	EnvChaosSeed = "LFSM_FUNCTION_CHAOS_SEED"
+	// EnvChaosReport names a file the function rewrites after each
+	// invocation with its calls and injected failures per operation (a
+	// chaos.Report): lfsm dev --target aws reads it for its report. Never
+	// deployed.
+	EnvChaosReport = "LFSM_FUNCTION_CHAOS_REPORT"
 )
 
 // Stack outputs. Every resource of the stack is named by one; `aws: {stack:

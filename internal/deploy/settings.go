@@ -104,6 +104,13 @@ type Settings struct {
 	// (metrics.cloudwatch in lfsm.yaml): its environment says so, and its
 	// role may put metric data in that namespace only.
 	Metrics *Metrics
+	// Chaos, if not empty, is a chaos SPEC the deployed function applies to
+	// its AWS backends (LFSM_FUNCTION_CHAOS): its calls fail at random. Only
+	// lfsm deploy's and export's --function-chaos flag sets it, on each
+	// deploy (a deploy without it takes it away), never a file or the
+	// environment, so that no production stack gets it by accident. The
+	// caller checks the SPEC (config.ParseChaos, chaos.CheckKeys).
+	Chaos string
 }
 
 // Metrics are the settings of the function's CloudWatch publisher, one
@@ -259,6 +266,9 @@ func (s Settings) Validate() error {
 		if strings.HasPrefix(k, "aws:") || strings.HasPrefix(k, "lfsm:") {
 			bad("tag %q: the prefixes aws: and lfsm: are reserved", k)
 		}
+	}
+	if s.Chaos != "" && s.Mode == ModeStepFunctions {
+		bad("function chaos: only with mode %s (in %s mode the function opens no store or dispatch to fail)", ModeEvents, ModeStepFunctions)
 	}
 	if s.VPC != nil {
 		s.VPC.validate(bad)

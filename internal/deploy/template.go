@@ -476,6 +476,9 @@ func (r *renderer) function() {
 	} else {
 		env[EnvDispatch] = string(ModeStepFunctions)
 	}
+	if r.st.Chaos != "" {
+		env[EnvChaos] = r.st.Chaos
+	}
 	if r.st.Metrics != nil {
 		env[EnvMetricsCloudWatch] = "true"
 		env[EnvMetricsNamespace] = r.st.Metrics.Namespace

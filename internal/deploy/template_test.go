@@ -40,6 +40,8 @@ func variants() map[string]Settings {
 	// The PutMetricData publisher on (metrics.cloudwatch in lfsm.yaml).
 	v["sqs-metrics"] = Settings{Project: "seed", Metrics: &Metrics{Namespace: "orders", SecondaryRegion: "us-west-2"}}
 	v["stepfunctions-metrics"] = Settings{Project: "seed", Mode: ModeStepFunctions, Metrics: &Metrics{}}
+	// The explicit opt-in to chaos in the function (--function-chaos).
+	v["kinesis-chaos"] = Settings{Project: "seed", Dispatch: DispatchKinesis, Chaos: "dynamodb.Acquire=0.2,kinesis.Send=0.1"}
 	return v
 }
 
@@ -229,6 +231,8 @@ func TestFunctionPolicyExact(t *testing.T) {
 	const streams = `[{"Fn::GetAtt":["DispatchStream","Arn"]},{"Fn::GetAtt":["SecondaryDispatchStream","Arn"]}]`
 	want["sqs-secondary"] = `[` + logs + `,` + storeOnly + `,` + sqsBoth + `]`
 	want["sns-sqs-secondary"] = want["sqs-secondary"]
+	// Chaos needs no permission: an injected failure is never a call.
+	want["kinesis-chaos"] = want["kinesis"]
 	want["sns-secondary"] = `[` + logs + `,` + storeBoth + `,
 		{"Sid":"DispatchSend","Effect":"Allow","Action":["sns:GetTopicAttributes","sns:Publish"],"Resource":[{"Ref":"DispatchTopic"},{"Ref":"SecondaryDispatchTopic"}]},` + failure + `]`
 	want["kinesis-secondary"] = `[` + logs + `,` + storeBoth + `,
@@ -616,5 +620,28 @@ func TestSecondaryLeaseCacheParameter(t *testing.T) {
 	}
 	if _, ok := m.Template().Parameters[ParamSecondaryLeaseCache]; ok {
 		t.Errorf("a stack without a secondary lease cache has the %s parameter", ParamSecondaryLeaseCache)
+	}
+}
+
+// TestChaosOnlyByOptIn: the function's environment holds a chaos SPEC in
+// exactly the deployments that asked for one, and Step Functions mode,
+// whose function opens no store or dispatch, refuses it.
+func TestChaosOnlyByOptIn(t *testing.T) {
+	for name, st := range variants() {
+		fn := build(t, st).Template().Resources[IDFunction]
+		env := fn.Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
+		got, has := env[EnvChaos]
+		if has != (st.Chaos != "") || has && got != st.Chaos {
+			t.Errorf("%s: %s = %v (set: %v), want %q", name, EnvChaos, got, has, st.Chaos)
+		}
+		for _, k := range []string{EnvChaosSeed, EnvChaosReport, "LFSM_CHAOS"} {
+			if _, ok := env[k]; ok {
+				t.Errorf("%s: the function's environment has %s", name, k)
+			}
+		}
+	}
+	_, err := Build(seedSpec(t), Settings{Project: "seed", Mode: ModeStepFunctions, Chaos: "0.1"})
+	if err == nil || !strings.Contains(err.Error(), "function chaos: only with mode events") {
+		t.Errorf("Step Functions mode with chaos: %v, want a refusal", err)
 	}
 }

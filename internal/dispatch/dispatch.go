@@ -16,11 +16,13 @@ import (
 	"time"
 
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	awssns "github.com/aws/aws-sdk-go-v2/service/sns"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/lfsm/lfsm/internal/backend/awsconfig"
+	"github.com/lfsm/lfsm/internal/backend/chaos"
 	"github.com/lfsm/lfsm/internal/backend/dynamodb"
 	"github.com/lfsm/lfsm/internal/backend/failover"
 	"github.com/lfsm/lfsm/internal/backend/kinesis"
@@ -78,6 +80,12 @@ type Options struct {
 	// the primary alone, in tests and lfsm dev.
 	WrapQueue   func(secondary bool, q engine.Queue) engine.Queue
 	WrapRetrier func(secondary bool, r engine.Retrier) engine.Retrier
+	// Chaos, if set, wraps each side's dispatch queue in its backend's
+	// named view (sqs for sqs and sns-sqs, sns, kinesis, dynamodb for the
+	// stream table) before the retry table is built on it, and each retry
+	// table in dynamodb's, so that "kinesis.Send=0.1" fails the stream's
+	// sends, the retry table's re-sends included (docs/design.md, "Chaos").
+	Chaos *chaos.Injector
 }
 
 // Dispatch is an open dispatch.
@@ -179,12 +187,22 @@ func Open(ctx context.Context, o Options) (*Dispatch, error) {
 		return nil, fmt.Errorf("retry table: the secondary %s is the primary; name another table", o.RetryTableARN)
 	}
 	wrapQ := func(secondary bool, q engine.Queue) engine.Queue {
+		if o.Chaos != nil {
+			q = wrapQueue(o.Chaos.For(Backend(kind)), q)
+		}
 		if o.WrapQueue != nil {
 			return o.WrapQueue(secondary, q)
 		}
 		return q
 	}
 	wrapR := func(secondary bool, r engine.Retrier) engine.Retrier {
+		if o.Chaos != nil {
+			name := "dynamodb" // the retry table
+			if CanDelay(kind) {
+				name = Backend(kind) // the queue delays messages itself
+			}
+			r = o.Chaos.For(name).Retrier(r)
+		}
 		if o.WrapRetrier != nil {
 			return o.WrapRetrier(secondary, r)
 		}
@@ -335,6 +353,44 @@ func (r regionVisibility) ChangeVisibility(ctx context.Context, queueARN, receip
 		}
 	}
 	return fmt.Errorf("change visibility: queue %s is neither the dispatch's nor its secondary's region", queueARN)
+}
+
+// Backend is the chaos backend name (chaos.Backends) of a dispatch kind's
+// queue: the service it sends through.
+func Backend(kind string) string {
+	switch kind {
+	case SNS:
+		return "sns"
+	case Kinesis:
+		return "kinesis"
+	case DynamoDB:
+		return "dynamodb"
+	}
+	return "sqs"
+}
+
+// wrapQueue wraps q in inj, keeping the DynamoDB-stream queue an
+// ItemSender (the store writes its message in the commit's transaction):
+// a SendItem fails as the view's Send, before the transaction.
+func wrapQueue(inj *chaos.Injector, q engine.Queue) engine.Queue {
+	w := inj.Dispatch(q)
+	if is, ok := q.(dynamodb.ItemSender); ok {
+		return &itemQueue{Queue: w, inj: inj, is: is}
+	}
+	return w
+}
+
+type itemQueue struct {
+	engine.Queue
+	inj *chaos.Injector
+	is  dynamodb.ItemSender
+}
+
+func (q *itemQueue) SendItem(m engine.OutMessage) (*ddbtypes.Put, string, error) {
+	if err := q.inj.Fail(chaos.OpSend); err != nil {
+		return nil, "", err
+	}
+	return q.is.SendItem(m)
 }
 
 func resource(kind string) string {
