@@ -131,7 +131,7 @@ func newRig(t testing.TB) *rig {
 		t.Fatal(err)
 	}
 	r.disp = d
-	if r.store, err = newStore(ctx, r.env[envStoreTableARN], "", "", d.Queue, d.Retrier, nil, false, nil); err != nil {
+	if r.store, err = newStore(ctx, r.env[envStoreTableARN], "", "", 0, d.Queue, d.Retrier, nil, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	m, err := engine.Compile(r.spec.Machines[0], resolveNext)

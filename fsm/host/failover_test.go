@@ -468,7 +468,7 @@ func TestLeaseCacheFailoverThroughTheFunction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := newStore(t.Context(), tableARN(store), env[envLeaseCache], secondary, d.Queue, d.Retrier, nil, d.TransactCommit, nil)
+	st, err := newStore(t.Context(), tableARN(store), env[envLeaseCache], secondary, 0, d.Queue, d.Retrier, nil, d.TransactCommit, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

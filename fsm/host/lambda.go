@@ -70,6 +70,9 @@ const (
 	envChaos       = "LFSM_FUNCTION_CHAOS"
 	envChaosSeed   = "LFSM_FUNCTION_CHAOS_SEED"
 	envChaosReport = "LFSM_FUNCTION_CHAOS_REPORT"
+	// envRetention is aws.retention: DynamoDB's TTL deletes finished
+	// executions this long after they finished (30d, 720h).
+	envRetention = "LFSM_AWS_RETENTION"
 	// envLogLevel sets the log level: debug, info (default), warn or error.
 	envLogLevel = "LFSM_LOG_LEVEL"
 )
@@ -83,7 +86,7 @@ const (
 // newStore returns the DynamoDB execution store of the table ARN, which is
 // also the engine's queue and retrier: it commits a step first and sends its
 // message after (docs/design.md, "The DynamoDB store").
-func newStore(ctx context.Context, tableARN, leaseCache, secondaryCache string, q engine.Queue, r engine.Retrier, m *awsconfig.Meter, tx bool, inj *chaos.Injector) (*dynamodb.Store, error) {
+func newStore(ctx context.Context, tableARN, leaseCache, secondaryCache string, retention time.Duration, q engine.Queue, r engine.Retrier, m *awsconfig.Meter, tx bool, inj *chaos.Injector) (*dynamodb.Store, error) {
 	region, table, err := parseTableARN(tableARN)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", envStoreTableARN, err)
@@ -117,6 +120,7 @@ func newStore(ctx context.Context, tableARN, leaseCache, secondaryCache string, 
 	// DynamoDB Local's error responses fail the SDK's checksum validation.
 	emulated := os.Getenv("AWS_ENDPOINT_URL") != "" || os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != ""
 	o.Client = ddb.NewFromConfig(cfg, func(o *ddb.Options) { o.DisableValidateResponseChecksum = emulated })
+	o.Retention = retention
 	return dynamodb.New(o)
 }
 
@@ -263,6 +267,12 @@ func newAWSHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, g
 	if !slices.Contains(awsdispatch.Kinds, dispatch) {
 		return nil, fmt.Errorf("%s=%q: want one of %s or %s", envDispatch, dispatch, strings.Join(awsdispatch.Kinds, ", "), dispatchStepFunctions)
 	}
+	var retention time.Duration
+	if v := getenv(envRetention); v != "" {
+		if retention, err = config.ParseAge(v); err != nil {
+			return nil, fmt.Errorf("%s: %w", envRetention, err)
+		}
+	}
 	dispatchARN := getenv(envDispatchARN)
 	if dispatchARN == "" {
 		return nil, fmt.Errorf("%s is not set: it names the %s dispatch's queue, topic, stream or table by ARN", envDispatchARN, dispatch)
@@ -285,7 +295,7 @@ func newAWSHandler(ctx context.Context, s *spec.Spec, resolve engine.Resolver, g
 	if tableARN == "" {
 		return nil, fmt.Errorf("%s is not set: it names the DynamoDB table of the execution store", envStoreTableARN)
 	}
-	ddbStore, err := newStore(ctx, tableARN, getenv(envLeaseCache), getenv(envSecondaryLeaseCache), d.Queue, d.Retrier, meter, d.TransactCommit, inj)
+	ddbStore, err := newStore(ctx, tableARN, getenv(envLeaseCache), getenv(envSecondaryLeaseCache), retention, d.Queue, d.Retrier, meter, d.TransactCommit, inj)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,7 @@ func TestEnvironmentContract(t *testing.T) {
 		{envChaos, deploy.EnvChaos},
 		{envChaosSeed, deploy.EnvChaosSeed},
 		{envChaosReport, deploy.EnvChaosReport},
+		{envRetention, deploy.EnvRetention},
 		{dispatchStepFunctions, string(deploy.ModeStepFunctions)},
 		{dispatchSQS, string(deploy.DispatchSQS)},
 	} {
@@ -63,6 +64,8 @@ func TestAWSHandlerEnvironment(t *testing.T) {
 		{map[string]string{envDispatch: "stepfunctions", envChaos: "0.1", envChaosSeed: "x"}, "LFSM_FUNCTION_CHAOS_SEED=\"x\""},
 		// LFSM_CHAOS is the local runs' setting: it does not reach a function.
 		{map[string]string{envDispatch: "stepfunctions", "LFSM_CHAOS": "nonsense"}, ""},
+		{map[string]string{envDispatchARN: "arn:aws:sqs:us-east-1:123456789012:q", envStoreTableARN: "arn:aws:dynamodb:us-east-1:123456789012:table/t",
+			envRetention: "soon"}, `LFSM_AWS_RETENTION: invalid age "soon"`},
 	} {
 		_, err := awsHandler(t.Context(), s, nil, func(k string) string { return tc.env[k] }, nil, nil, nil)
 		if tc.want == "" {

@@ -165,7 +165,7 @@ func soakPhase(t *testing.T, cache string, n int, faults float64, workers int, l
 	}
 	// The store for starting and checking (the cache too), without chaos;
 	// the handlers open their own from the environment, as the function does.
-	plain, err := newStore(ctx, r.env[envStoreTableARN], r.env[envLeaseCache], "", r.disp.Queue, r.disp.Retrier, nil, false, nil)
+	plain, err := newStore(ctx, r.env[envStoreTableARN], r.env[envLeaseCache], "", 0, r.disp.Queue, r.disp.Retrier, nil, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

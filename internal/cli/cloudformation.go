@@ -47,6 +47,8 @@ type deployFlags struct {
 	// FunctionChaos is --function-chaos: chaos in the deployed function.
 	// The flag alone sets it, never lfsm.yaml or the environment (flagOnly).
 	FunctionChaos config.Chaos
+	// Retention is aws.retention (lfsm.yaml or LFSM_AWS_RETENTION).
+	Retention string
 }
 
 func (d *deployFlags) register(fl *pflag.FlagSet) {
@@ -76,6 +78,7 @@ func (d *deployFlags) fromConfig(cmd *cobra.Command, f *Factory) {
 	d.Metrics = f.Config.Metrics
 	d.LeaseCache = f.Config.AWS.LeaseCache
 	d.SecondaryLeaseCache = f.Config.AWS.Secondary.LeaseCache
+	d.Retention = f.Config.AWS.Retention
 }
 
 // stackName is the stack --stack names, else aws.stack (a name, or an ARN
@@ -133,6 +136,13 @@ func (d *deployFlags) settings(specFile, stack string) (deploy.Settings, error) 
 		if err := d.LeaseCache.Check(); err != nil {
 			return deploy.Settings{}, usageErrorf("invalid aws.lease-cache: %w", err)
 		}
+	}
+	if d.Retention != "" {
+		r, err := config.ParseAge(d.Retention)
+		if err != nil {
+			return deploy.Settings{}, usageErrorf("invalid aws.retention: %w", err)
+		}
+		st.Retention = r
 	}
 	if !d.VPC.IsZero() {
 		st.VPC = &deploy.VPC{ID: d.VPC.ID, SubnetIDs: d.VPC.Subnets, SecurityGroupIDs: d.VPC.SecurityGroups,

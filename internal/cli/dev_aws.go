@@ -89,6 +89,9 @@ func runDevAWS(ctx context.Context, opts *DevOptions, t target) error {
 		opts.LeaseTimeout = cmp.Or(opts.LeaseTimeout, chaosLeaseAWS)
 		opts.Visibility = cmp.Or(opts.Visibility, chaosVisibilityAWS)
 	}
+	if res.Retention > 0 {
+		env = append(env, "LFSM_AWS_RETENTION="+res.Retention.String())
+	}
 	if opts.LeaseTimeout > 0 {
 		env = append(env, "LFSM_LEASE_TIMEOUT="+opts.LeaseTimeout.String())
 	}

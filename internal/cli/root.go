@@ -53,7 +53,7 @@ func printError(ios *IOStreams, cmd *cobra.Command, err error) {
 func hintFor(err error) string {
 	switch {
 	case errors.Is(err, engine.ErrPruned):
-		return "lfsm prune deleted it (or a worker's retention did); its id stays taken"
+		return "lfsm prune deleted it (or the retention did: a worker's, or DynamoDB's TTL with aws.retention); its id stays taken"
 	case errors.Is(err, engine.ErrNotFound):
 		return "lfsm ls lists the executions of this store (--db names another store)"
 	case errors.Is(err, engine.ErrNotWaiting):

@@ -129,7 +129,9 @@ func openResolved(ctx context.Context, res config.Resources) (*awsStore, error) 
 		return nil, err
 	}
 	client := ddb.NewFromConfig(dcfg, func(o *ddb.Options) { o.DisableValidateResponseChecksum = emulated() })
-	o := dynamodb.Options{Client: client, Table: res.StoreTable.Name()}
+	// The retention too: a stop made here finishes an execution as the
+	// function's commits do (its ttl and tombstone).
+	o := dynamodb.Options{Client: client, Table: res.StoreTable.Name(), Retention: res.Retention}
 	if res.HasDispatch() {
 		retryARN := ""
 		if res.RetryTable != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // AWS is the aws: section of lfsm.yaml: where executions live with
@@ -34,6 +35,13 @@ type AWS struct {
 	// there instead of the store table (docs/design.md, "Lease caches").
 	// It may hold an AUTH password, so JSON shows it redacted.
 	LeaseCache LeaseCacheURL `mapstructure:"lease-cache" json:"lease_cache,omitempty"`
+	// Retention, when set, makes DynamoDB's TTL delete finished executions
+	// (done, failed, stopped) and their history this long after they
+	// finished, keeping a tombstone so that their ids never run again: a
+	// duration such as 30d or 720h (ParseAge). lfsm deploy gives it to the
+	// function and to the stack's outputs; the operator commands need it
+	// for the executions they stop.
+	Retention string `mapstructure:"retention" json:"retention,omitempty"`
 	// VPC, when its id is set, makes lfsm deploy run the function in that
 	// VPC (a lease cache on ElastiCache is reachable only there).
 	VPC VPC `mapstructure:"vpc" json:"vpc,omitzero"`
@@ -95,7 +103,7 @@ func Dispatches() []string { return slices.Clone(dispatches) }
 // AWSKeys lists the keys of the aws: section, as lfsm.yaml spells them.
 func AWSKeys() []string {
 	return []string{"aws.dispatch", "aws.dispatch-arn", "aws.function-arn",
-		"aws.lease-cache", "aws.retry-table-arn", "aws.secondary.deploy", "aws.secondary.dispatch-arn", "aws.secondary.lease-cache", "aws.secondary.retry-table-arn",
+		"aws.lease-cache", "aws.retention", "aws.retry-table-arn", "aws.secondary.deploy", "aws.secondary.dispatch-arn", "aws.secondary.lease-cache", "aws.secondary.retry-table-arn",
 		"aws.stack", "aws.store-table-arn",
 		"aws.vpc.egress", "aws.vpc.id", "aws.vpc.route-tables", "aws.vpc.security-groups", "aws.vpc.subnets"}
 }
@@ -111,6 +119,7 @@ var StackOutputs = map[string]string{
 	// The secondaries: the key's path in CamelCase.
 	"secondary.dispatch-arn":    "SecondaryDispatchArn",
 	"secondary.retry-table-arn": "SecondaryRetryTableArn",
+	"retention":                 "Retention",
 }
 
 // ErrNoAWSStore is returned for --target aws when the settings name neither
@@ -141,6 +150,7 @@ func (a AWS) WithOutputs(outputs map[string]string) AWS {
 	fill(&a.FunctionARN, "function-arn")
 	fill(&a.Secondary.DispatchARN, "secondary.dispatch-arn")
 	fill(&a.Secondary.RetryTableARN, "secondary.retry-table-arn")
+	fill(&a.Retention, "retention")
 	return a
 }
 
@@ -160,7 +170,9 @@ type Resources struct {
 	// SecondaryLeaseCache is the secondary lease cache's endpoint, checked
 	// (empty: none).
 	SecondaryLeaseCache LeaseCacheURL
-	dispatchGiven       bool
+	// Retention is aws.retention parsed; 0 when unset.
+	Retention     time.Duration
+	dispatchGiven bool
 }
 
 // Resolve checks a (after WithOutputs, when there is a stack) and parses its
@@ -247,6 +259,13 @@ func (a AWS) Resolve() (Resources, error) {
 		} else {
 			r.Function = &f
 		}
+	}
+	if a.Retention != "" {
+		d, err := ParseAge(a.Retention)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("invalid aws.retention: %w", err))
+		}
+		r.Retention = d
 	}
 	return r, errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -41,7 +42,7 @@ func TestAWSNoStore(t *testing.T) {
 func TestAWSStackOutputsAndOverrides(t *testing.T) {
 	outputs := map[string]string{
 		"Dispatch": "sqs", "DispatchArn": queueARN, "StoreTableArn": tableARN,
-		"FunctionArn": "arn:aws:lambda:eu-west-1:123456789012:function:orders",
+		"FunctionArn": "arn:aws:lambda:eu-west-1:123456789012:function:orders", "Retention": "30d",
 	}
 	own := "arn:aws:sqs:eu-west-1:123456789012:mine"
 	r, err := AWS{Stack: "orders", DispatchARN: own}.WithOutputs(outputs).Resolve()
@@ -51,18 +52,22 @@ func TestAWSStackOutputsAndOverrides(t *testing.T) {
 	if r.DispatchARN.String() != own {
 		t.Errorf("dispatch = %s, want the explicit %s over the stack's", r.DispatchARN, own)
 	}
-	if r.StoreTable.String() != tableARN || r.Function == nil || r.Function.Function != "orders" {
+	if r.StoreTable.String() != tableARN || r.Function == nil || r.Function.Function != "orders" || r.Retention != 30*24*time.Hour {
 		t.Errorf("resolved from the stack = %+v", r)
+	}
+	r, err = AWS{Stack: "orders", Retention: "12h"}.WithOutputs(outputs).Resolve()
+	if err != nil || r.Retention != 12*time.Hour {
+		t.Errorf("explicit aws.retention over the stack's: %v, %v; want 12h", r.Retention, err)
 	}
 }
 
 func TestAWSBadSettings(t *testing.T) {
 	_, err := AWS{StoreTableARN: "orders", DispatchARN: "arn:aws:sns:us-east-1:123456789012:t", Dispatch: "carrier-pigeon",
-		FunctionARN: "f"}.Resolve()
+		FunctionARN: "f", Retention: "a while"}.Resolve()
 	if err == nil {
 		t.Fatal("Resolve of bad settings succeeded")
 	}
-	for _, want := range []string{"aws.store-table-arn", "aws.dispatch \"carrier-pigeon\"", "aws.function-arn"} {
+	for _, want := range []string{"aws.store-table-arn", "aws.dispatch \"carrier-pigeon\"", "aws.function-arn", "aws.retention"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

@@ -140,6 +140,11 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("retention: %w", err))
 		}
 	}
+	if c.AWS.Retention != "" {
+		if _, err := ParseAge(c.AWS.Retention); err != nil {
+			errs = append(errs, fmt.Errorf("aws.retention: %w", err))
+		}
+	}
 	if c.AWS.Dispatch != "" && !slices.Contains(dispatches, c.AWS.Dispatch) {
 		errs = append(errs, fmt.Errorf("invalid aws.dispatch %q: want one of %s", c.AWS.Dispatch, strings.Join(dispatches, ", ")))
 	}

@@ -92,6 +92,7 @@ aws:
   dispatch: sqs
   dispatch-arn: arn:aws:sqs:eu-west-1:123456789012:orders-dispatch
   store-table-arn: arn:aws:dynamodb:eu-west-1:123456789012:table/orders-executions
+  retention: 30d
 `
 	if err := s.Validate(instance(t, good)); err != nil {
 		t.Errorf("valid settings rejected: %v", err)
@@ -100,6 +101,7 @@ aws:
 		"target: gcp",
 		"aws: {stak: x}",
 		"aws: {dispatch: pigeon}",
+		"aws: {retention: soon}",
 		"aws: {store-table-arn: orders}",
 		"chaos: {default: 2}",
 		"unknown: 1",

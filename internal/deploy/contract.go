@@ -49,6 +49,9 @@ const (
 	// chaos.Report): lfsm dev --target aws reads it for its report. Never
 	// deployed.
 	EnvChaosReport = "LFSM_FUNCTION_CHAOS_REPORT"
+	// EnvRetention is aws.retention (set only when it is): DynamoDB's TTL
+	// deletes finished executions this long after they finished.
+	EnvRetention = "LFSM_AWS_RETENTION"
 )
 
 // Stack outputs. Every resource of the stack is named by one; `aws: {stack:
@@ -67,6 +70,7 @@ const (
 	OutFailureQueueURL   = "FailureQueueUrl"
 	OutFailureQueueARN   = "FailureQueueArn"
 	OutFunctionARN       = "FunctionArn"
+	OutRetention         = "Retention"
 	OutFunctionName      = "FunctionName"
 	OutFunctionRoleARN   = "FunctionRoleArn"
 	OutLogGroupName      = "LogGroupName"

@@ -111,6 +111,11 @@ type Settings struct {
 	// environment, so that no production stack gets it by accident. The
 	// caller checks the SPEC (config.ParseChaos, chaos.CheckKeys).
 	Chaos string
+	// Retention, when positive, is aws.retention: the function's store
+	// lets DynamoDB's TTL delete finished executions this long after they
+	// finished. It is in the function's environment and the stack's
+	// outputs (so that the operator commands of aws.stack apply it too).
+	Retention time.Duration
 }
 
 // Metrics are the settings of the function's CloudWatch publisher, one
@@ -246,6 +251,9 @@ func (s Settings) Validate() error {
 	// always fit (6 x 900 s), so only the lease needs a check.
 	if s.LeaseTimeout < s.Timeout {
 		bad("lease timeout %s is shorter than the function timeout %s: a step could lose its lease while it runs", s.LeaseTimeout, s.Timeout)
+	}
+	if s.Retention < 0 {
+		bad("retention %s: want a positive duration, or none", s.Retention)
 	}
 	if !slices.Contains(logRetentions, s.LogRetentionDays) {
 		bad("log retention %d days: want one of %s", s.LogRetentionDays, joinNames(logRetentions))

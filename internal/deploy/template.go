@@ -444,6 +444,10 @@ func (r *renderer) function() {
 	}
 	if r.st.Mode == ModeEvents {
 		env[EnvDispatch] = string(r.st.Dispatch)
+		if r.st.Retention > 0 {
+			env[EnvRetention] = r.st.Retention.String()
+			r.output(OutRetention, "How long finished executions are kept (aws.retention): DynamoDB's TTL deletes them after it", r.st.Retention.String())
+		}
 		env[EnvStoreTableARN] = GetAtt(IDExecutionsTable, "Arn")
 		if r.m.Table(IDRetriesTable) != nil {
 			env[EnvRetryTableARN] = GetAtt(IDRetriesTable, "Arn")

@@ -645,3 +645,24 @@ func TestChaosOnlyByOptIn(t *testing.T) {
 		t.Errorf("Step Functions mode with chaos: %v, want a refusal", err)
 	}
 }
+
+// aws.retention reaches the function's store through its environment and
+// the operator commands of aws.stack through the stack's outputs; without
+// it, neither names one (executions are kept until lfsm prune).
+func TestTemplateRetention(t *testing.T) {
+	for _, tc := range []struct {
+		ret  time.Duration
+		want string
+	}{{0, ""}, {30 * 24 * time.Hour, "720h0m0s"}} {
+		tm := build(t, Settings{Project: "seed", Retention: tc.ret}).Template()
+		env := tm.Resources[IDFunction].Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
+		got, _ := env[EnvRetention].(string)
+		out, ok := tm.Outputs[OutRetention]
+		if got != tc.want || ok != (tc.want != "") || ok && out.Value != tc.want {
+			t.Errorf("retention %s: environment %s=%q, output %v %+v; want %q in both", tc.ret, EnvRetention, got, ok, out, tc.want)
+		}
+	}
+	if err := (Settings{Project: "seed", Retention: -time.Hour}).WithDefaults().Validate(); err == nil || !strings.Contains(err.Error(), "retention") {
+		t.Errorf("negative retention: %v", err)
+	}
+}

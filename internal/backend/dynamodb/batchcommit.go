@@ -60,7 +60,7 @@ func (s *Store) CommitSteps(ctx context.Context, steps []engine.StepCommit) []er
 		if errs[i] != nil {
 			continue
 		}
-		if errs[i] = s.updateExec(ctx, st.Commit, items[i], false, nil); errs[i] == nil {
+		if errs[i] = s.updateExec(ctx, st.Commit, items[i], false, nil, nil); errs[i] == nil {
 			s.at("after-commit", st.Commit)
 		}
 	}
@@ -76,22 +76,30 @@ func (s *Store) transactional() bool {
 	return tx && is
 }
 
-// writeSteps puts the step items of the steps without an error yet, and
-// sets the error of those it could not write.
+// writeSteps puts the step items of the steps without an error yet (with
+// the tombstone of each step that finishes its execution, when a retention
+// is set), and sets the error of those it could not write.
 func (s *Store) writeSteps(ctx context.Context, steps []engine.StepCommit, items []map[string]av, errs []error) {
-	var todo []int
+	type entry struct {
+		item map[string]av
+		i    int
+	}
+	var todo []entry
 	for i := range steps {
 		if errs[i] == nil {
-			todo = append(todo, i)
+			todo = append(todo, entry{items[i], i})
+			if t := s.finishTomb(steps[i].Commit); t != nil {
+				todo = append(todo, entry{t, i})
+			}
 		}
 	}
 	for start := 0; start < len(todo); start += 25 {
 		chunk := todo[start:min(start+25, len(todo))]
 		pending := map[string]int{}
 		reqs := make([]types.WriteRequest, 0, len(chunk))
-		for _, i := range chunk {
-			pending[itemKey(items[i])] = i
-			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: items[i]}})
+		for _, e := range chunk {
+			pending[itemKey(e.item)] = e.i
+			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: e.item}})
 		}
 		req := map[string][]types.WriteRequest{*s.table: reqs}
 		var callErr error
@@ -120,7 +128,12 @@ func (s *Store) writeSteps(ctx context.Context, steps []engine.StepCommit, items
 				}
 			}
 		}
+		failed := map[int]bool{}
 		for _, i := range pending {
+			if failed[i] {
+				continue
+			}
+			failed[i] = true
 			c := steps[i].Commit
 			if callErr != nil {
 				errs[i] = fmt.Errorf("commit %s step %d: write step item to DynamoDB table %s: %w", c.CorrelationID, c.Step, *s.table, callErr)

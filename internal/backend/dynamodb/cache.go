@@ -185,6 +185,13 @@ func (s *Store) reseed(ctx context.Context, q engine.AcquireRequest, sd side) er
 	case errors.As(err, &ccf) && len(ccf.Item) > 0:
 		return fmt.Errorf("acquire %s step %d: %w: %w", q.CorrelationID, q.Step, engine.ErrPruned, engine.ErrDuplicate)
 	case errors.As(err, &ccf):
+		// No execution item: another producer's first message, or one TTL
+		// or a prune deleted (its tombstone says so).
+		if t, retired, err := s.tombstoneOf(ctx, q.CorrelationID); err != nil {
+			return fmt.Errorf("acquire %s step %d: %w", q.CorrelationID, q.Step, err)
+		} else if retired {
+			return fmt.Errorf("acquire %s step %d: execution retired (%s): %w: %w", q.CorrelationID, q.Step, t, engine.ErrPruned, engine.ErrDuplicate)
+		}
 		item := s.newItem(engine.Execution{
 			CorrelationID: q.CorrelationID, Machine: q.Machine, Status: engine.StatusRunning,
 			DoneStep: -1, LeaseStep: -1, CreatedAt: q.Now, UpdatedAt: q.Now,

@@ -62,14 +62,14 @@ func (s *Store) setStatusCached(ctx context.Context, id string, st engine.Status
 			vals[":err"] = vs(reason)
 			set = append(set, "err = :err")
 		}
-		var names map[string]string
+		names := map[string]string{"#ttl": ttlAttr}
 		switch {
 		case st == engine.StatusStopped && cached && e.Fence != raw.ddbFence:
 			// A lease granted since the last commit: carry it over.
 			vals[":f"], vals[":ls"], vals[":le"] = vn(e.Fence), vn(int64(e.LeaseStep)), vn(unixNano(e.LeaseExpires))
 			vals[":rt"], vals[":to"] = vn(int64(e.Retries)), vn(int64(e.Takeovers))
 			set = append(set, "f = :f", "ls = :ls", "le = :le", "rt = :rt", "#to = :to")
-			names = map[string]string{"#to": "to"}
+			names["#to"] = "to"
 			if !rec.LeaseExpires.IsZero() {
 				set = append(set, "lf = :f")
 			} else {
@@ -78,9 +78,9 @@ func (s *Store) setStatusCached(ctx context.Context, id string, st engine.Status
 		case !st.Terminal():
 			remove = append(remove, "lf")
 		}
-		expr := "SET " + strings.Join(set, ", ")
-		if len(remove) > 0 {
-			expr += " REMOVE " + strings.Join(remove, ", ")
+		expr, err := s.retire(ctx, id, e.Machine, st, done, now, vals, set, remove)
+		if err != nil {
+			return fmt.Errorf("set status of %s: %w", id, err)
 		}
 		_, err = s.c.UpdateItem(ctx, &ddb.UpdateItemInput{
 			TableName: s.table, Key: key(id, execSK),
@@ -118,6 +118,11 @@ func (s *Store) reopenCached(ctx context.Context, r engine.Reopen) error {
 			return err
 		}
 		e := x.e
+		if raw.expires != 0 && raw.expires <= r.Now.Unix() {
+			// Past its retention: TTL deletes it (and its history) any time.
+			return fmt.Errorf("reopen %s: its retention ended at %s: %w: %w", r.CorrelationID,
+				time.Unix(raw.expires, 0).UTC().Format(time.RFC3339), engine.ErrPruned, engine.ErrNotFound)
+		}
 		if e.Status != r.From || (r.From != engine.StatusFailed && r.From != engine.StatusStopped) || r.To.Terminal() {
 			return fmt.Errorf("reopen %s from %s to %s: %w", r.CorrelationID, r.From, r.To,
 				&engine.StatusError{CorrelationID: r.CorrelationID, Status: e.Status, DoneStep: e.DoneStep,
@@ -147,8 +152,8 @@ func (s *Store) reopenCached(ctx context.Context, r engine.Reopen) error {
 		_, err = s.c.UpdateItem(ctx, &ddb.UpdateItemInput{
 			TableName: s.table, Key: key(r.CorrelationID, execSK),
 			ConditionExpression:       aws.String("cf = :ocf AND st = :ost AND ds = :ods"),
-			UpdateExpression:          aws.String("SET " + strings.Join(set, ", ") + " REMOVE lf"),
-			ExpressionAttributeNames:  map[string]string{"#to": "to"},
+			UpdateExpression:          aws.String("SET " + strings.Join(set, ", ") + " REMOVE lf, #ttl"),
+			ExpressionAttributeNames:  map[string]string{"#to": "to", "#ttl": ttlAttr},
 			ExpressionAttributeValues: vals,
 			ReturnConsumedCapacity:    capacity,
 		})
@@ -198,10 +203,15 @@ func (s *Store) swapStatusCached(ctx context.Context, w engine.StatusSwap) error
 		vals[":cp"] = vb(w.Checkpoint)
 		set = append(set, "cp = :cp")
 	}
+	expr, err := s.retire(ctx, w.CorrelationID, x.e.Machine, w.To, w.Step, w.Now, vals, set, nil)
+	if err != nil {
+		return fmt.Errorf("swap status of %s: %w", w.CorrelationID, err)
+	}
 	_, err = s.c.UpdateItem(ctx, &ddb.UpdateItemInput{
 		TableName: s.table, Key: key(w.CorrelationID, execSK),
 		ConditionExpression:                 aws.String("attribute_exists(pk) AND st = :from AND ds = :step AND cf = :cf"),
-		UpdateExpression:                    aws.String("SET " + strings.Join(set, ", ")),
+		UpdateExpression:                    aws.String(expr),
+		ExpressionAttributeNames:            map[string]string{"#ttl": ttlAttr},
 		ExpressionAttributeValues:           vals,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		ReturnConsumedCapacity:              capacity,

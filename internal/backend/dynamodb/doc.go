@@ -7,8 +7,11 @@
 //
 // One table holds every record, keyed by pk (the correlation id, or "d" for
 // dropped messages) and sk: "e" is the execution item, "h#STEP#ATTEMPT#FENCE"
-// a step item (its history entry and the message it left as checkpoint), and
-// under pk "d" one item per dropped message. Three sparse global secondary
+// a step item (its history entry and the message it left as checkpoint), "t"
+// the tombstone of a retired execution (retention.go: the one rule by which
+// an id that TTL or a prune deleted is never run again), and under pk "d"
+// one item per dropped message. With Options.Retention, DynamoDB's TTL
+// deletes finished executions and their items. Three sparse global secondary
 // indexes, KEYS_ONLY, list executions newest first: by machine, by machine and
 // status, and by one of 16 shards for listings across machines. CreateTable
 // creates it.

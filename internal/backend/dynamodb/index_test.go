@@ -28,6 +28,12 @@ func TestIndexWrites(t *testing.T) {
 	if got := units("DynamoDB.PutItem"); got != 4 {
 		t.Errorf("Create: %.1f units, want 4 (item + 3 index entries)", got)
 	}
+	// and reads the id's tombstone first (the tombstone rule).
+	if u := m.Usage()["DynamoDB.GetItem"]; u.Calls != 1 {
+		t.Errorf("Create: %d GetItem calls, want 1 (the tombstone)", u.Calls)
+	} else {
+		t.Logf("Create's tombstone read: %.1f read units, %.1f units", u.ReadUnits, u.CapacityUnits)
+	}
 	for i, tc := range []struct {
 		outcome engine.Outcome
 		update  float64

@@ -116,6 +116,9 @@ type record struct {
 	// secondary: the execution's lease store is the secondary lease cache
 	// (lc), chosen by the fenced switch that set its epoch.
 	secondary bool
+	// expires is the ttl (unix seconds, 0 for none): past it, DynamoDB's
+	// TTL deletes the item any time.
+	expires int64
 }
 
 func decodeExec(m map[string]av) record {
@@ -152,6 +155,7 @@ func decodeExec(m map[string]av) record {
 		carried:       getN(m, "lf"),
 		lastStep:      getS(m, "hk"),
 		secondary:     getS(m, "lc") == leaseSecondary,
+		expires:       getN(m, ttlAttr),
 	}
 }
 

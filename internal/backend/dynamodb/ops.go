@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,10 +56,15 @@ func (s *Store) SetStatus(ctx context.Context, id string, st engine.Status, reas
 			vals[":err"] = vs(reason)
 			set = append(set, "err = :err")
 		}
+		expr, err := s.retire(ctx, id, e.Machine, st, done, now, vals, set, nil)
+		if err != nil {
+			return fmt.Errorf("set status of %s: %w", id, err)
+		}
 		_, err = s.c.UpdateItem(ctx, &ddb.UpdateItemInput{
 			TableName: s.table, Key: key(id, execSK),
 			ConditionExpression:       aws.String("f = :f AND st = :ost AND ds = :ods AND le = :ole AND ls = :ols AND fs = :ofs AND fa = :ofa"),
-			UpdateExpression:          aws.String("SET " + strings.Join(set, ", ")),
+			UpdateExpression:          aws.String(expr),
+			ExpressionAttributeNames:  map[string]string{"#ttl": ttlAttr},
 			ExpressionAttributeValues: vals,
 			ReturnConsumedCapacity:    capacity,
 		})
@@ -102,10 +108,15 @@ func (s *Store) SwapStatus(ctx context.Context, w engine.StatusSwap) error {
 		vals[":cp"] = vb(w.Checkpoint)
 		set = append(set, "cp = :cp")
 	}
+	expr, err := s.retire(ctx, w.CorrelationID, r.e.Machine, w.To, w.Step, w.Now, vals, set, nil)
+	if err != nil {
+		return fmt.Errorf("swap status of %s: %w", w.CorrelationID, err)
+	}
 	_, err = s.c.UpdateItem(ctx, &ddb.UpdateItemInput{
 		TableName: s.table, Key: key(w.CorrelationID, execSK),
 		ConditionExpression:                 aws.String("attribute_exists(pk) AND st = :from AND ds = :step AND ls <= :step"),
-		UpdateExpression:                    aws.String("SET " + strings.Join(set, ", ")),
+		UpdateExpression:                    aws.String(expr),
+		ExpressionAttributeNames:            map[string]string{"#ttl": ttlAttr},
 		ExpressionAttributeValues:           vals,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		ReturnConsumedCapacity:              capacity,
@@ -121,6 +132,29 @@ func (s *Store) SwapStatus(ctx context.Context, w engine.StatusSwap) error {
 		return fmt.Errorf("swap status of %s in DynamoDB table %s: %w", w.CorrelationID, *s.table, err)
 	}
 	return nil
+}
+
+// retire completes an operator call's update expression (SET set, REMOVE
+// remove; the caller names #ttl) for a move to st: to a finished status
+// with a retention, the tombstone is written first and the execution item
+// gets its ttl (R after now); to any other status the ttl goes, so nothing
+// running expires.
+func (s *Store) retire(ctx context.Context, id, machine string, st engine.Status, done int, now time.Time, vals map[string]av, set, remove []string) (string, error) {
+	set, remove = slices.Clip(set), slices.Clip(remove)
+	if s.ret <= 0 || !st.Terminal() {
+		remove = append(remove, "#ttl")
+	} else {
+		if _, err := s.c.PutItem(ctx, &ddb.PutItemInput{TableName: s.table, Item: tombstone(id, machine, st, done, now), ReturnConsumedCapacity: capacity}); err != nil {
+			return "", fmt.Errorf("write the tombstone of %s to DynamoDB table %s: %w", id, *s.table, err)
+		}
+		vals[":ttl"] = ttlOf(now, s.ret)
+		set = append(set, "#ttl = :ttl")
+	}
+	expr := "SET " + strings.Join(set, ", ")
+	if len(remove) > 0 {
+		expr += " REMOVE " + strings.Join(remove, ", ")
+	}
+	return expr, nil
 }
 
 // dropPK is the partition of the dropped-message records: drops are rare
@@ -142,6 +176,9 @@ func (s *Store) RecordDrop(ctx context.Context, d engine.DroppedMessage) error {
 	sk := dropSK(d.Time.UnixNano(), s.dropSeq.Add(1))
 	item := key(dropPK, sk)
 	item["j"] = vs(string(j))
+	if s.ret > 0 {
+		item[ttlAttr] = ttlOf(d.Time, s.ret)
+	}
 	if d.Machine != "" {
 		item["m"] = vs(d.Machine)
 	}

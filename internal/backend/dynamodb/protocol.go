@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -60,6 +61,11 @@ func (s *Store) Reopen(ctx context.Context, r engine.Reopen) error {
 			return err
 		}
 		e := x.e
+		if x.expires != 0 && x.expires <= r.Now.Unix() {
+			// Past its retention: TTL deletes it (and its history) any time.
+			return fmt.Errorf("reopen %s: its retention ended at %s: %w: %w", r.CorrelationID,
+				time.Unix(x.expires, 0).UTC().Format(time.RFC3339), engine.ErrPruned, engine.ErrNotFound)
+		}
 		if e.Status != r.From || (r.From != engine.StatusFailed && r.From != engine.StatusStopped) || r.To.Terminal() {
 			return fmt.Errorf("reopen %s from %s to %s: %w", r.CorrelationID, r.From, r.To,
 				&engine.StatusError{CorrelationID: r.CorrelationID, Status: e.Status, DoneStep: e.DoneStep,
@@ -89,8 +95,8 @@ func (s *Store) Reopen(ctx context.Context, r engine.Reopen) error {
 		_, err = s.c.UpdateItem(ctx, &ddb.UpdateItemInput{
 			TableName: s.table, Key: key(r.CorrelationID, execSK),
 			ConditionExpression:       aws.String("f = :f AND st = :ost AND ds = :ods AND ls = :ols"),
-			UpdateExpression:          aws.String("SET " + strings.Join(set, ", ")),
-			ExpressionAttributeNames:  map[string]string{"#to": "to"},
+			UpdateExpression:          aws.String("SET " + strings.Join(set, ", ") + " REMOVE #ttl"),
+			ExpressionAttributeNames:  map[string]string{"#to": "to", "#ttl": ttlAttr},
 			ExpressionAttributeValues: vals,
 			ReturnConsumedCapacity:    capacity,
 		})

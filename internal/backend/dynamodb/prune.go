@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -12,19 +13,22 @@ import (
 	"github.com/lfsm/lfsm/internal/engine"
 )
 
-// attrTomb marks an execution item that a prune cut down to a tombstone.
+// attrTomb marks an execution item that an earlier version of Prune cut
+// down to a tombstone in place; such items are still honoured as
+// tombstones (retention.go has the one rule).
 const attrTomb = "tomb"
 
 // Prune implements engine.Pruner. It reads the executions through the
 // by_shard index (keys only) and the items with BatchGetItem, and for each
-// finished one updated before r.Before, first turns its item into a
-// tombstone (one conditional UpdateItem: the status, done step, fence and
-// machine stay, the index keys, checkpoint and times go, so it leaves every
-// index and Acquire, Get and List see it as pruned), then deletes its step
-// items. A crash between the two leaves that execution's step items behind,
-// unread (Get and History see the tombstone) and not found again by a later
-// prune: at most one execution's worth per crash. Dropped-message records
-// older than r.Before are deleted too.
+// finished one updated before r.Before writes its tombstone (the item a
+// finish with a retention writes too: status, done step, machine), deletes
+// its execution item on the condition that it is still as read (so it
+// leaves every index, and Acquire, Get and List see it as pruned), then
+// deletes its step items. A crash between the writes leaves a tombstone
+// beside an execution that is still there (it counts only once the
+// execution item is gone) or step items no chain reaches and no later
+// prune finds: at most one execution's worth per crash. Dropped-message
+// records older than r.Before are deleted too.
 func (s *Store) Prune(ctx context.Context, r engine.PruneRequest) (engine.PruneResult, error) {
 	var res engine.PruneResult
 	before := unixNano(r.Before)
@@ -57,7 +61,7 @@ func (s *Store) Prune(ctx context.Context, r engine.PruneRequest) (engine.PruneR
 				if r.Limit > 0 && res.Executions >= r.Limit {
 					return s.pruneDropped(ctx, before, res)
 				}
-				n, pruned, err := s.pruneOne(ctx, rec)
+				n, pruned, err := s.pruneOne(ctx, rec, r.Now)
 				if err != nil {
 					return res, err
 				}
@@ -75,21 +79,24 @@ func (s *Store) Prune(ctx context.Context, r engine.PruneRequest) (engine.PruneR
 	return s.pruneDropped(ctx, before, res)
 }
 
-// pruneOne tombstones rec's execution if it is still as read, then deletes
-// its step items; it returns the number of history entries it had.
-func (s *Store) pruneOne(ctx context.Context, rec record) (int, bool, error) {
+// pruneOne retires rec's execution if it is still as read: its tombstone
+// first, then its execution item, then its step items; it returns the
+// number of history entries it had.
+func (s *Store) pruneOne(ctx context.Context, rec record, now time.Time) (int, bool, error) {
 	id := rec.e.CorrelationID
 	hist, err := s.History(ctx, id)
 	if err != nil {
 		return 0, false, err
 	}
-	_, err = s.c.UpdateItem(ctx, &ddb.UpdateItemInput{
+	t := tombstone(id, rec.e.Machine, rec.e.Status, rec.e.DoneStep, now)
+	if _, err := s.c.PutItem(ctx, &ddb.PutItemInput{TableName: s.table, Item: t, ReturnConsumedCapacity: capacity}); err != nil {
+		return 0, false, fmt.Errorf("prune %s: write its tombstone to DynamoDB table %s: %w", id, *s.table, err)
+	}
+	_, err = s.c.DeleteItem(ctx, &ddb.DeleteItemInput{
 		TableName: s.table, Key: key(id, execSK),
 		ConditionExpression: aws.String("attribute_not_exists(tomb) AND st = :st AND ua = :ua AND f = :f"),
-		UpdateExpression:    aws.String("SET tomb = :t REMOVE gm, gs, ga, gc, cp, ck, hk, cs, ev, err, sr, le, ls, rt"),
 		ExpressionAttributeValues: map[string]av{
 			":st": vs(string(rec.e.Status)), ":ua": vn(unixNano(rec.e.UpdatedAt)), ":f": vn(rec.e.Fence),
-			":t": &types.AttributeValueMemberBOOL{Value: true},
 		},
 		ReturnConsumedCapacity: capacity,
 	})

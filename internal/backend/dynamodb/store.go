@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ type API interface {
 	GetItem(ctx context.Context, in *ddb.GetItemInput, opts ...func(*ddb.Options)) (*ddb.GetItemOutput, error)
 	PutItem(ctx context.Context, in *ddb.PutItemInput, opts ...func(*ddb.Options)) (*ddb.PutItemOutput, error)
 	UpdateItem(ctx context.Context, in *ddb.UpdateItemInput, opts ...func(*ddb.Options)) (*ddb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *ddb.DeleteItemInput, opts ...func(*ddb.Options)) (*ddb.DeleteItemOutput, error)
 	Query(ctx context.Context, in *ddb.QueryInput, opts ...func(*ddb.Options)) (*ddb.QueryOutput, error)
 	BatchGetItem(ctx context.Context, in *ddb.BatchGetItemInput, opts ...func(*ddb.Options)) (*ddb.BatchGetItemOutput, error)
 	BatchWriteItem(ctx context.Context, in *ddb.BatchWriteItemInput, opts ...func(*ddb.Options)) (*ddb.BatchWriteItemOutput, error)
@@ -65,6 +67,14 @@ type Options struct {
 	SecondaryCache leasecache.Cache
 	// CacheFailover tunes when a failing lease cache is skipped.
 	CacheFailover CacheFailover
+	// Retention, when positive, makes DynamoDB's TTL delete a finished
+	// execution (done, failed or stopped) and its items Retention after it
+	// finished, and leaves a tombstone so that its id is never run again
+	// (docs/design.md, "Retention by TTL and the tombstone rule"). It costs
+	// no call and no write unit per transition; the finishing commit writes
+	// the tombstone in the call that writes its step item. Zero keeps
+	// executions until lfsm prune deletes them.
+	Retention time.Duration
 	// hook, if set, is called at the named points of a write sequence, so
 	// that tests can interleave concurrent consumers deterministically.
 	hook func(point string, c engine.Commit)
@@ -82,6 +92,7 @@ type Store struct {
 	cache2  leasecache.Cache
 	health  [2]*cacheHealth
 	sides   map[leaseKey]side
+	ret     time.Duration
 	dropSeq atomic.Int64
 	stats   struct{ grants, reseeds, refused, switches atomic.Int64 }
 
@@ -119,10 +130,13 @@ func New(o Options) (*Store, error) {
 	if o.Client == nil || o.Table == "" {
 		return nil, errors.New("dynamodb store: no client or table")
 	}
+	if o.Retention < 0 {
+		return nil, fmt.Errorf("dynamodb store: negative retention %s", o.Retention)
+	}
 	if o.SecondaryCache != nil && o.Cache == nil {
 		return nil, errors.New("dynamodb store: a secondary lease cache needs a primary (Options.Cache)")
 	}
-	s := &Store{c: o.Client, table: aws.String(o.Table), q: o.Queue, r: o.Retrier, hook: o.hook, txAll: o.TransactCommit, cache: o.Cache, prev: map[leaseKey]grant{}}
+	s := &Store{c: o.Client, table: aws.String(o.Table), q: o.Queue, r: o.Retrier, hook: o.hook, txAll: o.TransactCommit, cache: o.Cache, ret: o.Retention, prev: map[leaseKey]grant{}}
 	if o.SecondaryCache != nil {
 		s.cache2, s.sides = o.SecondaryCache, map[leaseKey]side{}
 		s.health = [2]*cacheHealth{newCacheHealth(o.CacheFailover), newCacheHealth(o.CacheFailover)}
@@ -163,6 +177,14 @@ func (s *Store) Create(ctx context.Context, e engine.Execution) error {
 	}
 	if e.UpdatedAt.IsZero() {
 		e.UpdatedAt = e.CreatedAt
+	}
+	// A retired id stays taken (the tombstone rule, retention.go). The
+	// tombstone is written before its execution item can go, so reading it
+	// first cannot miss one.
+	if t, ok, err := s.tombstoneOf(ctx, e.CorrelationID); err != nil {
+		return fmt.Errorf("create execution %s: %w", e.CorrelationID, err)
+	} else if ok {
+		return fmt.Errorf("create execution %s (%s): %w: %w", e.CorrelationID, t, engine.ErrPruned, engine.ErrExists)
 	}
 	_, err := s.c.PutItem(ctx, &ddb.PutItemInput{
 		TableName: s.table, Item: s.newItem(e),
@@ -211,6 +233,16 @@ func (s *Store) Acquire(ctx context.Context, q engine.AcquireRequest) (engine.Le
 			s.remember(q.CorrelationID, r.e.Fence, grant{r.committed, r.e.Takeovers})
 			return engine.Lease{Fence: r.e.Fence, Takeovers: r.e.Takeovers, Expires: q.Expires}, nil
 		case errors.As(err, &ccf) && len(ccf.Item) == 0:
+			// No execution item: another producer's first message, or an
+			// execution whose items TTL or a prune deleted (its tombstone
+			// says so).
+			t, retired, err := s.tombstoneOf(ctx, q.CorrelationID)
+			if err != nil {
+				return engine.Lease{}, fmt.Errorf("acquire %s step %d: %w", q.CorrelationID, q.Step, err)
+			}
+			if retired {
+				return engine.Lease{}, fmt.Errorf("acquire %s step %d: execution retired (%s): %w: %w", q.CorrelationID, q.Step, t, engine.ErrPruned, engine.ErrDuplicate)
+			}
 			ok, err := s.createLeased(ctx, q)
 			if err != nil {
 				return engine.Lease{}, err
@@ -261,6 +293,7 @@ const (
 
 func (s *Store) acquireAs(ctx context.Context, q engine.AcquireRequest, v acquireVariant) (*ddb.UpdateItemOutput, error) {
 	cond, upd := acquireCond, "SET f = f + :one, ls = :step, le = :exp, rt = :r, st = :running, ua = :now"
+	names := map[string]string{"#ttl": ttlAttr} // TTL is a reserved word
 	switch v {
 	case acquireNewStep:
 		cond += " AND ls <> :step"
@@ -271,6 +304,10 @@ func (s *Store) acquireAs(ctx context.Context, q engine.AcquireRequest, v acquir
 		cond += " AND ls = :step AND le <> :zero"
 		upd += ", #to = #to + :one"
 	}
+	// A running execution never expires: an execution finished with a
+	// retention and taken by a late retry or event loses its ttl (free: an
+	// update is billed by the item's size).
+	upd += " REMOVE #ttl"
 	in := &ddb.UpdateItemInput{
 		TableName: s.table, Key: key(q.CorrelationID, execSK),
 		ConditionExpression: aws.String(cond),
@@ -285,8 +322,9 @@ func (s *Store) acquireAs(ctx context.Context, q engine.AcquireRequest, v acquir
 		ReturnConsumedCapacity:              capacity,
 	}
 	if v != acquireSameStepFree {
-		in.ExpressionAttributeNames = map[string]string{"#to": "to"} // TO is a reserved word
+		names["#to"] = "to" // TO is a reserved word
 	}
+	in.ExpressionAttributeNames = names
 	return s.c.UpdateItem(ctx, in)
 }
 
@@ -416,13 +454,21 @@ func (s *Store) commitWith(ctx context.Context, c engine.Commit, out *engine.Out
 	if err != nil {
 		return err
 	}
+	tomb := s.finishTomb(c)
 	if !tx {
-		if _, err := s.c.PutItem(ctx, &ddb.PutItemInput{TableName: s.table, Item: item, ReturnConsumedCapacity: capacity}); err != nil {
+		if tomb == nil {
+			_, err = s.c.PutItem(ctx, &ddb.PutItemInput{TableName: s.table, Item: item, ReturnConsumedCapacity: capacity})
+		} else {
+			// The tombstone rides in the call that writes the step item: one
+			// more write unit at the finish, no more calls.
+			err = s.putItems(ctx, item, tomb)
+		}
+		if err != nil {
 			return fmt.Errorf("commit %s step %d: write step item to DynamoDB table %s: %w", c.CorrelationID, c.Step, *s.table, err)
 		}
 		s.at("after-step-item", c)
 	}
-	return s.updateExec(ctx, c, item, tx, put)
+	return s.updateExec(ctx, c, item, tx, put, tomb)
 }
 
 func lostFence(c engine.Commit) error {
@@ -468,6 +514,15 @@ func (s *Store) stepItem(ctx context.Context, c engine.Commit, out *engine.OutMe
 	item["h"] = vs(string(hist))
 	item["f"] = vn(c.Fence)
 	item["pf"] = vn(prev)
+	if s.ret > 0 {
+		// Written once, with the item: 2R after the commit, or R after the
+		// finish for the finishing commit (retention.go).
+		if c.NextStatus().Terminal() {
+			item[ttlAttr] = ttlOf(c.Now, s.ret)
+		} else {
+			item[ttlAttr] = ttlOf(c.Now, 2*s.ret)
+		}
+	}
 	if c.Checkpoint != nil {
 		item["cp"] = vb(c.Checkpoint)
 	}
@@ -489,10 +544,10 @@ func (s *Store) stepItem(ctx context.Context, c engine.Commit, out *engine.OutMe
 }
 
 // updateExec moves the execution item to c on the condition that c's fence
-// still holds the lease (with tx, in one transaction with the step item
-// and put); ErrFenceLost when it no longer does. The step item is written
-// already unless tx.
-func (s *Store) updateExec(ctx context.Context, c engine.Commit, item map[string]av, tx bool, put *types.Put) error {
+// still holds the lease (with tx, in one transaction with the step item,
+// put and the tombstone tomb); ErrFenceLost when it no longer does. The
+// step item is written already unless tx.
+func (s *Store) updateExec(ctx context.Context, c engine.Commit, item map[string]av, tx bool, put *types.Put, tomb map[string]av) error {
 	lost := lostFence(c)
 	sk := stepSK(c.Step, c.Retries, c.Fence)
 	st := c.NextStatus()
@@ -519,7 +574,14 @@ func (s *Store) updateExec(ctx context.Context, c engine.Commit, item map[string
 	} else {
 		set = append(set, "ds = :step")
 	}
-	if c.Checkpoint != nil {
+	switch {
+	case s.keepsCheckpoint(c):
+		// It may wait longer than its step items live: the checkpoint goes
+		// in the execution item, which has no ttl until the finish.
+		vals[":cp"] = vb(c.Checkpoint)
+		set = append(set, "cp = :cp")
+		remove = append(remove, "ck")
+	case c.Checkpoint != nil:
 		vals[":ck"] = vs(sk)
 		set = append(set, "ck = :ck")
 		remove = append(remove, "cp")
@@ -566,22 +628,38 @@ func (s *Store) updateExec(ctx context.Context, c engine.Commit, item map[string
 			cond = held + " AND st <> :stopped"
 			v[":stopped"] = vals[":stopped"]
 		}
+		names := maps.Clone(attrNames)
+		rm := remove
 		if !keepStop {
 			set = append(slices.Clip(set), "st = :st")
 			v[":st"] = vals[":st"]
+			if names == nil {
+				names = map[string]string{}
+			}
+			names["#ttl"] = ttlAttr
+			if s.ret > 0 && st.Terminal() {
+				// The execution item expires R after the finish, set in the
+				// update the commit makes anyway.
+				v[":ttl"] = ttlOf(c.Now, s.ret)
+				set = append(set, "#ttl = :ttl")
+			} else {
+				// Nothing unfinished expires (Acquire removes the ttl too,
+				// but not with a lease cache, where it writes nothing here).
+				rm = append(slices.Clip(rm), "#ttl")
+			}
 			if c.Machine != "" {
 				v[":gs"] = vs(statusKey(c.Machine, st))
 				set = append(set, "gs = :gs")
 			}
 		}
 		expr := "SET " + strings.Join(set, ", ")
-		if len(remove) > 0 {
-			expr += " REMOVE " + strings.Join(remove, ", ")
+		if len(rm) > 0 {
+			expr += " REMOVE " + strings.Join(rm, ", ")
 		}
 		in := &ddb.UpdateItemInput{
 			TableName: s.table, Key: key(c.CorrelationID, execSK),
 			ConditionExpression: aws.String(cond), UpdateExpression: aws.String(expr),
-			ExpressionAttributeValues: v, ExpressionAttributeNames: attrNames,
+			ExpressionAttributeValues: v, ExpressionAttributeNames: names,
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 			ReturnConsumedCapacity:              capacity,
 		}
@@ -589,12 +667,18 @@ func (s *Store) updateExec(ctx context.Context, c engine.Commit, item map[string
 		if !tx {
 			_, err = s.c.UpdateItem(ctx, in)
 		} else {
-			err = s.transact(ctx, item, in, put)
+			err = s.transact(ctx, item, in, put, tomb)
 		}
 		var ccf *types.ConditionalCheckFailedException
 		switch {
 		case err == nil:
-			if s.cache != nil {
+			switch {
+			case s.cache != nil && !keepStop && s.ret > 0 && st.Terminal():
+				// Finished with a retention: the cached record goes, so
+				// that a late message reseeds from the table, which
+				// refuses it by the tombstone once TTL took the execution.
+				s.forget(ctx, c.CorrelationID, s.sideOfGrant(c.CorrelationID, c.Fence, true))
+			case s.cache != nil:
 				s.settle(ctx, c, keepStop || st == engine.StatusStopped)
 			}
 			return nil
@@ -701,7 +785,7 @@ func (s *Store) itemFor(c engine.Commit, out *engine.OutMessage) (tx bool, put *
 // transaction. A failed condition of the update comes back as the
 // ConditionalCheckFailedException UpdateItem would have returned, with the
 // item, so the caller classifies it as it does without a transaction.
-func (s *Store) transact(ctx context.Context, step map[string]av, up *ddb.UpdateItemInput, put *types.Put) error {
+func (s *Store) transact(ctx context.Context, step map[string]av, up *ddb.UpdateItemInput, put *types.Put, tomb map[string]av) error {
 	items := []types.TransactWriteItem{
 		{Put: &types.Put{TableName: s.table, Item: step}},
 		{Update: &types.Update{
@@ -713,6 +797,9 @@ func (s *Store) transact(ctx context.Context, step map[string]av, up *ddb.Update
 	}
 	if put != nil {
 		items = append(items, types.TransactWriteItem{Put: put})
+	}
+	if tomb != nil {
+		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: s.table, Item: tomb}})
 	}
 	_, err := s.c.(TransactAPI).TransactWriteItems(ctx, &ddb.TransactWriteItemsInput{
 		TransactItems: items, ReturnConsumedCapacity: capacity,
@@ -781,6 +868,13 @@ func (s *Store) get(ctx context.Context, id string) (record, error) {
 	}
 	r := decodeExec(out.Item)
 	if len(out.Item) == 0 {
+		t, retired, err := s.tombstoneOf(ctx, id)
+		if err != nil {
+			return record{}, fmt.Errorf("get %s: %w", id, err)
+		}
+		if retired {
+			return record{}, fmt.Errorf("get %s: %s: %w: %w", id, t, engine.ErrPruned, engine.ErrNotFound)
+		}
 		return record{}, fmt.Errorf("get %s: %w", id, engine.ErrNotFound)
 	}
 	if r.tomb {
@@ -869,6 +963,11 @@ func (s *Store) chain(ctx context.Context, id string) (record, []link, error) {
 	var chain []link
 	for f := r.committed; f != 0 && len(chain) <= len(byFence); {
 		l, ok := byFence[f]
+		if !ok && s.ret > 0 {
+			// Expired: a step item lives 2R after its commit, so an
+			// execution running longer keeps the newest part of its history.
+			break
+		}
 		if !ok {
 			return record{}, nil, fmt.Errorf("history of %s: the step item of commit %d is missing", id, f)
 		}
