@@ -87,6 +87,9 @@ func TestPublisherOneCallPerInvocation(t *testing.T) {
 	if n := len(f.Calls()) - startCalls; n != invocations {
 		t.Errorf("%d PutMetricData calls for %d invocations, want one each", n, invocations)
 	}
+	// 25 executions of 4 steps: the calls per transition the publisher adds.
+	t.Logf("%d transitions in %d invocations (SQS batches of up to 10): %d PutMetricData calls, %.2f per transition",
+		100, invocations, len(f.Calls())-startCalls, float64(len(f.Calls())-startCalls)/100)
 	for i := range 25 {
 		if st, _ := h.history(fmt.Sprintf("e%02d", i)); st != engine.StatusDone {
 			t.Fatalf("e%02d is %s, want done", i, st)
