@@ -118,8 +118,8 @@ func newMetricsCmd(f *Factory, runF func(*MetricsOptions) error) *cobra.Command 
 			Locally (--target local, the default) they are counted from the store:
 			one grouped query over its history (each committed attempt) and its
 			dropped messages, so they survive the worker that counted them. What
-			the store keeps no trace of (duplicate, cache, bounced, handed_back)
-			is listed as missing.
+			the store keeps no trace of (duplicate, cache, repair, bounced,
+			handed_back) is listed as missing.
 
 			With --target aws they are the deployed function's, read from
 			CloudWatch: ListMetrics finds the namespace's metrics and
@@ -228,7 +228,7 @@ func runMetrics(ctx context.Context, opts *MetricsOptions) error {
 func metricsLocal(ctx context.Context, opts *MetricsOptions, res *MetricsResult) (map[engine.MetricKey]int64, error) {
 	path := dbPath(opts.DB, opts.File)
 	res.Source, res.Store = sourceHistory, path
-	res.Missing = []string{engine.MetricDuplicate, engine.MetricCache, "bounced", "handed_back"}
+	res.Missing = []string{engine.MetricDuplicate, engine.MetricCache, engine.MetricRepair, "bounced", "handed_back"}
 	if storeMissing(opts.IO, path) {
 		return nil, nil
 	}

@@ -55,8 +55,8 @@ type HistoryCounter interface {
 // or an error and a fatal when it failed the execution; one that ended
 // the execution is done; a recorded drop is dropped (machine only), and an
 // error too unless it is a pruned execution's. What the store keeps no
-// trace of is not there: duplicates, cache failures, attempts whose commit
-// failed, and the Lambda handler's bounced and handed_back.
+// trace of is not there: duplicates, cache failures, repairs, attempts
+// whose commit failed, and the Lambda handler's bounced and handed_back.
 func CountersFrom(h []HistoryCount, d []DropCount) map[MetricKey]int64 {
 	out := map[MetricKey]int64{}
 	for _, c := range h {
