@@ -2,7 +2,6 @@ package ddbstream
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,13 +12,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	streams "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
+
+	"github.com/lfsm/lfsm/internal/backend/shardread"
 )
 
-// Invoker invokes the function with one event and returns its response. An
-// error is a function error: the whole batch comes back.
-type Invoker interface {
-	Invoke(ctx context.Context, event []byte) ([]byte, error)
-}
+// Invoker invokes the function with one event and returns its response (the
+// local poller's function: the project binary, or the bootstrap under
+// aws-lambda-rie). An error is a function error: the whole batch comes back.
+type Invoker = shardread.Invoker
 
 // API is the part of the DynamoDB Streams client the Reader calls.
 type API interface {
@@ -62,18 +62,7 @@ type Options struct {
 type Reader struct {
 	o      Options
 	region string
-	shards map[string]*shard
-	order  []string
-	listed time.Time
-}
-
-type shard struct {
-	id, parent string
-	iter       *string
-	after      string
-	closed     bool
-	failures   int
-	wakeAt     time.Time
+	w      *shardread.Walker[types.Record]
 }
 
 // New returns a Reader of o.StreamARN.
@@ -85,220 +74,108 @@ func New(o Options) (*Reader, error) {
 	if len(p) != 6 || p[0] != "arn" || p[2] != "dynamodb" || p[3] == "" || !strings.Contains(p[5], "/stream/") {
 		return nil, fmt.Errorf("invalid DynamoDB stream ARN %q (want arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL)", o.StreamARN)
 	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = 100
-	}
-	o.BatchSize = min(o.BatchSize, 1000)
-	if o.MaxRetries == 0 {
-		o.MaxRetries = 10
-	}
-	if o.Pause <= 0 {
-		o.Pause = time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	return &Reader{o: o, region: p[3], shards: map[string]*shard{}}, nil
+	r := &Reader{o: o, region: p[3]}
+	r.w = shardread.New(shardread.Config[types.Record]{
+		Name: "dynamodb stream", Source: source{r}, Seq: seq,
+		Handle: r.handle, BatchSize: o.BatchSize, MaxBatch: 1000, MaxRetries: o.MaxRetries, Pause: o.Pause, Logger: o.Logger,
+	})
+	return r, nil
 }
 
 // Run reads until ctx is done; the batch in flight is finished first.
-func (r *Reader) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		n, err := r.Poll(ctx)
-		if err != nil && ctx.Err() == nil {
-			r.o.Logger.Warn("dynamodb stream event source mapping", "err", err)
-		}
-		if n == 0 || err != nil {
-			select {
-			case <-ctx.Done():
-			case <-time.After(r.o.Pause):
-			}
-		}
-	}
-	return nil
-}
+func (r *Reader) Run(ctx context.Context) error { return r.w.Run(ctx) }
 
 // Poll reads one batch of every shard that can be read and returns the
 // number of records handed to the function.
-func (r *Reader) Poll(ctx context.Context) (int, error) {
-	if len(r.shards) == 0 || time.Since(r.listed) > 30*time.Second {
-		if err := r.list(ctx); err != nil {
-			return 0, err
-		}
+func (r *Reader) Poll(ctx context.Context) (int, error) { return r.w.Poll(ctx) }
+
+func seq(rec types.Record) string {
+	if rec.Dynamodb == nil {
+		return ""
 	}
-	total := 0
-	for _, id := range r.order {
-		s := r.shards[id]
-		if s.closed || time.Now().Before(s.wakeAt) {
-			continue
-		}
-		if p, ok := r.shards[s.parent]; ok && !p.closed {
-			continue
-		}
-		n, err := r.read(ctx, s)
-		total += n
-		if err != nil {
-			return total, err
-		}
-	}
-	return total, nil
+	return aws.ToString(rec.Dynamodb.SequenceNumber)
 }
 
-func (r *Reader) list(ctx context.Context) error {
-	in := &streams.DescribeStreamInput{StreamArn: &r.o.StreamARN}
+// source is the stream's shards for the walker, over the DynamoDB Streams
+// client.
+type source struct{ r *Reader }
+
+func (s source) Shards(ctx context.Context) ([]shardread.Shard, error) {
+	arn := s.r.o.StreamARN
+	var shards []shardread.Shard
+	in := &streams.DescribeStreamInput{StreamArn: &arn}
 	for {
-		out, err := r.o.Client.DescribeStream(ctx, in)
+		out, err := s.r.o.Client.DescribeStream(ctx, in)
 		if err != nil {
-			return fmt.Errorf("describe DynamoDB stream %s: %w", r.o.StreamARN, err)
+			return nil, fmt.Errorf("describe DynamoDB stream %s: %w", arn, err)
 		}
 		d := out.StreamDescription
 		if d == nil {
-			break
+			return shards, nil
 		}
 		for _, sh := range d.Shards {
-			id := aws.ToString(sh.ShardId)
-			if _, ok := r.shards[id]; !ok {
-				r.shards[id] = &shard{id: id, parent: aws.ToString(sh.ParentShardId)}
-				r.order = append(r.order, id)
-			}
+			shards = append(shards, shardread.Shard{ID: aws.ToString(sh.ShardId), Parent: aws.ToString(sh.ParentShardId)})
 		}
 		if d.LastEvaluatedShardId == nil {
-			break
+			return shards, nil
 		}
-		in = &streams.DescribeStreamInput{StreamArn: &r.o.StreamARN, ExclusiveStartShardId: d.LastEvaluatedShardId}
+		in = &streams.DescribeStreamInput{StreamArn: &arn, ExclusiveStartShardId: d.LastEvaluatedShardId}
 	}
-	r.listed = time.Now()
-	return nil
 }
 
-func (r *Reader) iterator(ctx context.Context, s *shard) (*string, error) {
-	if s.iter != nil {
-		return s.iter, nil
+func (s source) Iterator(ctx context.Context, id, after string) (*string, error) {
+	arn := s.r.o.StreamARN
+	in := &streams.GetShardIteratorInput{StreamArn: &arn, ShardId: &id, ShardIteratorType: types.ShardIteratorTypeTrimHorizon}
+	if after != "" {
+		in.ShardIteratorType, in.SequenceNumber = types.ShardIteratorTypeAfterSequenceNumber, aws.String(after)
 	}
-	in := &streams.GetShardIteratorInput{StreamArn: &r.o.StreamARN, ShardId: &s.id, ShardIteratorType: types.ShardIteratorTypeTrimHorizon}
-	if s.after != "" {
-		in.ShardIteratorType, in.SequenceNumber = types.ShardIteratorTypeAfterSequenceNumber, aws.String(s.after)
-	}
-	out, err := r.o.Client.GetShardIterator(ctx, in)
+	out, err := s.r.o.Client.GetShardIterator(ctx, in)
 	var gone *types.ResourceNotFoundException
-	if errors.As(err, &gone) && s.after == "" {
+	if errors.As(err, &gone) && after == "" {
 		// A shard trimmed away (older than 24 h) is finished.
-		s.closed = true
-		return nil, nil
+		return nil, shardread.ErrGone
 	}
 	if err != nil {
-		return nil, fmt.Errorf("shard iterator of %s/%s: %w", r.o.StreamARN, s.id, err)
+		return nil, fmt.Errorf("shard iterator of %s/%s: %w", arn, id, err)
 	}
-	s.iter = out.ShardIterator
-	return s.iter, nil
+	return out.ShardIterator, nil
 }
 
-func (r *Reader) read(ctx context.Context, s *shard) (int, error) {
-	it, err := r.iterator(ctx, s)
-	if err != nil || it == nil {
-		return 0, err
-	}
-	out, err := r.o.Client.GetRecords(ctx, &streams.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(int32(r.o.BatchSize))})
+func (s source) Records(ctx context.Context, id string, it *string, limit int) ([]types.Record, *string, error) {
+	out, err := s.r.o.Client.GetRecords(ctx, &streams.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(int32(limit))})
 	var expired *types.ExpiredIteratorException
 	var trimmed *types.TrimmedDataAccessException
 	if errors.As(err, &expired) || errors.As(err, &trimmed) {
 		// An iterator past its 15 minutes, or one DynamoDB Local refuses
 		// as trimmed once records arrive in a shard that was empty when it
 		// was taken: a new one, after the last record read, reads on.
-		s.iter = nil
-		return 0, nil
+		return nil, nil, shardread.ErrExpired
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read shard %s/%s: %w", r.o.StreamARN, s.id, err)
+		return nil, nil, fmt.Errorf("read shard %s/%s: %w", s.r.o.StreamARN, id, err)
 	}
-	advance := func() {
-		s.iter, s.failures = out.NextShardIterator, 0
-		if len(out.Records) > 0 {
-			s.after = aws.ToString(out.Records[len(out.Records)-1].Dynamodb.SequenceNumber)
-		}
-		if s.iter == nil {
-			s.closed = true
-		}
-	}
+	return out.Records, out.NextShardIterator, nil
+}
+
+// handle hands the batch's INSERT records to the function (the mapping's
+// filter); a batch of none is done without an invocation.
+func (r *Reader) handle(ctx context.Context, shardID string, raw []types.Record) (int, string, error) {
 	var recs []events.DynamoDBEventRecord
-	for _, rec := range out.Records {
-		// The mapping's filter: INSERT only.
+	var seqs []string
+	for _, rec := range raw {
 		if rec.EventName == types.OperationTypeInsert && rec.Dynamodb != nil {
 			recs = append(recs, r.event(rec))
+			seqs = append(seqs, seq(rec))
 		}
 	}
 	if len(recs) == 0 {
-		advance()
-		return 0, nil
+		return 0, "", nil
 	}
-	from, ierr := r.invoke(ctx, recs)
+	from, err := r.w.Invoke(ctx, r.o.Invoker, events.DynamoDBEvent{Records: recs}, seqs)
 	if r.o.OnBatch != nil {
-		r.o.OnBatch(s.id, recs, from, ierr)
+		r.o.OnBatch(shardID, recs, from, err)
 	}
-	if from == "" {
-		advance()
-		return len(recs), nil
-	}
-	// Resume from the failed record: the records before it (filtered ones
-	// too) are done.
-	for _, rec := range out.Records {
-		seq := aws.ToString(rec.Dynamodb.SequenceNumber)
-		if seq == from {
-			break
-		}
-		s.after = seq
-	}
-	s.iter = nil
-	s.failures++
-	if r.o.MaxRetries >= 0 && s.failures > r.o.MaxRetries {
-		r.o.Logger.Error("dynamodb stream batch failed too often: its records are skipped, as the mapping does after its retries",
-			"shard", s.id, "records", len(recs), "err", ierr)
-		advance()
-		return len(recs), nil
-	}
-	s.wakeAt = time.Now().Add(r.o.Pause)
-	return len(recs), nil
-}
-
-func (r *Reader) invoke(ctx context.Context, recs []events.DynamoDBEventRecord) (string, error) {
-	first := recs[0].Change.SequenceNumber
-	event, err := json.Marshal(events.DynamoDBEvent{Records: recs})
-	if err != nil {
-		return first, err
-	}
-	resp, err := r.o.Invoker.Invoke(context.WithoutCancel(ctx), event)
-	if err != nil {
-		r.o.Logger.Warn("dynamodb stream batch: function error; the batch is read again", "records", len(recs), "err", err)
-		return first, err
-	}
-	var br events.DynamoDBEventResponse
-	if len(resp) > 0 && string(resp) != "null" {
-		if err := json.Unmarshal(resp, &br); err != nil {
-			return first, fmt.Errorf("function response is not a batch response: %w", err)
-		}
-	}
-	lowest := ""
-	for _, f := range br.BatchItemFailures {
-		known := false
-		for _, rec := range recs {
-			known = known || rec.Change.SequenceNumber == f.ItemIdentifier
-		}
-		if !known {
-			return first, fmt.Errorf("function reported unknown item %q", f.ItemIdentifier)
-		}
-		if lowest == "" || seqLess(f.ItemIdentifier, lowest) {
-			lowest = f.ItemIdentifier
-		}
-	}
-	return lowest, nil
-}
-
-// seqLess compares stream sequence numbers (decimal strings).
-func seqLess(a, b string) bool {
-	if len(a) != len(b) {
-		return len(a) < len(b)
-	}
-	return a < b
+	return len(recs), from, err
 }
 
 func (r *Reader) event(rec types.Record) events.DynamoDBEventRecord {

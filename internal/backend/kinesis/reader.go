@@ -2,7 +2,6 @@ package kinesis
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,14 +11,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/lfsm/lfsm/internal/backend/shardread"
 )
 
 // Invoker invokes the function with one event and returns its response (the
 // local poller's function: the project binary, or the bootstrap under
 // aws-lambda-rie). An error is a function error: the whole batch comes back.
-type Invoker interface {
-	Invoke(ctx context.Context, event []byte) ([]byte, error)
-}
+type Invoker = shardread.Invoker
 
 // ReadAPI is the part of the Kinesis client the Reader calls.
 type ReadAPI interface {
@@ -62,21 +61,9 @@ type ReaderOptions struct {
 // reshard) is read once its parent is finished. Shards are read in turn,
 // not in parallel: order per shard is what the engine relies on.
 type Reader struct {
-	o      ReaderOptions
-	a      ARN
-	shards map[string]*shard
-	order  []string
-	listed time.Time
-}
-
-type shard struct {
-	id, parent string
-	iter       *string
-	// after is the last sequence number done ("" before the first).
-	after    string
-	closed   bool
-	failures int
-	wakeAt   time.Time
+	o ReaderOptions
+	a ARN
+	w *shardread.Walker[types.Record]
 }
 
 // NewReader returns a Reader of o.ARN's stream.
@@ -88,208 +75,83 @@ func NewReader(o ReaderOptions) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = 100
-	}
-	o.BatchSize = min(o.BatchSize, 10_000)
-	if o.MaxRetries == 0 {
-		o.MaxRetries = 10
-	}
-	if o.Pause <= 0 {
-		o.Pause = time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	return &Reader{o: o, a: a, shards: map[string]*shard{}}, nil
+	r := &Reader{o: o, a: a}
+	r.w = shardread.New(shardread.Config[types.Record]{
+		Name: "kinesis", Source: source{r}, Seq: func(rec types.Record) string { return aws.ToString(rec.SequenceNumber) },
+		Handle: r.handle, BatchSize: o.BatchSize, MaxBatch: 10_000, MaxRetries: o.MaxRetries, Pause: o.Pause, Logger: o.Logger,
+	})
+	return r, nil
 }
 
 // Run reads until ctx is done; the batch in flight is finished first.
-func (r *Reader) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		n, err := r.Poll(ctx)
-		if err != nil && ctx.Err() == nil {
-			r.o.Logger.Warn("kinesis event source mapping", "err", err)
-		}
-		if n == 0 || err != nil {
-			select {
-			case <-ctx.Done():
-			case <-time.After(r.o.Pause):
-			}
-		}
-	}
-	return nil
-}
+func (r *Reader) Run(ctx context.Context) error { return r.w.Run(ctx) }
 
 // Poll reads one batch of every shard that can be read (its parent done,
 // its pause over), invoking the function for each batch that has records.
 // It returns the number of records handed to the function.
-func (r *Reader) Poll(ctx context.Context) (int, error) {
-	if len(r.shards) == 0 || time.Since(r.listed) > 30*time.Second {
-		if err := r.list(ctx); err != nil {
-			return 0, err
-		}
-	}
-	total := 0
-	for _, id := range r.order {
-		s := r.shards[id]
-		if s.closed || time.Now().Before(s.wakeAt) {
-			continue
-		}
-		if p, ok := r.shards[s.parent]; ok && !p.closed {
-			continue
-		}
-		n, err := r.read(ctx, s)
-		total += n
-		if err != nil {
-			return total, err
-		}
-	}
-	return total, nil
-}
+func (r *Reader) Poll(ctx context.Context) (int, error) { return r.w.Poll(ctx) }
 
-func (r *Reader) list(ctx context.Context) error {
-	in := &awskinesis.ListShardsInput{StreamName: &r.a.Name}
+// source is the stream's shards for the walker, over the Kinesis client.
+type source struct{ r *Reader }
+
+func (s source) Shards(ctx context.Context) ([]shardread.Shard, error) {
+	name := s.r.a.Name
+	var shards []shardread.Shard
+	in := &awskinesis.ListShardsInput{StreamName: &name}
 	for {
-		out, err := r.o.Client.ListShards(ctx, in)
+		out, err := s.r.o.Client.ListShards(ctx, in)
 		if err != nil {
-			return fmt.Errorf("list shards of Kinesis stream %s: %w", r.a.Name, err)
+			return nil, fmt.Errorf("list shards of Kinesis stream %s: %w", name, err)
 		}
 		for _, sh := range out.Shards {
-			id := aws.ToString(sh.ShardId)
-			if _, ok := r.shards[id]; !ok {
-				r.shards[id] = &shard{id: id, parent: aws.ToString(sh.ParentShardId)}
-				r.order = append(r.order, id)
-			}
+			shards = append(shards, shardread.Shard{ID: aws.ToString(sh.ShardId), Parent: aws.ToString(sh.ParentShardId)})
 		}
 		if out.NextToken == nil {
-			break
+			return shards, nil
 		}
 		in = &awskinesis.ListShardsInput{NextToken: out.NextToken}
 	}
-	r.listed = time.Now()
-	return nil
 }
 
-// iterator returns s's iterator: after its last done record, or at its
-// oldest.
-func (r *Reader) iterator(ctx context.Context, s *shard) (*string, error) {
-	if s.iter != nil {
-		return s.iter, nil
+// Iterator returns an iterator after the shard's last done record, or at
+// its oldest.
+func (s source) Iterator(ctx context.Context, id, after string) (*string, error) {
+	in := &awskinesis.GetShardIteratorInput{StreamName: &s.r.a.Name, ShardId: &id, ShardIteratorType: types.ShardIteratorTypeTrimHorizon}
+	if after != "" {
+		in.ShardIteratorType, in.StartingSequenceNumber = types.ShardIteratorTypeAfterSequenceNumber, aws.String(after)
 	}
-	in := &awskinesis.GetShardIteratorInput{StreamName: &r.a.Name, ShardId: &s.id, ShardIteratorType: types.ShardIteratorTypeTrimHorizon}
-	if s.after != "" {
-		in.ShardIteratorType, in.StartingSequenceNumber = types.ShardIteratorTypeAfterSequenceNumber, aws.String(s.after)
-	}
-	out, err := r.o.Client.GetShardIterator(ctx, in)
+	out, err := s.r.o.Client.GetShardIterator(ctx, in)
 	if err != nil {
-		return nil, fmt.Errorf("shard iterator of %s/%s: %w", r.a.Name, s.id, err)
+		return nil, fmt.Errorf("shard iterator of %s/%s: %w", s.r.a.Name, id, err)
 	}
-	s.iter = out.ShardIterator
-	return s.iter, nil
+	return out.ShardIterator, nil
 }
 
-func (r *Reader) read(ctx context.Context, s *shard) (int, error) {
-	it, err := r.iterator(ctx, s)
-	if err != nil {
-		return 0, err
-	}
-	out, err := r.o.Client.GetRecords(ctx, &awskinesis.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(int32(r.o.BatchSize))})
+func (s source) Records(ctx context.Context, id string, it *string, limit int) ([]types.Record, *string, error) {
+	out, err := s.r.o.Client.GetRecords(ctx, &awskinesis.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(int32(limit))})
 	var expired *types.ExpiredIteratorException
 	if errors.As(err, &expired) {
-		s.iter = nil
-		return 0, nil
+		return nil, nil, shardread.ErrExpired
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read shard %s/%s: %w", r.a.Name, s.id, err)
+		return nil, nil, fmt.Errorf("read shard %s/%s: %w", s.r.a.Name, id, err)
 	}
-	if len(out.Records) == 0 {
-		s.iter = out.NextShardIterator
-		if s.iter == nil {
-			s.closed = true
-		}
-		return 0, nil
+	return out.Records, out.NextShardIterator, nil
+}
+
+// handle hands one shard's batch to the function as Lambda's Kinesis event.
+func (r *Reader) handle(ctx context.Context, shardID string, raw []types.Record) (int, string, error) {
+	recs := make([]events.KinesisEventRecord, len(raw))
+	seqs := make([]string, len(raw))
+	for i, rec := range raw {
+		recs[i] = r.event(shardID, rec)
+		seqs[i] = recs[i].Kinesis.SequenceNumber
 	}
-	recs := make([]events.KinesisEventRecord, len(out.Records))
-	for i, rec := range out.Records {
-		recs[i] = r.event(s.id, rec)
-	}
-	from, ierr := r.invoke(ctx, recs)
+	from, err := r.w.Invoke(ctx, r.o.Invoker, events.KinesisEvent{Records: recs}, seqs)
 	if r.o.OnBatch != nil {
-		r.o.OnBatch(s.id, recs, from, ierr)
+		r.o.OnBatch(shardID, recs, from, err)
 	}
-	if from == "" {
-		s.after, s.iter, s.failures = recs[len(recs)-1].Kinesis.SequenceNumber, out.NextShardIterator, 0
-		if s.iter == nil {
-			s.closed = true
-		}
-		return len(recs), nil
-	}
-	// Resume from the failed record: the ones before it are done.
-	for _, rec := range recs {
-		if rec.Kinesis.SequenceNumber == from {
-			break
-		}
-		s.after = rec.Kinesis.SequenceNumber
-	}
-	s.iter = nil
-	s.failures++
-	if r.o.MaxRetries >= 0 && s.failures > r.o.MaxRetries {
-		r.o.Logger.Error("kinesis batch failed too often: its records are skipped, as the mapping does after its retries",
-			"shard", s.id, "records", len(recs), "err", ierr)
-		s.after, s.failures = recs[len(recs)-1].Kinesis.SequenceNumber, 0
-		return len(recs), nil
-	}
-	s.wakeAt = time.Now().Add(r.o.Pause)
-	return len(recs), nil
-}
-
-// invoke hands recs to the function and returns the sequence number the
-// shard resumes from ("" when all are done).
-func (r *Reader) invoke(ctx context.Context, recs []events.KinesisEventRecord) (string, error) {
-	event, err := json.Marshal(events.KinesisEvent{Records: recs})
-	if err != nil {
-		return recs[0].Kinesis.SequenceNumber, err
-	}
-	// A batch is finished even when ctx ends meanwhile (Ctrl-C).
-	resp, err := r.o.Invoker.Invoke(context.WithoutCancel(ctx), event)
-	if err != nil {
-		r.o.Logger.Warn("kinesis batch: function error; the batch is read again", "records", len(recs), "err", err)
-		return recs[0].Kinesis.SequenceNumber, err
-	}
-	var br events.KinesisEventResponse
-	if len(resp) > 0 && string(resp) != "null" {
-		if err := json.Unmarshal(resp, &br); err != nil {
-			return recs[0].Kinesis.SequenceNumber, fmt.Errorf("function response is not a batch response: %w", err)
-		}
-	}
-	lowest := ""
-	for _, f := range br.BatchItemFailures {
-		id := f.ItemIdentifier
-		known := false
-		for _, rec := range recs {
-			if rec.Kinesis.SequenceNumber == id {
-				known = true
-			}
-		}
-		if !known {
-			// Lambda fails the whole batch on an identifier it did not send.
-			return recs[0].Kinesis.SequenceNumber, fmt.Errorf("function reported unknown item %q", id)
-		}
-		if lowest == "" || seqLess(id, lowest) {
-			lowest = id
-		}
-	}
-	return lowest, nil
-}
-
-// seqLess compares Kinesis sequence numbers (decimal strings of up to 128
-// bits).
-func seqLess(a, b string) bool {
-	if len(a) != len(b) {
-		return len(a) < len(b)
-	}
-	return a < b
+	return len(recs), from, err
 }
 
 func (r *Reader) event(shardID string, rec types.Record) events.KinesisEventRecord {
