@@ -78,7 +78,11 @@ func TestEngineConcurrentConsumersOnSQS(t *testing.T) {
 func TestEngineConcurrentConsumersOnSQSBatch(t *testing.T) {
 	concurrentConsumers(t, 12, 3, func(ctx context.Context, q *sqs.Queue, eng *engine.Engine) error {
 		for ctx.Err() == nil {
-			ds, err := q.Receive(ctx, 10, 5*time.Second, time.Second)
+			// A visibility timeout well above a batch's time even on a loaded
+			// machine: a redelivery because a batch was slow is not the race
+			// this test looks for (the next step's message delivered before
+			// its step's commit), but would count as a duplicate all the same.
+			ds, err := q.Receive(ctx, 10, 30*time.Second, time.Second)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
