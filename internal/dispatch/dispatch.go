@@ -289,9 +289,15 @@ func open(ctx context.Context, kind, arn string, m *awsconfig.Meter) (side, erro
 			return sd, err
 		}
 		sd.queue, sd.retrier, sd.visibility = q, q, sqs.NewVisibility(c)
-		sd.limit = 1 << 20 // the queue's default MaximumMessageSize
+		// The queue's own MaximumMessageSize (one call per open: the
+		// function's role has sqs:GetQueueAttributes for its mapping). A
+		// role without it, as an operator's may be, gets SQS's default: a
+		// message above a lowered size is then refused by the send, and
+		// the repair re-sends it in vain, which only the owner of such a
+		// queue and role can meet.
+		sd.limit, _ = sqs.MaxMessageBytes(ctx, c, q.URL())
 		if kind == SNSSQS {
-			sd.limit = sns.MaxMessageBytes // other publishers go through the topic
+			sd.limit = min(sd.limit, sns.MaxMessageBytes) // other publishers go through the topic
 		}
 	case SNS:
 		cfg, err := awsconfig.Load(ctx, regionOf(arn), m)
