@@ -96,6 +96,11 @@ func (s *Store) acquireCached(ctx context.Context, q engine.AcquireRequest) (eng
 		}
 		switch {
 		case err == nil:
+			if l.Takeovers > 0 {
+				if err := s.checkTakeover(ctx, q, sd); err != nil {
+					return engine.Lease{}, err
+				}
+			}
 			s.remember(q.CorrelationID, l.Fence, grant{rec.CommitFence, rec.Takeovers})
 			if s.cache2 != nil {
 				s.rememberSide(q.CorrelationID, l.Fence, sd)
@@ -138,10 +143,46 @@ func (s *Store) acquireCached(ctx context.Context, q engine.AcquireRequest) (eng
 // mayBeLastCommit reports whether a refused q may be a redelivery of the
 // execution's last commit's own message with nothing leased since (the
 // cache's view of outboxMayBeUnsent): then its outgoing message may never
-// have been sent, and the execution item says for sure.
+// have been sent, and the execution item says for sure. Nothing was leased
+// since when the last grant is the last commit's, or when nothing was
+// granted since the record was seeded (a reseed after a failed settle or a
+// loss: the seeded lease is the item's, the last commit's).
 func mayBeLastCommit(q engine.AcquireRequest, rec leasecache.Record) bool {
 	doneHere := rec.DoneStep == q.Step || (rec.FailedStep == q.Step && rec.FailedAttempt == q.Retries)
-	return doneHere && rec.LeaseStep == q.Step && rec.LeaseExpires.IsZero() && rec.Fence == rec.CommitFence && !rec.Stopped
+	unleased := rec.Fence == rec.CommitFence || rec.Fence == leasecache.FirstFence(rec.Epoch)
+	return doneHere && rec.LeaseStep == q.Step && rec.LeaseExpires.IsZero() && unleased && !rec.Stopped
+}
+
+// checkTakeover reads the execution item after the cache granted q's step
+// by a takeover (or again after one): a record whose settle and forget both
+// failed still holds the lease of a commit DynamoDB accepted, and its
+// expiry is no sign that the holder died. When the table says the step is
+// done (or the attempt failed), the grant is refused as the plain store's
+// Acquire refuses it (ErrDuplicate), the record is forgotten so that the
+// next acquire reseeds, and the commit's outbox is sent again when q is
+// that commit's message: otherwise the step would run again, its commit be
+// refused by the guard, and nothing resend the outbox. One read per
+// takeover, which is rare (a holder that crashed or ran out its lease).
+func (s *Store) checkTakeover(ctx context.Context, q engine.AcquireRequest, sd side) error {
+	r, err := s.get(ctx, q.CorrelationID)
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil // no item: the guard decides
+	}
+	if err != nil {
+		return fmt.Errorf("acquire %s step %d: check the takeover in DynamoDB table %s: %w; the message comes back", q.CorrelationID, q.Step, *s.table, err)
+	}
+	rerr := refusal(q, r)
+	if !errors.Is(rerr, engine.ErrDuplicate) {
+		return nil
+	}
+	s.stats.refused.Add(1)
+	s.forget(ctx, q.CorrelationID, sd)
+	if !errors.Is(rerr, engine.ErrPruned) && s.q != nil && outboxMayBeUnsent(q, r, r.lastStep) {
+		if err := s.resendOutbox(ctx, q.CorrelationID, r.lastStep); err != nil {
+			return err
+		}
+	}
+	return rerr
 }
 
 // resendIfUnsent reads the execution item and re-sends its last commit's

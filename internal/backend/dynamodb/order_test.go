@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -323,5 +324,84 @@ func TestTransactCommit(t *testing.T) {
 	}
 	if h := steps(t, s, "x"); len(h) != 2 {
 		t.Errorf("history %q: want steps 0 and 1 once each", h)
+	}
+}
+
+// failingSettle is a lease cache whose Settle fails without applying (a
+// fault injected on the call) while faulty, and whose Forget fails too
+// then when forgetFails: faults are transient, as the soak injects them.
+type failingSettle struct {
+	leasecache.Cache
+	forgetFails bool
+	faulty      *atomic.Bool
+}
+
+var errInjected = errors.New("injected lease cache fault")
+
+func (f failingSettle) Settle(ctx context.Context, st leasecache.Settlement) error {
+	if f.faulty.Load() {
+		return errInjected
+	}
+	return f.Cache.Settle(ctx, st)
+}
+
+func (f failingSettle) Forget(ctx context.Context, id string) error {
+	if f.forgetFails && f.faulty.Load() {
+		return errInjected
+	}
+	return f.Cache.Forget(ctx, id)
+}
+
+// TestRedeliveryAfterFailedSettle: a step committed on DynamoDB whose cache
+// settle failed (its record forgotten, or left granting the committed
+// lease when the forget failed too) and whose send failed is repaired by
+// its redelivery as on the plain store: the acquire is refused as a
+// duplicate and the commit's outbox is sent again, without a takeover
+// running the step again and without waiting for the scheduled repair.
+func TestRedeliveryAfterFailedSettle(t *testing.T) {
+	for _, c := range caches {
+		for _, forgetFails := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/forget-fails=%v", c.name, forgetFails), func(t *testing.T) {
+				ctx, crash := context.WithCancel(t.Context())
+				faulty := &atomic.Bool{}
+				s, q := setupCached(t, func(p string, c engine.Commit) {
+					if p == "after-commit" && c.Step == 0 {
+						crash() // the send fails
+						faulty.Store(false)
+					}
+				}, failingSettle{c.new(t), forgetFails, faulty})
+				l, err := s.Acquire(t.Context(), acq("x", 0, 0, t0))
+				if err != nil {
+					t.Fatal(err)
+				}
+				faulty.Store(true)
+				cm, out := step("x", 0, 0, l.Fence, t0)
+				if _, err := s.CommitStep(ctx, cm, out, ""); err == nil {
+					t.Fatal("CommitStep with a failed send succeeded")
+				}
+				if got := queued(t, q); len(got) != 0 {
+					t.Fatalf("after a failed send the queue holds %q", got)
+				}
+				// The delivery of step 0 comes back after its visibility timeout.
+				later := t0.Add(lease)
+				if l2, err := s.Acquire(t.Context(), acq("x", 0, 0, later)); !errors.Is(err, engine.ErrDuplicate) {
+					t.Fatalf("redelivery of committed step 0: lease %+v, err %v; want ErrDuplicate", l2, err)
+				}
+				if diff := cmp.Diff([]string{`{"step":1}`}, queued(t, q)); diff != "" {
+					t.Fatalf("redelivery of committed step 0 sent (-want +got):\n%s", diff)
+				}
+				l3, err := s.Acquire(t.Context(), acq("x", 1, 0, later))
+				if err != nil {
+					t.Fatalf("Acquire of step 1: %v", err)
+				}
+				cm, out = step("x", 1, 0, l3.Fence, later)
+				if _, err := s.CommitStep(t.Context(), cm, out, ""); err != nil {
+					t.Fatal(err)
+				}
+				if h := steps(t, s, "x"); len(h) != 2 || h[0][:4] != "0/0@" || h[1][:4] != "1/0@" {
+					t.Errorf("history %q: want steps 0 and 1 once each", h)
+				}
+			})
+		}
 	}
 }
